@@ -1,0 +1,71 @@
+#pragma once
+// perfwatch's configuration: the YAML file read by perfwatchd and the CLI.
+// Every error names file:line:column and the key; unknown keys are errors.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/duration.h"
+#include "common/log.h"
+#include "common/result.h"
+
+namespace perfwatch::config {
+
+// How a target finds its processes. Every key that is set must hold (logical AND).
+struct Match {
+  std::optional<std::int32_t> pid;
+  std::optional<std::string> comm;          // exact /proc/PID/comm (kernel truncates to 15 bytes)
+  std::optional<std::string> exe;           // exact path of /proc/PID/exe
+  std::optional<std::string> cmdline;       // ECMAScript regex searched in the space-joined argv
+  std::optional<std::string> systemd_unit;  // unit name, e.g. "kb-api.service"
+  std::optional<std::string> cgroup;        // cgroup path prefix, e.g. "/system.slice/kb-api.service"
+};
+
+struct Target {
+  std::string name;
+  Match match;
+  bool profile = true;
+};
+
+struct Storage {
+  std::string postgres;       // libpq URI without a password; empty = embedded cluster under state_dir
+  std::string password_file;  // optional file holding the password (else PGPASSWORD / ~/.pgpass)
+  Duration retention = std::chrono::hours(24 * 14);
+  std::uint64_t spool_max_bytes = 256ull << 20;  // windows held while the database is unreachable
+};
+
+struct Sampling {
+  std::uint32_t frequency_hz = 99;
+  Duration window = std::chrono::seconds(10);
+};
+
+struct Dashboard {
+  std::string listen = "127.0.0.1:7460";
+};
+
+inline constexpr std::size_t tier_count = 5;
+
+struct Config {
+  std::string source;  // the file it came from
+  std::string state_dir = "/var/lib/perfwatch";
+  std::string host;    // defaults to the machine's hostname
+  log::Level log_level = log::Level::info;
+  Storage storage;
+  Sampling sampling;
+  Dashboard dashboard;
+  // T1..T5 thresholds; defaults from the performance guide.
+  std::array<Duration, tier_count> tiers = {std::chrono::milliseconds(100), std::chrono::milliseconds(500),
+                                            std::chrono::seconds(2), std::chrono::seconds(5),
+                                            std::chrono::seconds(10)};
+  std::vector<Target> targets;
+};
+
+// Parses and validates. On failure the error message holds one line per problem,
+// each "FILE:LINE:COLUMN: KEY: what is wrong".
+Result<Config> load_file(const std::string& path);
+Result<Config> parse(std::string_view yaml_text, const std::string& source_name);
+
+}  // namespace perfwatch::config
