@@ -25,14 +25,16 @@ struct Match {
 };
 
 struct Target {
-  std::string name;
+  std::string name;  // unique, [A-Za-z0-9_.-]+; labels the target's profiles in storage and the dashboard
   Match match;
   bool profile = true;
 };
 
 struct Storage {
-  std::string postgres;       // libpq URI without a password; empty = embedded cluster under state_dir
-  std::string password_file;  // optional file holding the password (else PGPASSWORD / ~/.pgpass)
+  std::string postgres;       // libpq URI or key=value conninfo, never with a password; empty = embedded
+                              // cluster under state_dir
+  std::string password_file;  // optional absolute path of a file holding the password (else PGPASSWORD /
+                              // ~/.pgpass); only the path is kept here, the storage layer reads it
   Duration retention = std::chrono::hours(24 * 14);
   std::uint64_t spool_max_bytes = 256ull << 20;  // windows held while the database is unreachable
 };
@@ -43,7 +45,7 @@ struct Sampling {
 };
 
 struct Dashboard {
-  std::string listen = "127.0.0.1:7460";
+  std::string listen = "127.0.0.1:7460";  // HOST:PORT; HOST is IPv4, [IPv6] or a host name
 };
 
 inline constexpr std::size_t tier_count = 5;
@@ -67,5 +69,9 @@ struct Config {
 // each "FILE:LINE:COLUMN: KEY: what is wrong".
 Result<Config> load_file(const std::string& path);
 Result<Config> parse(std::string_view yaml_text, const std::string& source_name);
+
+// Every key the parser accepts, as paths such as "storage.retention" or "targets[].match.cmdline"
+// (sections included), so tests can check that the documented example covers them all.
+std::vector<std::string> known_key_paths();
 
 }  // namespace perfwatch::config

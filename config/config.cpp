@@ -1,0 +1,540 @@
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+#include <regex>
+#include <span>
+#include <tuple>
+
+namespace perfwatch::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+// ---- value checks: text in, value or problem out ---------------------------------------------------
+
+Result<std::string> absolute_path(const std::string& text) {
+  if (!text.starts_with('/')) return make_error("expected an absolute path, got '" + text + "'");
+  return text;
+}
+
+Result<Duration> duration_within(std::string_view text, Duration min, Duration max) {
+  Result<Duration> d = parse_duration(text);
+  if (!d) return d;
+  if (*d < min) return make_error("must be at least " + format_duration(min) + ", got " + std::string(text));
+  if (*d > max) return make_error("must be at most " + format_duration(max) + ", got " + std::string(text));
+  return d;
+}
+
+// Sizes use binary multiples, as the storage spool counts bytes on disk.
+Result<std::uint64_t> parse_size(std::string_view text) {
+  static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+      {"B", 1}, {"KB", 1ull << 10}, {"MB", 1ull << 20}, {"GB", 1ull << 30}, {"TB", 1ull << 40}};
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  const auto unit = std::find_if(std::begin(units), std::end(units), [&](const auto& u) {
+    return u.first == std::string_view(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  });
+  if (ec != std::errc{} || end == text.data() || unit == std::end(units))
+    return make_error("expected a size such as 512KB, 256MB or 1GB (units B, KB, MB, GB, TB), got '" +
+                      std::string(text) + "'");
+  if (value > std::numeric_limits<std::uint64_t>::max() / unit->second)
+    return make_error("size '" + std::string(text) + "' is too large");
+  return value * unit->second;
+}
+
+Result<std::uint64_t> spool_size(const std::string& text) {
+  Result<std::uint64_t> size = parse_size(text);
+  if (size && *size < (1ull << 20)) return make_error("must be at least 1MB, got " + text);
+  return size;
+}
+
+Result<log::Level> log_level(const std::string& text) {
+  log::Level level;
+  if (!log::parse_level(text, level)) return make_error("expected one of debug, info, warn, error, got '" + text + "'");
+  return level;
+}
+
+Result<std::string> non_empty(const std::string& text) {
+  if (text.empty()) return make_error("must not be empty");
+  return text;
+}
+
+// Secrets never live in the YAML: the file is often world-readable and ends up in backups and tickets.
+Result<std::string> conninfo(const std::string& text) {
+  if (text.empty()) return text;  // the embedded cluster
+  char* raw_error = nullptr;
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(PQconninfoParse(text.c_str(), &raw_error),
+                                                                       PQconninfoFree);
+  if (!options) {
+    std::string message = raw_error ? raw_error : "out of memory";
+    PQfreemem(raw_error);
+    while (message.ends_with('\n')) message.pop_back();
+    return make_error("invalid PostgreSQL connection string: " + message);
+  }
+  for (const PQconninfoOption* o = options.get(); o->keyword; ++o)
+    if (std::string_view(o->keyword) == "password" && o->val && *o->val)
+      return make_error(
+          "must not contain a password; put it in the file named by storage.password_file or in the "
+          "PGPASSWORD environment variable");
+  return text;
+}
+
+bool valid_hostname(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  for (std::size_t start = 0; start <= host.size();) {
+    std::size_t dot = std::min(host.find('.', start), host.size());
+    std::string_view label = host.substr(start, dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    if (!std::all_of(label.begin(), label.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-'; }))
+      return false;
+    start = dot + 1;
+  }
+  return true;
+}
+
+Result<std::string> listen_address(const std::string& text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos)
+    return make_error("expected HOST:PORT such as 127.0.0.1:7460 or [::1]:7460, got '" + text + "'");
+  const std::string host = text.substr(0, colon);
+  const std::string_view port = std::string_view(text).substr(colon + 1);
+  unsigned port_number = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), port_number);
+  if (ec != std::errc{} || end != port.data() + port.size() || port.empty() || port_number < 1 || port_number > 65535)
+    return make_error("port must be a number from 1 to 65535, got '" + std::string(port) + "'");
+
+  unsigned char address[16];
+  if (host.empty()) return make_error("missing host; use 0.0.0.0 or [::] to listen on every interface");
+  if (host.front() == '[') {
+    if (!host.ends_with(']') || inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), address) != 1)
+      return make_error("invalid IPv6 address '" + host + "'");
+  } else if (host.find(':') != std::string::npos) {
+    return make_error("put an IPv6 address in brackets, e.g. [::1]:7460");
+  } else if (host.find_first_not_of("0123456789.") == std::string::npos) {
+    if (inet_pton(AF_INET, host.c_str(), address) != 1) return make_error("invalid IPv4 address '" + host + "'");
+  } else if (!valid_hostname(host)) {
+    return make_error("invalid host name '" + host + "'");
+  }
+  return text;
+}
+
+Result<std::string> target_name(const std::string& text) {
+  const auto allowed = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  };
+  if (text.empty() || !std::all_of(text.begin(), text.end(), allowed))
+    return make_error("must be made of letters, digits, '_', '.' and '-', got '" + text + "'");
+  return text;
+}
+
+// The kernel keeps only 15 bytes of a task's name, so a longer comm could never match.
+Result<std::string> comm_name(const std::string& text) {
+  if (text.empty()) return make_error("must not be empty");
+  if (text.size() > 15)
+    return make_error("is " + std::to_string(text.size()) +
+                      " bytes but the kernel truncates comm to 15; use its first 15 bytes or match by exe or "
+                      "cmdline");
+  return text;
+}
+
+Result<std::string> cmdline_regex(const std::string& text) {
+  if (text.empty()) return make_error("must not be empty (it would match every process)");
+  try {
+    std::regex(text, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    return make_error(std::string("invalid regex: ") + e.what());
+  }
+  return text;
+}
+
+Result<std::string> systemd_unit(const std::string& text) {
+  static constexpr std::string_view suffixes[] = {".service", ".socket", ".device", ".mount", ".automount", ".swap",
+                                                  ".target",  ".path",   ".timer",  ".slice", ".scope"};
+  const bool has_suffix = std::any_of(std::begin(suffixes), std::end(suffixes),
+                                      [&](std::string_view s) { return text.size() > s.size() && text.ends_with(s); });
+  if (!has_suffix || text.find('/') != std::string::npos)
+    return make_error(
+        "expected a unit name ending in .service, .scope, .slice, .socket, .mount, .timer, .target, "
+        ".path, .swap, .device or .automount, got '" +
+        text + "'");
+  return text;
+}
+
+Result<std::string> cgroup_path(const std::string& text) {
+  if (!text.starts_with('/'))
+    return make_error("expected a cgroup path starting with '/', such as /system.slice/app.service, got '" + text +
+                      "'");
+  return text;
+}
+
+// ---- the reader: walks the YAML, records every problem ------------------------------------------
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "nothing";
+  }
+}
+
+std::string join(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+// One value of the document, with the key path and position its errors name.
+struct Entry {
+  YAML::Node value;
+  std::string path;  // e.g. "targets[1].match.cmdline"
+  YAML::Mark mark;   // the value's position, or its key's when the value is empty (yaml-cpp then points
+                     // at the next token, often on another line)
+};
+
+class Reader;
+
+// One key of a mapping and how to read its value into T.
+template <typename T>
+struct Field {
+  std::string_view key;
+  void (*read)(Reader& reader, const Entry& entry, T& out);
+};
+
+template <typename T>
+std::string key_list(std::span<const Field<T>> fields) {
+  std::string list;
+  for (const Field<T>& f : fields) list += (list.empty() ? "" : ", ") + std::string(f.key);
+  return list;
+}
+
+// The T of a Result<T>, so `checked` can return what its check produces.
+template <typename R>
+struct result_value;
+template <typename T>
+struct result_value<Result<T>> {
+  using type = T;
+};
+
+template <typename T>
+void assign(T& out, std::optional<T> value) {
+  if (value) out = std::move(*value);
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  void error(const YAML::Mark& mark, const std::string& path, const std::string& what) {
+    std::string where = source_;
+    if (!mark.is_null()) where += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+    problems_.push_back(
+        {mark.is_null() ? -1 : mark.line, mark.column, where + ": " + (path.empty() ? what : path + ": " + what)});
+  }
+  void error(const Entry& at, const std::string& what) { error(at.mark, at.path, what); }
+
+  // A scalar converted by yaml-cpp (bool accepts true/false/yes/no/on/off; integers accept 0x.. too).
+  template <typename T>
+  std::optional<T> scalar(const Entry& at, std::string_view expected) {
+    T value{};
+    if (at.value.IsScalar() && YAML::convert<T>::decode(at.value, value)) return value;
+    error(at, "expected " + std::string(expected) + ", got " + describe(at.value));
+    return std::nullopt;
+  }
+
+  // A string checked and converted by `check`, whose error text becomes the message.
+  template <typename Check>
+  auto checked(const Entry& at, Check check)
+      -> std::optional<typename result_value<decltype(check(std::string()))>::type> {
+    std::optional<std::string> text = scalar<std::string>(at, "a string");
+    if (!text) return std::nullopt;
+    auto result = check(*text);
+    if (!result) {
+      error(at, result.error().message);
+      return std::nullopt;
+    }
+    return std::move(result).value();
+  }
+
+  std::optional<std::int64_t> integer(const Entry& at, std::int64_t min, std::int64_t max) {
+    std::optional<std::int64_t> value = scalar<std::int64_t>(at, "an integer");
+    if (value && (*value < min || *value > max)) {
+      error(at,
+            "must be from " + std::to_string(min) + " to " + std::to_string(max) + ", got " + std::to_string(*value));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  // Reads each key through its field; unknown and duplicate keys are errors. An empty value stands for
+  // an empty mapping. Returns the keys present (by the fields' names), or nullopt when not a mapping.
+  template <typename T>
+  std::optional<std::map<std::string_view, Entry>> mapping(const Entry& at, std::span<const Field<T>> fields, T& out) {
+    std::map<std::string_view, Entry> present;
+    if (at.value.IsNull()) return present;
+    if (!at.value.IsMap()) {
+      error(at, "expected a mapping, got " + describe(at.value));
+      return std::nullopt;
+    }
+    for (const auto& item : at.value) {
+      const YAML::Node& key = item.first;
+      if (!key.IsScalar()) {
+        error(key.Mark(), at.path, "expected a key name, got " + describe(key));
+        continue;
+      }
+      const Entry entry{item.second, join(at.path, key.Scalar()),
+                        item.second.IsNull() ? key.Mark() : item.second.Mark()};
+      const auto field =
+          std::find_if(fields.begin(), fields.end(), [&](const Field<T>& f) { return f.key == key.Scalar(); });
+      if (field == fields.end()) {
+        error(key.Mark(), entry.path, unknown_key(key.Scalar(), fields));
+        continue;
+      }
+      const auto [first, inserted] = present.emplace(field->key, entry);
+      if (!inserted) {
+        error(key.Mark(), entry.path,
+              "duplicate key (first set on line " + std::to_string(first->second.mark.line + 1) + ")");
+        continue;
+      }
+      field->read(*this, entry, out);
+    }
+    return present;
+  }
+
+  Result<void> outcome() {
+    if (problems_.empty()) return {};
+    std::stable_sort(problems_.begin(), problems_.end(), [](const Problem& a, const Problem& b) {
+      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    });
+    std::string message;
+    for (const Problem& p : problems_) message += (message.empty() ? "" : "\n") + p.text;
+    return make_error(std::move(message));
+  }
+
+ private:
+  template <typename T>
+  static std::string unknown_key(const std::string& key, std::span<const Field<T>> fields) {
+    std::string_view closest;
+    std::size_t best = 3;  // suggest only within an edit distance of 2
+    for (const Field<T>& f : fields) {
+      if (const std::size_t d = edit_distance(key, f.key); d < best) {
+        best = d;
+        closest = f.key;
+      }
+    }
+    if (!closest.empty()) return "unknown key '" + key + "' (did you mean '" + std::string(closest) + "'?)";
+    return "unknown key '" + key + "' (known keys: " + key_list(fields) + ")";
+  }
+
+  struct Problem {
+    int line;  // -1 for problems with the file as a whole, sorted first
+    int column;
+    std::string text;
+  };
+  std::string source_;
+  std::vector<Problem> problems_;
+};
+
+// ---- the schema ---------------------------------------------------------------------------------
+
+using Tiers = std::array<Duration, tier_count>;
+
+template <std::size_t I>
+void read_tier(Reader& r, const Entry& e, Tiers& tiers) {
+  assign(tiers[I], r.checked(e, [](const std::string& t) { return duration_within(t, 1us, Duration::max()); }));
+}
+
+const Field<Tiers> tier_fields[] = {
+    {"T1", read_tier<0>}, {"T2", read_tier<1>}, {"T3", read_tier<2>}, {"T4", read_tier<3>}, {"T5", read_tier<4>},
+};
+static_assert(std::size(tier_fields) == tier_count);
+
+const Field<Match> match_fields[] = {
+    {"pid",
+     [](Reader& r, const Entry& e, Match& m) {
+       if (auto pid = r.integer(e, 1, std::numeric_limits<std::int32_t>::max()))
+         m.pid = static_cast<std::int32_t>(*pid);
+     }},
+    {"comm", [](Reader& r, const Entry& e, Match& m) { m.comm = r.checked(e, comm_name); }},
+    {"exe", [](Reader& r, const Entry& e, Match& m) { m.exe = r.checked(e, absolute_path); }},
+    {"cmdline", [](Reader& r, const Entry& e, Match& m) { m.cmdline = r.checked(e, cmdline_regex); }},
+    {"systemd_unit", [](Reader& r, const Entry& e, Match& m) { m.systemd_unit = r.checked(e, systemd_unit); }},
+    {"cgroup", [](Reader& r, const Entry& e, Match& m) { m.cgroup = r.checked(e, cgroup_path); }},
+};
+
+const Field<Target> target_fields[] = {
+    {"name", [](Reader& r, const Entry& e, Target& t) { assign(t.name, r.checked(e, target_name)); }},
+    {"match",
+     [](Reader& r, const Entry& e, Target& t) {
+       const auto present = r.mapping<Match>(e, match_fields, t.match);
+       if (present && present->empty()) r.error(e, "must set at least one of " + key_list<Match>(match_fields));
+     }},
+    {"profile", [](Reader& r, const Entry& e, Target& t) { assign(t.profile, r.scalar<bool>(e, "a boolean")); }},
+};
+
+const Field<Storage> storage_fields[] = {
+    {"postgres", [](Reader& r, const Entry& e, Storage& s) { assign(s.postgres, r.checked(e, conninfo)); }},
+    {"password_file",
+     [](Reader& r, const Entry& e, Storage& s) { assign(s.password_file, r.checked(e, absolute_path)); }},
+    {"retention",
+     [](Reader& r, const Entry& e, Storage& s) {
+       assign(s.retention, r.checked(e, [](const std::string& t) { return duration_within(t, 1h, Duration::max()); }));
+     }},
+    {"spool_max", [](Reader& r, const Entry& e, Storage& s) { assign(s.spool_max_bytes, r.checked(e, spool_size)); }},
+};
+
+const Field<Sampling> sampling_fields[] = {
+    {"frequency_hz",
+     [](Reader& r, const Entry& e, Sampling& s) {
+       if (auto hz = r.integer(e, 1, 10000)) s.frequency_hz = static_cast<std::uint32_t>(*hz);
+     }},
+    {"window",
+     [](Reader& r, const Entry& e, Sampling& s) {
+       assign(s.window, r.checked(e, [](const std::string& t) { return duration_within(t, 1s, 1h); }));
+     }},
+};
+
+const Field<Dashboard> dashboard_fields[] = {
+    {"listen", [](Reader& r, const Entry& e, Dashboard& d) { assign(d.listen, r.checked(e, listen_address)); }},
+};
+
+// The thresholds grade latencies from fast to slow, so each must exceed the one before it.
+void read_tiers(Reader& r, const Entry& e, Tiers& tiers) {
+  const auto present = r.mapping<Tiers>(e, tier_fields, tiers);
+  if (!present) return;
+  for (std::size_t i = 1; i < tier_count; ++i) {
+    if (tiers[i] > tiers[i - 1]) continue;
+    // Blame the tier the file sets: this one, else the one before (a default cannot be wrong alone).
+    auto at = present->find(tier_fields[i].key);
+    if (at == present->end()) at = present->find(tier_fields[i - 1].key);
+    r.error(at->second, std::string(tier_fields[i].key) + " (" + format_duration(tiers[i]) + ") must be longer than " +
+                            std::string(tier_fields[i - 1].key) + " (" + format_duration(tiers[i - 1]) + ")");
+  }
+}
+
+void read_targets(Reader& r, const Entry& e, std::vector<Target>& targets) {
+  if (e.value.IsNull()) return;
+  if (!e.value.IsSequence()) {
+    r.error(e, "expected a sequence, got " + describe(e.value));
+    return;
+  }
+  std::map<std::string, int> first_line_of_name;
+  for (std::size_t i = 0; i < e.value.size(); ++i) {
+    const YAML::Node node = e.value[i];
+    const Entry item{node, e.path + "[" + std::to_string(i) + "]", node.Mark()};
+    Target target;
+    const auto present = r.mapping<Target>(item, target_fields, target);
+    if (!present) continue;
+    for (std::string_view required : {"name", "match"})
+      if (!present->contains(required)) r.error(item, "missing required key '" + std::string(required) + "'");
+    if (!target.name.empty()) {
+      const Entry& name = present->at("name");
+      const auto [first, inserted] = first_line_of_name.emplace(target.name, name.mark.line + 1);
+      if (!inserted)
+        r.error(name, "duplicate target name '" + target.name + "' (first used on line " +
+                          std::to_string(first->second) + ")");
+    }
+    targets.push_back(std::move(target));
+  }
+}
+
+const Field<Config> config_fields[] = {
+    {"state_dir", [](Reader& r, const Entry& e, Config& c) { assign(c.state_dir, r.checked(e, absolute_path)); }},
+    {"host", [](Reader& r, const Entry& e, Config& c) { assign(c.host, r.checked(e, non_empty)); }},
+    {"log_level", [](Reader& r, const Entry& e, Config& c) { assign(c.log_level, r.checked(e, log_level)); }},
+    {"storage", [](Reader& r, const Entry& e, Config& c) { r.mapping<Storage>(e, storage_fields, c.storage); }},
+    {"sampling", [](Reader& r, const Entry& e, Config& c) { r.mapping<Sampling>(e, sampling_fields, c.sampling); }},
+    {"dashboard", [](Reader& r, const Entry& e, Config& c) { r.mapping<Dashboard>(e, dashboard_fields, c.dashboard); }},
+    {"tiers", [](Reader& r, const Entry& e, Config& c) { read_tiers(r, e, c.tiers); }},
+    {"targets", [](Reader& r, const Entry& e, Config& c) { read_targets(r, e, c.targets); }},
+};
+
+template <typename T>
+void add_key_paths(std::vector<std::string>& paths, const std::string& prefix, std::span<const Field<T>> fields) {
+  for (const Field<T>& f : fields) paths.push_back(prefix + std::string(f.key));
+}
+
+}  // namespace
+
+Result<Config> parse(std::string_view yaml_text, const std::string& source_name) {
+  Reader reader(source_name);
+  Config config;
+  config.source = source_name;
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    reader.error(e.mark, "", "YAML syntax error: " + e.msg);
+    return reader.outcome().error();
+  }
+  if (documents.size() > 1) reader.error(documents[1].Mark(), "", "expected a single YAML document, found another");
+  // An empty file (or one of comments only) holds no document: every key keeps its default.
+  if (!documents.empty()) reader.mapping<Config>(Entry{documents[0], "", documents[0].Mark()}, config_fields, config);
+
+  if (config.host.empty()) {
+    char name[256] = {};
+    if (gethostname(name, sizeof name - 1) == 0 && name[0] != '\0')
+      config.host = name;
+    else
+      reader.error(YAML::Mark::null_mark(), "host", "not set and the machine's hostname is unknown; set it");
+  }
+  if (Result<void> outcome = reader.outcome(); !outcome) return outcome.error();
+  return config;
+}
+
+Result<Config> load_file(const std::string& path) {
+  std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(path.c_str(), "re"), std::fclose);
+  if (!file) return make_error(path + ": cannot open: " + std::strerror(errno));
+  std::string text;
+  char buffer[1 << 14];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, n);
+  // A directory opens fine and fails only on read (EISDIR).
+  if (std::ferror(file.get())) return make_error(path + ": cannot read: " + std::strerror(errno));
+  return parse(text, path);
+}
+
+std::vector<std::string> known_key_paths() {
+  std::vector<std::string> paths;
+  add_key_paths<Config>(paths, "", config_fields);
+  add_key_paths<Storage>(paths, "storage.", storage_fields);
+  add_key_paths<Sampling>(paths, "sampling.", sampling_fields);
+  add_key_paths<Dashboard>(paths, "dashboard.", dashboard_fields);
+  add_key_paths<Tiers>(paths, "tiers.", tier_fields);
+  add_key_paths<Target>(paths, "targets[].", target_fields);
+  add_key_paths<Match>(paths, "targets[].match.", match_fields);
+  return paths;
+}
+
+}  // namespace perfwatch::config

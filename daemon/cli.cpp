@@ -1,0 +1,209 @@
+#include "daemon/cli.h"
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common/duration.h"
+#include "common/flame_tree.h"
+#include "config/config.h"
+#include "daemon/cli_time.h"
+#include "storage/embedded_postgres.h"
+
+namespace perfwatch::cli {
+namespace {
+
+using daemon::format_time;
+using daemon::parse_time;
+
+// "--key value" or "--key=value"; advances i past what it consumed.
+std::optional<std::string> take_value(std::span<const std::string> args, std::size_t& i, std::string_view key,
+                                      std::optional<Error>& error) {
+  const std::string& arg = args[i];
+  if (arg == key) {
+    if (i + 1 >= args.size()) {
+      error = make_error(std::string(key) + " needs a value");
+      return std::nullopt;
+    }
+    return args[++i];
+  }
+  if (arg.starts_with(std::string(key) + "=")) return arg.substr(key.size() + 1);
+  return std::nullopt;
+}
+
+std::string join_pids(const std::vector<std::int32_t>& pids) {
+  std::string out;
+  for (std::int32_t pid : pids) out += (out.empty() ? "" : ",") + std::to_string(pid);
+  return out.empty() ? "-" : out;
+}
+
+struct Context {
+  config::Config config;
+  std::string host;  // "" = every host
+  std::unique_ptr<storage::Query> query;
+};
+
+Result<Context> open_context(const Options& options) {
+  Result<config::Config> cfg = config::load_file(options.config_path);
+  if (!cfg) return cfg.error();
+  Context ctx{std::move(*cfg), "", nullptr};
+  ctx.host = options.all_hosts ? "" : options.host.value_or(ctx.config.host);
+  std::string uri = ctx.config.storage.postgres;
+  if (uri.empty()) {
+    Result<std::string> embedded = storage::embedded_uri(ctx.config.state_dir);
+    if (!embedded) return embedded.error();
+    uri = *embedded;
+  }
+  auto query = storage::Query::connect({uri, ctx.config.storage.password_file});
+  if (!query) return query.error();
+  ctx.query = std::move(*query);
+  return ctx;
+}
+
+int list_targets(const Options& options, Context& ctx, std::FILE* out, std::FILE* err) {
+  auto found = ctx.query->targets(ctx.host, options.range);
+  if (!found) {
+    std::fprintf(err, "perfwatch: %s\n", found.error().message.c_str());
+    return 1;
+  }
+  std::vector<storage::TargetSummary> rows = std::move(*found);
+  // Configured targets of this host show even before their first sample.
+  if (!ctx.host.empty())
+    for (const config::Target& t : ctx.config.targets)
+      if (std::none_of(rows.begin(), rows.end(), [&](const auto& r) { return r.host == ctx.host && r.name == t.name; }))
+        rows.push_back({ctx.host, t.name, {}, 0, 0, std::nullopt});
+
+  if (options.format == "json") {
+    nlohmann::json doc = nlohmann::json::array();
+    for (const auto& r : rows)
+      doc.push_back({{"host", r.host},
+                     {"name", r.name},
+                     {"pids", r.pids},
+                     {"samples", r.samples},
+                     {"windows", r.windows},
+                     {"last_window_end", r.last_window_end ? nlohmann::json(format_time(*r.last_window_end)) : nullptr}});
+    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    return 0;
+  }
+  std::size_t name_width = 6, host_width = 4, pid_width = 4;
+  for (const auto& r : rows) {
+    name_width = std::max(name_width, r.name.size());
+    host_width = std::max(host_width, r.host.size());
+    pid_width = std::max(pid_width, join_pids(r.pids).size());
+  }
+  const int nw = static_cast<int>(name_width), hw = static_cast<int>(host_width), pw = static_cast<int>(pid_width);
+  std::fprintf(out, "%-*s  %-*s  %-*s  %10s  %s\n", nw, "TARGET", hw, "HOST", pw, "PIDS", "SAMPLES", "LAST WINDOW");
+  for (const auto& r : rows)
+    std::fprintf(out, "%-*s  %-*s  %-*s  %10llu  %s\n", nw, r.name.c_str(), hw, r.host.c_str(), pw,
+                 join_pids(r.pids).c_str(), static_cast<unsigned long long>(r.samples),
+                 r.last_window_end ? format_time(*r.last_window_end).c_str() : "-");
+  return 0;
+}
+
+int print_flame(const Options& options, Context& ctx, std::FILE* out, std::FILE* err) {
+  auto profile = ctx.query->profile(ctx.host, options.target, options.range);
+  if (!profile) {
+    std::fprintf(err, "perfwatch: %s\n", profile.error().message.c_str());
+    return 1;
+  }
+  if (profile->stacks.empty())
+    std::fprintf(err, "perfwatch: no samples for target '%s' between %s and %s\n", options.target.c_str(),
+                 format_time(options.range.from).c_str(), format_time(options.range.to).c_str());
+  if (auto stats = ctx.query->sampler_stats(ctx.host, options.range)) {
+    const std::uint64_t lost = stats->lost_stack_collision + stats->lost_stack_error + stats->lost_map_full +
+                               stats->lost_unresolved;
+    if (lost > 0)
+      std::fprintf(err, "perfwatch: note: %llu of the sampler's %llu samples in this range were lost (all targets)\n",
+                   static_cast<unsigned long long>(lost), static_cast<unsigned long long>(stats->samples + lost));
+  }
+  if (options.format == "json")
+    std::fprintf(out, "%s\n", profile::to_flame_tree(*profile, options.target).dump().c_str());
+  else
+    std::fputs(profile::to_folded(*profile).c_str(), out);
+  return 0;
+}
+
+}  // namespace
+
+std::string usage() {
+  return "usage: perfwatch [--config FILE] [--host NAME | --all-hosts] COMMAND [OPTIONS]\n"
+         "\n"
+         "commands:\n"
+         "  targets [RANGE] [--format table|json]\n"
+         "      targets with their matched pids and sample counts\n"
+         "  flame --target NAME [RANGE] [--format folded|json]\n"
+         "      the target's merged profile; folded is 'root;child;leaf COUNT' (flamegraph.pl input)\n"
+         "\n"
+         "RANGE: --since DURATION (default 10m; 250ms, 2s, 10m, 14d) or --from TIME [--to TIME]\n"
+         "       TIME: 2026-11-24T10:00:00Z or Unix seconds; --to defaults to now\n"
+         "--config FILE  the perfwatch configuration (default " +
+         std::string(default_config_path) +
+         "); it names the database\n"
+         "--host NAME    whose data to read (default: this machine's name from the config)\n";
+}
+
+Result<Options> parse_args(std::span<const std::string> args, profile::TimePoint now) {
+  Options o;
+  std::optional<std::string> command, since, from, to, format;
+  std::optional<Error> error;
+  for (std::size_t i = 0; i < args.size() && !error; ++i) {
+    const std::string& arg = args[i];
+    if (auto v = take_value(args, i, "--config", error)) o.config_path = *v;
+    else if (auto v = take_value(args, i, "--host", error)) o.host = *v;
+    else if (auto v = take_value(args, i, "--target", error)) o.target = *v;
+    else if (auto v = take_value(args, i, "--since", error)) since = *v;
+    else if (auto v = take_value(args, i, "--from", error)) from = *v;
+    else if (auto v = take_value(args, i, "--to", error)) to = *v;
+    else if (auto v = take_value(args, i, "--format", error)) format = *v;
+    else if (error) break;
+    else if (arg == "--all-hosts") o.all_hosts = true;
+    else if (!arg.starts_with("-") && !command) command = arg;
+    else error = make_error("unexpected argument '" + arg + "'");
+  }
+  if (error) return *error;
+  if (!command) return make_error("no command given");
+  if (*command == "targets") o.command = Command::targets;
+  else if (*command == "flame") o.command = Command::flame;
+  else return make_error("unknown command '" + *command + "'");
+
+  if (o.command == Command::flame && o.target.empty()) return make_error("flame needs --target NAME");
+  if (o.command != Command::flame && !o.target.empty()) return make_error("--target only goes with flame");
+  if (o.all_hosts && o.host) return make_error("--host and --all-hosts exclude each other");
+  const std::vector<std::string> formats =
+      o.command == Command::flame ? std::vector<std::string>{"folded", "json"} : std::vector<std::string>{"table", "json"};
+  o.format = format.value_or(formats.front());
+  if (std::find(formats.begin(), formats.end(), o.format) == formats.end())
+    return make_error("--format must be " + formats[0] + " or " + formats[1] + ", got '" + o.format + "'");
+
+  if (since && (from || to)) return make_error("use either --since or --from/--to, not both");
+  if (to && !from) return make_error("--to needs --from");
+  if (from) {
+    Result<profile::TimePoint> f = parse_time(*from);
+    if (!f) return make_error("--from: " + f.error().message);
+    Result<profile::TimePoint> t = to ? parse_time(*to) : Result<profile::TimePoint>(now);
+    if (!t) return make_error("--to: " + t.error().message);
+    if (*t <= *f) return make_error("--to must be later than --from");
+    o.range = {*f, *t};
+  } else {
+    Result<Duration> d = parse_duration(since.value_or("10m"));
+    if (!d) return make_error("--since: " + d.error().message);
+    if (d->count() == 0) return make_error("--since must be longer than 0");
+    o.range = {now - std::chrono::duration_cast<profile::Clock::duration>(*d), now};
+  }
+  return o;
+}
+
+int run(const Options& options, std::FILE* out, std::FILE* err) {
+  Result<Context> ctx = open_context(options);
+  if (!ctx) {
+    std::fprintf(err, "perfwatch: %s\n", ctx.error().message.c_str());
+    return 1;
+  }
+  switch (options.command) {
+    case Command::targets: return list_targets(options, *ctx, out, err);
+    case Command::flame: return print_flame(options, *ctx, out, err);
+  }
+  return 1;
+}
+
+}  // namespace perfwatch::cli

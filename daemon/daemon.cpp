@@ -1,0 +1,359 @@
+#include "daemon.h"
+
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <stdexcept>
+
+#include "collector/oncpu_sampler.h"
+#include "collector/proc_events.h"
+#include "collector/symbolizer.h"
+#include "collector/tracefs.h"
+#include "common/log.h"
+#include "daemon/proc_reader.h"
+#include "daemon/process_registry.h"
+#include "daemon/window_builder.h"
+#include "storage/embedded_postgres.h"
+#include "storage/window_writer.h"
+
+namespace perfwatch::daemon {
+namespace {
+
+using namespace std::chrono;
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+int checked(int fd, const char* what) {
+  if (fd < 0) throw std::runtime_error(std::string(what) + ": " + std::strerror(errno));
+  return fd;
+}
+
+collector::ProcessKey to_collector(ProcessKey k) { return {k.pid, k.generation}; }
+
+// Routes the registry's decisions to the BPF watched map and the symbolizer.
+class SamplerSink final : public ProcessSink {
+ public:
+  SamplerSink(collector::OncpuSampler& sampler, collector::Symbolizer& symbolizer)
+      : sampler_(sampler), symbolizer_(symbolizer) {}
+
+  void watch(ProcessKey key, std::size_t) override {
+    if (auto r = sampler_.watch(key.pid, key.generation); !r)
+      log::warn("cannot watch process", {{"pid", key.pid}, {"error", r.error().message}});
+    if (auto r = symbolizer_.add_process(to_collector(key)); !r)
+      log::debug("process gone before its maps were read", {{"pid", key.pid}, {"error", r.error().message}});
+  }
+  void unwatch(ProcessKey key) override { sampler_.unwatch(key.pid); }
+  void retire(ProcessKey key) override { symbolizer_.retire_process(to_collector(key)); }
+  // The symbolizer releases all retired processes at once after each window.
+  void release(ProcessKey) override {}
+
+ private:
+  collector::OncpuSampler& sampler_;
+  collector::Symbolizer& symbolizer_;
+};
+
+class SymbolizerResolver final : public FrameResolver {
+ public:
+  explicit SymbolizerResolver(collector::Symbolizer& s) : s_(s) {}
+  std::vector<profile::Frame> user(ProcessKey p, std::span<const std::uint64_t> ips) override {
+    return s_.symbolize_user(to_collector(p), ips);
+  }
+  std::vector<profile::Frame> kernel(std::span<const std::uint64_t> ips) override { return s_.symbolize_kernel(ips); }
+
+ private:
+  collector::Symbolizer& s_;
+};
+
+std::string hostname_or(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+class Daemon {
+ public:
+  Daemon(config::Config cfg, std::string config_path) : cfg_(std::move(cfg)), config_path_(std::move(config_path)) {}
+
+  int run() {
+    start();
+    loop();
+    stop();
+    return 0;
+  }
+
+ private:
+  void start() {
+    log::set_level(cfg_.log_level);
+    log::route_libbpf();
+    host_ = hostname_or(cfg_.host);
+
+    // Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
+    rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+    setrlimit(RLIMIT_MEMLOCK, &unlimited);
+    if (auto r = collector::ensure_tracefs_mounted(); !r)
+      log::warn("tracefs unavailable; tracepoint-based probes may fail", {{"error", r.error().message}});
+
+    start_storage();
+
+    collector::OncpuOptions sampler_options;
+    sampler_options.frequency_hz = cfg_.sampling.frequency_hz;
+    auto sampler = collector::OncpuSampler::create(sampler_options);
+    if (!sampler) throw std::runtime_error("cannot start the CPU sampler: " + sampler.error().message);
+    sampler_ = std::move(*sampler);
+    auto events = collector::ProcEvents::create(sampler_->watched_map_fd());
+    if (!events) throw std::runtime_error("cannot start process events: " + events.error().message);
+    events_ = std::move(*events);
+
+    symbolizer_ = std::make_unique<collector::Symbolizer>();
+    sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_);
+    registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
+    apply_targets();
+
+    window_start_ = system_clock::now();
+    setup_fds();
+    sd_notify(0, "READY=1\nSTATUS=sampling");
+    log::info("perfwatchd started", {{"config", config_path_}, {"host", host_},
+                                     {"targets", cfg_.targets.size()}, {"watched", registry_->live_count()},
+                                     {"frequency_hz", cfg_.sampling.frequency_hz},
+                                     {"window", format_duration(cfg_.sampling.window)}});
+  }
+
+  void start_storage() {
+    std::string uri = cfg_.storage.postgres;
+    if (uri.empty()) {
+      storage::EmbeddedOptions options;
+      options.state_dir = cfg_.state_dir;
+      embedded_ = storage::EmbeddedPostgres::start(options);
+      uri = embedded_->uri();
+    }
+    storage::WriterOptions options;
+    options.connect = {uri, cfg_.storage.password_file};
+    options.spool_dir = cfg_.state_dir + "/spool";
+    options.spool_max_bytes = cfg_.storage.spool_max_bytes;
+    options.retention = cfg_.storage.retention;
+    writer_ = std::make_unique<storage::WindowWriter>(options, storage::PgStore::factory(options.connect));
+  }
+
+  void apply_targets() {
+    std::vector<bool> profiled;
+    for (const config::Target& t : cfg_.targets) profiled.push_back(t.profile);
+    registry_->set_targets(TargetMatcher(cfg_.targets), std::move(profiled));
+  }
+
+  void setup_fds() {
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, s);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    signal_fd_ = std::make_unique<Fd>(checked(signalfd(-1, &mask, SFD_CLOEXEC), "signalfd"));
+    window_fd_ = std::make_unique<Fd>(checked(timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC), "timerfd"));
+    arm_window_timer();
+
+    std::uint64_t watchdog_usec = 0;
+    if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
+      watchdog_fd_ = std::make_unique<Fd>(checked(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd"));
+      itimerspec spec{};
+      auto half = microseconds(watchdog_usec / 2);
+      spec.it_interval.tv_sec = duration_cast<seconds>(half).count();
+      spec.it_interval.tv_nsec = duration_cast<nanoseconds>(half % seconds(1)).count();
+      spec.it_value = spec.it_interval;
+      timerfd_settime(watchdog_fd_->get(), 0, &spec, nullptr);
+    }
+
+    epoll_fd_ = std::make_unique<Fd>(checked(epoll_create1(EPOLL_CLOEXEC), "epoll_create1"));
+    for (int fd : {signal_fd_->get(), window_fd_->get(), events_->fd(), watchdog_fd_ ? watchdog_fd_->get() : -1}) {
+      if (fd < 0) continue;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      checked(epoll_ctl(epoll_fd_->get(), EPOLL_CTL_ADD, fd, &ev), "epoll_ctl");
+    }
+  }
+
+  // Windows end on wall-clock multiples of the window length, so hosts' windows line up.
+  void arm_window_timer() {
+    auto window = duration_cast<nanoseconds>(cfg_.sampling.window);
+    auto now = duration_cast<nanoseconds>(system_clock::now().time_since_epoch());
+    auto next = (now / window + 1) * window;
+    itimerspec spec{};
+    spec.it_value.tv_sec = duration_cast<seconds>(next).count();
+    spec.it_value.tv_nsec = (next % seconds(1)).count();
+    timerfd_settime(window_fd_->get(), TFD_TIMER_ABSTIME, &spec, nullptr);
+  }
+
+  void loop() {
+    epoll_event ready[8];
+    while (running_) {
+      int n = epoll_wait(epoll_fd_->get(), ready, 8, -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw std::runtime_error(std::string("epoll_wait: ") + std::strerror(errno));
+      }
+      for (int i = 0; i < n && running_; ++i) {
+        int fd = ready[i].data.fd;
+        if (fd == signal_fd_->get()) on_signal();
+        else if (fd == events_->fd()) drain_process_events();
+        else if (fd == window_fd_->get()) on_window_timer();
+        else if (watchdog_fd_ && fd == watchdog_fd_->get()) on_watchdog();
+      }
+    }
+  }
+
+  void drain_process_events() {
+    events_->poll(0, [this](const collector::ProcEvent& e) {
+      switch (e.type) {
+        case collector::ProcEventType::exec: registry_->on_exec(e.pid); break;
+        case collector::ProcEventType::fork: registry_->on_fork(e.pid, e.ppid, e.generation); break;
+        case collector::ProcEventType::exit: registry_->on_exit(e.pid, e.generation); break;
+      }
+    });
+  }
+
+  static std::uint64_t read_timer(int fd) {
+    std::uint64_t expirations = 0;
+    ssize_t n = ::read(fd, &expirations, sizeof expirations);
+    return n == sizeof expirations ? expirations : 0;
+  }
+
+  void on_watchdog() {
+    read_timer(watchdog_fd_->get());
+    sd_notify(0, "WATCHDOG=1");
+  }
+
+  void on_window_timer() {
+    read_timer(window_fd_->get());
+    close_window();
+    registry_->rescan();
+    arm_window_timer();
+  }
+
+  void close_window() {
+    // Events already queued belong to this window: apply them before draining.
+    drain_process_events();
+    auto drained = sampler_->drain();
+    WindowInput input;
+    input.host = host_;
+    input.start = window_start_;
+    input.end = system_clock::now();
+    window_start_ = input.end;
+    for (const config::Target& t : cfg_.targets) input.target_names.push_back(t.name);
+    input.stats = drained.stats;
+    input.samples.reserve(drained.stacks.size());
+    for (auto& s : drained.stacks)
+      input.samples.push_back({{s.tgid, s.generation}, std::move(s.user_ips), std::move(s.kernel_ips), s.count});
+
+    SymbolizerResolver resolver(*symbolizer_);
+    input.target_pids = registry_->close_window(cfg_.targets.size());
+    auto window = build_window(std::move(input), resolver,
+                               [this](ProcessKey k) { return registry_->target_of(k); });
+    symbolizer_->release_retired();
+    log::debug("window closed", {{"stacks", window.profile.stacks.size()}, {"samples", window.stats.samples},
+                                 {"lost_unresolved", window.stats.lost_unresolved}});
+    writer_->enqueue(std::move(window));
+  }
+
+  void on_signal() {
+    signalfd_siginfo info{};
+    if (::read(signal_fd_->get(), &info, sizeof info) != sizeof info) return;
+    if (info.ssi_signo == SIGHUP) {
+      reload();
+    } else {
+      log::info("stopping", {{"signal", strsignal(static_cast<int>(info.ssi_signo))}});
+      running_ = false;
+    }
+  }
+
+  void reload() {
+    auto now_us = duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%lld", static_cast<long long>(now_us));
+    auto next = config::load_file(config_path_);
+    if (!next) {
+      log::error("reload failed; keeping the running config", {{"config", config_path_}, {"errors", next.error().message}});
+      sd_notify(0, "READY=1\nSTATUS=reload failed, running the previous config");
+      return;
+    }
+    warn_restart_only_changes(*next);
+    // Close the open window under the old targets, so its samples keep their old target names.
+    close_window();
+    cfg_.targets = next->targets;
+    cfg_.tiers = next->tiers;
+    cfg_.log_level = next->log_level;
+    log::set_level(cfg_.log_level);
+    apply_targets();
+    log::info("config reloaded", {{"targets", cfg_.targets.size()}, {"watched", registry_->live_count()}});
+    sd_notify(0, "READY=1\nSTATUS=sampling");
+  }
+
+  void warn_restart_only_changes(const config::Config& next) const {
+    auto warn_if = [](bool changed, const char* key) {
+      if (changed) log::warn("this setting changes only on restart; keeping the running value", {{"key", key}});
+    };
+    warn_if(next.state_dir != cfg_.state_dir, "state_dir");
+    warn_if(next.host != cfg_.host, "host");
+    warn_if(next.storage.postgres != cfg_.storage.postgres, "storage.postgres");
+    warn_if(next.storage.password_file != cfg_.storage.password_file, "storage.password_file");
+    warn_if(next.storage.retention != cfg_.storage.retention, "storage.retention");
+    warn_if(next.storage.spool_max_bytes != cfg_.storage.spool_max_bytes, "storage.spool_max");
+    warn_if(next.sampling.frequency_hz != cfg_.sampling.frequency_hz, "sampling.frequency_hz");
+    warn_if(next.sampling.window != cfg_.sampling.window, "sampling.window");
+    warn_if(next.dashboard.listen != cfg_.dashboard.listen, "dashboard.listen");
+  }
+
+  void stop() {
+    sd_notify(0, "STOPPING=1");
+    close_window();
+    // Every window is written or spooled before exit; the spool is replayed at the next start.
+    writer_->flush(seconds(20));
+    writer_.reset();
+    events_.reset();
+    sampler_.reset();
+    if (embedded_) embedded_->stop();
+    log::info("perfwatchd stopped");
+  }
+
+  config::Config cfg_;
+  std::string config_path_;
+  std::string host_;
+  bool running_ = true;
+  ProcFs proc_;
+  std::unique_ptr<storage::EmbeddedPostgres> embedded_;
+  std::unique_ptr<storage::WindowWriter> writer_;
+  std::unique_ptr<collector::OncpuSampler> sampler_;
+  std::unique_ptr<collector::ProcEvents> events_;
+  std::unique_ptr<collector::Symbolizer> symbolizer_;
+  std::unique_ptr<SamplerSink> sink_;
+  std::unique_ptr<ProcessRegistry> registry_;
+  std::unique_ptr<Fd> signal_fd_, window_fd_, watchdog_fd_, epoll_fd_;
+  system_clock::time_point window_start_;
+};
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& options) {
+  auto cfg = config::load_file(options.config_path);
+  if (!cfg) throw std::runtime_error(cfg.error().message);
+  Daemon d(std::move(*cfg), options.config_path);
+  return d.run();
+}
+
+}  // namespace perfwatch::daemon

@@ -1,0 +1,76 @@
+#include "storage/pg_codec.h"
+
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+
+namespace perfwatch::storage {
+
+std::string to_pg_timestamp(profile::TimePoint t) {
+  using namespace std::chrono;
+  auto us = duration_cast<microseconds>(t.time_since_epoch());
+  auto secs = floor<seconds>(us);
+  std::time_t tt = secs.count();
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>((us - secs).count()));
+  return buf;
+}
+
+profile::TimePoint from_epoch_us(std::int64_t us) {
+  return profile::TimePoint(std::chrono::duration_cast<profile::Clock::duration>(std::chrono::microseconds(us)));
+}
+
+std::string epoch_us_sql(std::string_view column) {
+  // extract(epoch) is numeric since PostgreSQL 14, so this is exact.
+  return "(extract(epoch FROM " + std::string(column) + ") * 1000000)::bigint";
+}
+
+std::vector<std::int64_t> parse_int_array(std::string_view text) {
+  std::vector<std::int64_t> out;
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    if (*p == '-' || (*p >= '0' && *p <= '9')) {
+      std::int64_t v = 0;
+      auto [next, ec] = std::from_chars(p, end, v);
+      if (ec == std::errc()) out.push_back(v);
+      p = next == p ? p + 1 : next;
+    } else {
+      ++p;
+    }
+  }
+  return out;
+}
+
+std::string sanitize_utf8(std::string_view text) {
+  static constexpr std::string_view replacement = "\xEF\xBF\xBD";
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    auto c = static_cast<unsigned char>(text[i]);
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool valid = c != 0 && len != 0 && i + len <= text.size();
+    for (std::size_t k = 1; valid && k < len; ++k) valid = (static_cast<unsigned char>(text[i + k]) >> 6) == 0x2;
+    if (valid && len > 1) {
+      // Reject overlong encodings, surrogates and code points past U+10FFFF, as PostgreSQL does.
+      std::uint32_t cp = c & (0xFF >> (len + 1));
+      for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+      static constexpr std::uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+      valid = cp >= min_cp[len] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    }
+    if (valid) {
+      out.append(text.substr(i, len));
+      i += len;
+    } else {
+      out.append(replacement);
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace perfwatch::storage

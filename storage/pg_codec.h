@@ -1,0 +1,37 @@
+#pragma once
+// Conversions between the profile model and PostgreSQL's text forms, shared by writer and queries.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/profile.h"
+
+namespace perfwatch::storage {
+
+// timestamptz text in UTC with microseconds ("2026-11-24 10:00:00.123456+00"); PostgreSQL keeps
+// microseconds, so finer precision is truncated.
+std::string to_pg_timestamp(profile::TimePoint t);
+profile::TimePoint from_epoch_us(std::int64_t us);
+// SQL expression giving a timestamptz column as integer microseconds since the epoch.
+std::string epoch_us_sql(std::string_view column);
+
+// Array literal of integers, "{1,2,3}", for a parameter cast to bigint[] / integer[].
+template <typename Range>
+std::string int_array_literal(const Range& values) {
+  std::string out = "{";
+  for (const auto& v : values) {
+    if (out.size() > 1) out.push_back(',');
+    out.append(std::to_string(v));
+  }
+  out.push_back('}');
+  return out;
+}
+// Parses an integer array as PostgreSQL prints it ("{1,-2,3}").
+std::vector<std::int64_t> parse_int_array(std::string_view text);
+
+// PostgreSQL text must be valid UTF-8 without NUL; symbol names read from binaries need not be.
+// Invalid bytes and NULs become U+FFFD, so a bad name cannot make a whole window unwritable.
+std::string sanitize_utf8(std::string_view text);
+
+}  // namespace perfwatch::storage

@@ -1,0 +1,323 @@
+#include "storage/store.h"
+
+#include <pqxx/except>
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+#include <pqxx/stream_to>
+#include <pqxx/transaction>
+
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "common/log.h"
+#include "storage/conninfo.h"
+#include "storage/ids.h"
+#include "storage/migrations.h"
+#include "storage/pg_codec.h"
+
+namespace perfwatch::storage {
+namespace {
+
+using profile::WindowProfile;
+
+// Serializes partition DDL (creation by any host, retention) across every host sharing the database.
+constexpr std::int64_t partition_lock_key = 0x7077706172746974;  // "pwpartit"
+constexpr std::int64_t seconds_per_day = 86400;
+constexpr const char* partitioned_tables[] = {"samples", "windows"};
+
+std::int64_t day_of(profile::TimePoint t) {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+  return s >= 0 ? s / seconds_per_day : (s - seconds_per_day + 1) / seconds_per_day;
+}
+
+profile::TimePoint day_start(std::int64_t day) { return profile::TimePoint(std::chrono::seconds(day * seconds_per_day)); }
+
+// Partition names derive from the date only ("samples_p20261124"), never from user input.
+std::string partition_name(const char* table, std::int64_t day) {
+  std::time_t t = day * seconds_per_day;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s_p%04d%02d%02d", table, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+  return buf;
+}
+
+// The day a partition of `table` covers, from its name; nullopt for anything not named by partition_name.
+std::optional<std::int64_t> partition_day(const char* table, const std::string& name) {
+  const std::string prefix = std::string(table) + "_p";
+  if (name.size() != prefix.size() + 8 || name.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  std::tm tm{};
+  if (std::sscanf(name.c_str() + prefix.size(), "%4d%2d%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday) != 3)
+    return std::nullopt;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  std::int64_t day = static_cast<std::int64_t>(timegm(&tm)) / seconds_per_day;
+  if (partition_name(table, day) != name) return std::nullopt;
+  return day;
+}
+
+// A set of ids that forgets everything when full: bounded memory, and forgetting only costs
+// re-sending ids the database will ignore.
+class KnownIds {
+ public:
+  explicit KnownIds(std::size_t capacity) : capacity_(capacity) {}
+  bool contains(std::int64_t id) const { return ids_.count(id) != 0; }
+  template <typename Range>
+  void add(const Range& ids) {
+    if (ids_.size() + ids.size() > capacity_) ids_.clear();
+    if (ids.size() <= capacity_) ids_.insert(ids.begin(), ids.end());
+  }
+  void clear() { ids_.clear(); }
+
+ private:
+  std::size_t capacity_;
+  std::unordered_set<std::int64_t> ids_;
+};
+
+struct SampleRow {
+  std::size_t target_index;
+  std::int64_t stack_id;
+  bool operator==(const SampleRow&) const = default;
+};
+struct SampleRowHash {
+  std::size_t operator()(const SampleRow& r) const { return std::hash<std::int64_t>()(r.stack_id) ^ r.target_index; }
+};
+
+// What one window sends, computed before the transaction starts.
+struct Batch {
+  std::unordered_map<std::int64_t, profile::Frame> new_frames;
+  std::unordered_map<std::int64_t, std::vector<std::int64_t>> new_stacks;
+  std::unordered_map<SampleRow, std::uint64_t, SampleRowHash> counts;  // identical stacks merged
+};
+
+}  // namespace
+
+struct PgStore::Impl {
+  explicit Impl(std::unique_ptr<pqxx::connection> c, std::size_t capacity)
+      : conn(std::move(c)), known_frames(capacity), known_stacks(capacity) {}
+
+  std::unique_ptr<pqxx::connection> conn;
+  KnownIds known_frames;
+  KnownIds known_stacks;
+  std::set<std::int64_t> known_days;  // partitions known to exist
+  std::map<std::string, int> host_ids;
+  std::map<std::pair<int, std::string>, int> target_ids;
+
+  void forget_cached_state() {
+    known_frames.clear();
+    known_stacks.clear();
+    known_days.clear();
+    host_ids.clear();
+    target_ids.clear();
+  }
+
+  Batch prepare(const WindowProfile& w) const {
+    Batch batch;
+    std::vector<std::int64_t> frame_ids(w.profile.frames.size());
+    for (std::size_t i = 0; i < frame_ids.size(); ++i) {
+      const profile::Frame& f = w.profile.frames[i];
+      profile::Frame clean{f.kind, sanitize_utf8(f.name), sanitize_utf8(f.module)};
+      frame_ids[i] = frame_id(clean);
+      if (!known_frames.contains(frame_ids[i])) batch.new_frames.emplace(frame_ids[i], std::move(clean));
+    }
+    std::size_t skipped = 0;
+    for (const profile::Stack& s : w.profile.stacks) {
+      std::vector<std::int64_t> ids;
+      ids.reserve(s.frame_ids.size());
+      for (std::uint32_t f : s.frame_ids)
+        if (f < frame_ids.size()) ids.push_back(frame_ids[f]);
+      if (s.target_index >= w.targets.size() || ids.size() != s.frame_ids.size()) {
+        ++skipped;
+        continue;
+      }
+      const std::int64_t sid = stack_id(ids);
+      batch.counts[{s.target_index, sid}] += s.count;
+      if (!known_stacks.contains(sid)) batch.new_stacks.emplace(sid, std::move(ids));
+    }
+    // Frames only referenced by stacks already stored are stored too; drop the rest of the unknown.
+    if (skipped) log::warn("skipped malformed stacks", {{"host", w.host}, {"stacks", skipped}});
+    return batch;
+  }
+
+  int host_id(pqxx::work& tx, const std::string& name) {
+    if (auto it = host_ids.find(name); it != host_ids.end()) return it->second;
+    // Two statements, not one: under READ COMMITTED the SELECT needs its own snapshot to see a
+    // row another host inserted concurrently.
+    tx.exec_params0("INSERT INTO hosts (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name);
+    int id = tx.exec_params1("SELECT id FROM hosts WHERE name = $1", name)[0].as<int>();
+    return host_ids[name] = id;
+  }
+
+  int target_id(pqxx::work& tx, int host, const std::string& name) {
+    auto key = std::make_pair(host, name);
+    if (auto it = target_ids.find(key); it != target_ids.end()) return it->second;
+    tx.exec_params0("INSERT INTO targets (host_id, name) VALUES ($1, $2) ON CONFLICT (host_id, name) DO NOTHING",
+                    host, name);
+    int id = tx.exec_params1("SELECT id FROM targets WHERE host_id = $1 AND name = $2", host, name)[0].as<int>();
+    return target_ids[key] = id;
+  }
+
+  void ensure_partitions(pqxx::work& tx, std::int64_t day) {
+    if (known_days.count(day)) return;
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", partition_lock_key);
+    for (const char* table : partitioned_tables)
+      tx.exec0("CREATE TABLE IF NOT EXISTS " + partition_name(table, day) + " PARTITION OF " + table +
+               " FOR VALUES FROM ('" + to_pg_timestamp(day_start(day)) + "') TO ('" +
+               to_pg_timestamp(day_start(day + 1)) + "')");
+  }
+
+  // Frames and stacks go through COPY into temporary tables, then into the real ones with
+  // ON CONFLICT DO NOTHING: batched, and safe when another host inserts the same ids meanwhile.
+  void insert_frames_and_stacks(pqxx::work& tx, const Batch& batch) {
+    if (!batch.new_frames.empty()) {
+      pqxx::stream_to copy(tx, "pw_new_frames", std::vector<std::string>{"id", "kind", "name", "module"});
+      for (const auto& [id, f] : batch.new_frames)
+        copy << std::make_tuple(id, static_cast<int>(f.kind), f.name, f.module);
+      copy.complete();
+      tx.exec0("INSERT INTO frames SELECT * FROM pw_new_frames ON CONFLICT DO NOTHING");
+    }
+    if (!batch.new_stacks.empty()) {
+      pqxx::stream_to copy(tx, "pw_new_stacks", std::vector<std::string>{"id", "frame_ids"});
+      for (const auto& [id, frames] : batch.new_stacks) copy << std::make_tuple(id, int_array_literal(frames));
+      copy.complete();
+      tx.exec0("INSERT INTO stacks SELECT * FROM pw_new_stacks ON CONFLICT DO NOTHING");
+    }
+  }
+
+  void write(const WindowProfile& w) {
+    const Batch batch = prepare(w);
+    const std::string start = to_pg_timestamp(w.start);
+    const std::int64_t day = day_of(w.start);
+
+    pqxx::work tx(*conn, "write_window");
+    const std::string host = sanitize_utf8(w.host);
+    const int hid = host_id(tx, host);
+    std::vector<int> tids;
+    for (const profile::TargetWindow& t : w.targets) tids.push_back(target_id(tx, hid, sanitize_utf8(t.name)));
+    ensure_partitions(tx, day);
+    insert_frames_and_stacks(tx, batch);
+
+    // Replace, not add: a window replayed after a crash must not count twice.
+    const std::string tid_array = int_array_literal(tids);
+    tx.exec_params0("DELETE FROM samples WHERE target_id = ANY($1::integer[]) AND window_start = $2::timestamptz",
+                    tid_array, start);
+    tx.exec_params0("DELETE FROM windows WHERE target_id = ANY($1::integer[]) AND window_start = $2::timestamptz",
+                    tid_array, start);
+    // One row per target: few enough that COPY would not pay off.
+    const profile::SamplerStats& st = w.stats;
+    for (std::size_t i = 0; i < w.targets.size(); ++i) {
+      const profile::TargetWindow& t = w.targets[i];
+      tx.exec_params0(
+          "INSERT INTO windows (host_id, target_id, window_start, window_end, samples, pids, sampler_samples,"
+          " lost_stack_collision, lost_stack_error, lost_map_full, lost_unresolved)"
+          " VALUES ($1, $2, $3::timestamptz, $4::timestamptz, $5, $6::integer[], $7, $8, $9, $10, $11)",
+          hid, tids[i], start, to_pg_timestamp(w.end), static_cast<std::int64_t>(t.samples), int_array_literal(t.pids),
+          static_cast<std::int64_t>(st.samples), static_cast<std::int64_t>(st.lost_stack_collision),
+          static_cast<std::int64_t>(st.lost_stack_error), static_cast<std::int64_t>(st.lost_map_full),
+          static_cast<std::int64_t>(st.lost_unresolved));
+    }
+    if (!batch.counts.empty()) {
+      pqxx::stream_to copy(tx, "samples",
+                           std::vector<std::string>{"host_id", "target_id", "window_start", "stack_id", "count"});
+      for (const auto& [row, count] : batch.counts)
+        copy << std::make_tuple(hid, tids[row.target_index], start, row.stack_id, static_cast<std::int64_t>(count));
+      copy.complete();
+    }
+    tx.commit();
+
+    known_days.insert(day);
+    std::vector<std::int64_t> ids;
+    for (const auto& [id, f] : batch.new_frames) ids.push_back(id);
+    known_frames.add(ids);
+    ids.clear();
+    for (const auto& [id, s] : batch.new_stacks) ids.push_back(id);
+    known_stacks.add(ids);
+  }
+
+  int drop_partitions_before(profile::TimePoint cutoff) {
+    pqxx::work tx(*conn, "retention");
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", partition_lock_key);
+    int dropped = 0;
+    for (const char* table : partitioned_tables) {
+      auto rows = tx.exec_params(
+          "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+          " WHERE i.inhparent = $1::regclass",
+          std::string(table));
+      for (const auto& row : rows) {
+        auto day = partition_day(table, row[0].as<std::string>());
+        if (!day || day_start(*day + 1) > cutoff) continue;
+        tx.exec0("DROP TABLE " + partition_name(table, *day));
+        known_days.erase(*day);
+        ++dropped;
+      }
+    }
+    tx.commit();
+    return dropped;
+  }
+};
+
+Result<std::unique_ptr<pqxx::connection>> connect_database(const ConnectOptions& options, bool migrate) {
+  auto conninfo = resolve_conninfo(options.uri, options.password_file);
+  if (!conninfo) return conninfo.error();
+  std::unique_ptr<pqxx::connection> conn;
+  try {
+    conn = std::make_unique<pqxx::connection>(*conninfo);
+  } catch (const std::exception& e) {
+    return make_error(std::string("cannot connect to PostgreSQL: ") + e.what());
+  }
+  if (migrate)
+    if (auto migrated = storage::migrate(*conn); !migrated) return migrated.error();
+  return conn;
+}
+
+PgStore::PgStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PgStore::~PgStore() = default;
+
+Result<std::unique_ptr<PgStore>> PgStore::connect(const ConnectOptions& options, std::size_t known_ids_capacity) {
+  auto conn = connect_database(options);
+  if (!conn) return conn.error();
+  try {
+    pqxx::nontransaction tx(**conn);
+    // Staging tables for the ON CONFLICT inserts; private to the session, emptied at each commit.
+    tx.exec0("CREATE TEMP TABLE pw_new_frames (LIKE frames) ON COMMIT DELETE ROWS");
+    tx.exec0("CREATE TEMP TABLE pw_new_stacks (LIKE stacks) ON COMMIT DELETE ROWS");
+  } catch (const std::exception& e) {
+    return make_error(std::string("cannot prepare the PostgreSQL session: ") + e.what());
+  }
+  return std::unique_ptr<PgStore>(new PgStore(std::make_unique<Impl>(std::move(*conn), known_ids_capacity)));
+}
+
+Result<void> PgStore::write_window(const WindowProfile& window) {
+  try {
+    impl_->write(window);
+    return {};
+  } catch (const std::exception& e) {
+    // The transaction rolled back: what it inserted may not be in the database after all.
+    impl_->forget_cached_state();
+    return make_error(std::string("cannot write window: ") + e.what());
+  }
+}
+
+Result<int> PgStore::apply_retention(Duration retention, profile::TimePoint now) {
+  try {
+    return impl_->drop_partitions_before(now - std::chrono::duration_cast<profile::Clock::duration>(retention));
+  } catch (const std::exception& e) {
+    return make_error(std::string("cannot apply retention: ") + e.what());
+  }
+}
+
+StoreFactory PgStore::factory(ConnectOptions options) {
+  return [options = std::move(options)]() -> Result<std::unique_ptr<Store>> {
+    auto store = PgStore::connect(options);
+    if (!store) return store.error();
+    return std::unique_ptr<Store>(std::move(*store));
+  };
+}
+
+}  // namespace perfwatch::storage

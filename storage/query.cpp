@@ -1,0 +1,132 @@
+#include "storage/query.h"
+
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+#include <pqxx/transaction>
+
+#include <unordered_map>
+
+#include "storage/pg_codec.h"
+
+namespace perfwatch::storage {
+namespace {
+
+std::uint64_t as_count(const pqxx::field& f) { return f.is_null() ? 0 : static_cast<std::uint64_t>(f.as<std::int64_t>()); }
+
+template <typename F>
+auto guarded(const char* what, F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return make_error(std::string(what) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Query>> Query::connect(const ConnectOptions& options) {
+  auto conn = connect_database(options, /*migrate=*/false);
+  if (!conn) return conn.error();
+  return guarded("cannot read the perfwatch schema", [&]() -> Result<std::unique_ptr<Query>> {
+    pqxx::nontransaction tx(**conn);
+    if (tx.exec1("SELECT to_regclass('schema_migrations') IS NULL")[0].as<bool>())
+      return make_error("the database holds no perfwatch data yet: perfwatchd has not written to it");
+    tx.commit();
+    return std::make_unique<Query>(std::move(*conn));
+  });
+}
+
+Query::Query(std::unique_ptr<pqxx::connection> conn) : conn_(std::move(conn)) {}
+Query::~Query() = default;
+
+Result<std::vector<TargetSummary>> Query::targets(const std::string& host, TimeRange range) {
+  return guarded("cannot list targets", [&]() -> Result<std::vector<TargetSummary>> {
+    pqxx::read_transaction tx(*conn_);
+    // Per target: totals over the range, and the pids of its newest window in it.
+    const pqxx::result rows = tx.exec_params(
+        "SELECT h.name, t.name, agg.samples, agg.windows, " + epoch_us_sql("agg.last_end") + ", newest.pids::text"
+        " FROM targets t JOIN hosts h ON h.id = t.host_id"
+        " JOIN LATERAL (SELECT sum(w.samples)::bigint AS samples, count(*)::bigint AS windows,"
+        "                      max(w.window_end) AS last_end"
+        "               FROM windows w WHERE w.target_id = t.id"
+        "                 AND w.window_start >= $2::timestamptz AND w.window_start < $3::timestamptz) agg ON true"
+        " LEFT JOIN LATERAL (SELECT w.pids FROM windows w WHERE w.target_id = t.id"
+        "                      AND w.window_start >= $2::timestamptz AND w.window_start < $3::timestamptz"
+        "                    ORDER BY w.window_start DESC LIMIT 1) newest ON true"
+        " WHERE ($1 = '' OR h.name = $1) AND agg.windows > 0"
+        " ORDER BY h.name, t.name",
+        host, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+    std::vector<TargetSummary> out;
+    for (const auto& row : rows) {
+      TargetSummary t;
+      t.host = row[0].as<std::string>();
+      t.name = row[1].as<std::string>();
+      t.samples = as_count(row[2]);
+      t.windows = as_count(row[3]);
+      if (!row[4].is_null()) t.last_window_end = from_epoch_us(row[4].as<std::int64_t>());
+      if (!row[5].is_null())
+        for (std::int64_t pid : parse_int_array(row[5].as<std::string>())) t.pids.push_back(static_cast<std::int32_t>(pid));
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
+}
+
+Result<profile::Profile> Query::profile(const std::string& host, const std::string& target, TimeRange range) {
+  return guarded("cannot read the profile", [&]() -> Result<profile::Profile> {
+    pqxx::read_transaction tx(*conn_);
+    // Sum per stack first (the samples index serves the range), then fetch each stack once.
+    const pqxx::result stacks = tx.exec_params(
+        "SELECT st.frame_ids::text, agg.count FROM ("
+        "   SELECT s.stack_id, sum(s.count)::bigint AS count FROM samples s"
+        "   WHERE s.target_id IN (SELECT t.id FROM targets t JOIN hosts h ON h.id = t.host_id"
+        "                         WHERE t.name = $2 AND ($1 = '' OR h.name = $1))"
+        "     AND s.window_start >= $3::timestamptz AND s.window_start < $4::timestamptz"
+        "   GROUP BY s.stack_id) agg"
+        " JOIN stacks st ON st.id = agg.stack_id",
+        host, target, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+
+    profile::Profile out;
+    std::unordered_map<std::int64_t, std::uint32_t> frame_index;
+    std::vector<std::int64_t> frame_ids;
+    for (const auto& row : stacks) {
+      profile::Stack stack;
+      stack.count = as_count(row[1]);
+      for (std::int64_t id : parse_int_array(row[0].as<std::string>())) {
+        auto [it, fresh] = frame_index.emplace(id, static_cast<std::uint32_t>(frame_ids.size()));
+        if (fresh) frame_ids.push_back(id);
+        stack.frame_ids.push_back(it->second);
+      }
+      out.stacks.push_back(std::move(stack));
+    }
+    out.frames.resize(frame_ids.size());
+    if (!frame_ids.empty()) {
+      const pqxx::result frames = tx.exec_params("SELECT id, kind, name, module FROM frames WHERE id = ANY($1::bigint[])",
+                                                 int_array_literal(frame_ids));
+      for (const auto& row : frames) {
+        profile::Frame& f = out.frames[frame_index.at(row[0].as<std::int64_t>())];
+        f.kind = static_cast<profile::FrameKind>(row[1].as<int>());
+        f.name = row[2].as<std::string>();
+        f.module = row[3].as<std::string>();
+      }
+    }
+    return out;
+  });
+}
+
+Result<profile::SamplerStats> Query::sampler_stats(const std::string& host, TimeRange range) {
+  return guarded("cannot read sampler stats", [&]() -> Result<profile::SamplerStats> {
+    pqxx::read_transaction tx(*conn_);
+    const pqxx::row row = tx.exec_params1(
+        "SELECT sum(sampler_samples)::bigint, sum(lost_stack_collision)::bigint, sum(lost_stack_error)::bigint,"
+        "       sum(lost_map_full)::bigint, sum(lost_unresolved)::bigint"
+        " FROM (SELECT DISTINCT ON (w.host_id, w.window_start) w.* FROM windows w JOIN hosts h ON h.id = w.host_id"
+        "       WHERE ($1 = '' OR h.name = $1)"
+        "         AND w.window_start >= $2::timestamptz AND w.window_start < $3::timestamptz) per_window",
+        host, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+    return profile::SamplerStats{as_count(row[0]), as_count(row[1]), as_count(row[2]), as_count(row[3]),
+                                 as_count(row[4])};
+  });
+}
+
+}  // namespace perfwatch::storage

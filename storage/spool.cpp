@@ -1,0 +1,196 @@
+#include "storage/spool.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+
+namespace perfwatch::storage {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr int format_version = 1;
+constexpr const char* suffix = ".window";
+
+std::int64_t to_us(profile::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+profile::TimePoint from_us(std::int64_t us) {
+  return profile::TimePoint(std::chrono::duration_cast<profile::Clock::duration>(std::chrono::microseconds(us)));
+}
+
+Error errno_error(const std::string& what) { return make_error(what + ": " + std::strerror(errno)); }
+
+Result<void> write_durably(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_error("spool: create " + tmp);
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      Error e = errno_error("spool: write " + tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return e;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    Error e = errno_error("spool: sync " + tmp);
+    ::unlink(tmp.c_str());
+    return e;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_error("spool: rename " + tmp);
+  return {};
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> encode_window(const profile::WindowProfile& w) {
+  json targets = json::array();
+  for (const auto& t : w.targets) targets.push_back({t.name, t.pids, t.samples});
+  json frames = json::array();
+  for (const auto& f : w.profile.frames) frames.push_back({static_cast<int>(f.kind), f.name, f.module});
+  json stacks = json::array();
+  for (const auto& s : w.profile.stacks) stacks.push_back({s.target_index, s.frame_ids, s.count});
+  const auto& st = w.stats;
+  json doc = {{"v", format_version},
+              {"host", w.host},
+              {"start_us", to_us(w.start)},
+              {"end_us", to_us(w.end)},
+              {"targets", std::move(targets)},
+              {"frames", std::move(frames)},
+              {"stacks", std::move(stacks)},
+              {"stats", {st.samples, st.lost_stack_collision, st.lost_stack_error, st.lost_map_full, st.lost_unresolved}}};
+  return json::to_cbor(doc);
+}
+
+Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& bytes) {
+  try {
+    const json doc = json::from_cbor(bytes);
+    if (doc.at("v").get<int>() != format_version)
+      return make_error("spooled window has format version " + doc.at("v").dump() + ", expected " +
+                        std::to_string(format_version));
+    profile::WindowProfile w;
+    w.host = doc.at("host").get<std::string>();
+    w.start = from_us(doc.at("start_us").get<std::int64_t>());
+    w.end = from_us(doc.at("end_us").get<std::int64_t>());
+    for (const json& t : doc.at("targets"))
+      w.targets.push_back({t.at(0).get<std::string>(), t.at(1).get<std::vector<std::int32_t>>(), t.at(2).get<std::uint64_t>()});
+    for (const json& f : doc.at("frames")) {
+      profile::Frame frame{profile::FrameKind::native, f.at(1).get<std::string>(), f.at(2).get<std::string>()};
+      const int kind = f.at(0).get<int>();
+      if (kind < 0 || kind > static_cast<int>(profile::FrameKind::python)) return make_error("bad frame kind");
+      frame.kind = static_cast<profile::FrameKind>(kind);
+      w.profile.frames.push_back(std::move(frame));
+    }
+    for (const json& s : doc.at("stacks")) {
+      profile::Stack stack{s.at(0).get<std::uint32_t>(), s.at(1).get<std::vector<std::uint32_t>>(), s.at(2).get<std::uint64_t>()};
+      if (stack.target_index >= w.targets.size()) return make_error("stack refers to a missing target");
+      for (std::uint32_t id : stack.frame_ids)
+        if (id >= w.profile.frames.size()) return make_error("stack refers to a missing frame");
+      w.profile.stacks.push_back(std::move(stack));
+    }
+    const json& st = doc.at("stats");
+    w.stats = {st.at(0).get<std::uint64_t>(), st.at(1).get<std::uint64_t>(), st.at(2).get<std::uint64_t>(),
+               st.at(3).get<std::uint64_t>(), st.at(4).get<std::uint64_t>()};
+    return w;
+  } catch (const json::exception& e) {
+    return make_error(std::string("corrupt spooled window: ") + e.what());
+  }
+}
+
+Result<Spool> Spool::open(std::string dir, std::uint64_t max_bytes) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return make_error("spool: cannot create " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), 0700);
+  Spool spool(std::move(dir), max_bytes);
+  for (const auto& entry : fs::directory_iterator(spool.dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.ends_with(".tmp")) {
+      fs::remove(entry.path(), ec);  // a write cut short by a crash: never renamed, never complete
+      continue;
+    }
+    if (!entry.is_regular_file() || !name.ends_with(suffix)) continue;
+    spool.entries_.push_back({entry.path().string(), static_cast<std::uint64_t>(entry.file_size(ec))});
+    spool.bytes_ += spool.entries_.back().bytes;
+  }
+  if (ec) return make_error("spool: cannot list " + spool.dir_ + ": " + ec.message());
+  std::sort(spool.entries_.begin(), spool.entries_.end(), [](const Entry& a, const Entry& b) { return a.path < b.path; });
+  if (!spool.entries_.empty())
+    log::info("spooled windows waiting for the database", {{"windows", spool.entries_.size()}, {"bytes", spool.bytes_}});
+  return spool;
+}
+
+Result<void> Spool::push(const profile::WindowProfile& window) {
+  const std::vector<std::uint8_t> bytes = encode_window(window);
+  // Zero-padded so that name order is time order; the sequence keeps equal starts apart.
+  char name[96];
+  std::snprintf(name, sizeof name, "%020lld-%06llu%s", static_cast<long long>(to_us(window.start)),
+                static_cast<unsigned long long>(sequence_++ % 1000000), suffix);
+  const std::string path = dir_ + "/" + name;
+  if (Result<void> r = write_durably(path, bytes); !r) return r;
+  Entry entry{path, bytes.size()};
+  entries_.insert(std::upper_bound(entries_.begin(), entries_.end(), entry,
+                                   [](const Entry& a, const Entry& b) { return a.path < b.path; }),
+                  entry);
+  bytes_ += entry.bytes;
+  while (bytes_ > max_bytes_ && entries_.size() > 1) {
+    Entry victim = entries_.front().path == path ? entries_[1] : entries_.front();
+    log::warn("spool full; dropping the oldest window", {{"path", victim.path}, {"spool_bytes", bytes_}});
+    remove(victim);
+    ++dropped_;
+  }
+  return {};
+}
+
+std::optional<Spool::Entry> Spool::oldest() const {
+  if (entries_.empty()) return std::nullopt;
+  return entries_.front();
+}
+
+Result<profile::WindowProfile> Spool::load(const Entry& entry) const {
+  std::ifstream in(entry.path, std::ios::binary);
+  if (!in) return make_error("spool: cannot open " + entry.path);
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return decode_window(bytes);
+}
+
+void Spool::forget(const Entry& entry) {
+  auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.path == entry.path; });
+  if (it == entries_.end()) return;
+  bytes_ -= it->bytes;
+  entries_.erase(it);
+}
+
+void Spool::remove(const Entry& entry) {
+  forget(entry);
+  std::error_code ec;
+  fs::remove(entry.path, ec);
+}
+
+void Spool::quarantine(const Entry& entry) {
+  forget(entry);
+  std::error_code ec;
+  const fs::path failed = fs::path(dir_) / "failed";
+  fs::create_directories(failed, ec);
+  fs::rename(entry.path, failed / fs::path(entry.path).filename(), ec);
+  if (ec) fs::remove(entry.path, ec);
+}
+
+}  // namespace perfwatch::storage

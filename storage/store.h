@@ -1,0 +1,60 @@
+#pragma once
+// Where closed windows go. The writer talks to a Store through this interface so its spooling
+// logic can be tested without a database; PgStore is the PostgreSQL implementation.
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <pqxx/connection>
+#include <string>
+
+#include "common/duration.h"
+#include "common/profile.h"
+#include "common/result.h"
+
+namespace perfwatch::storage {
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // Writes one window (targets, frames, stacks, sample counts) in one transaction. Idempotent per
+  // (host, target, window start): writing a window again replaces what was written for it.
+  virtual Result<void> write_window(const profile::WindowProfile& window) = 0;
+  // Drops the daily partitions whose whole day ended before now - retention; returns how many
+  // partition tables were dropped.
+  virtual Result<int> apply_retention(Duration retention, profile::TimePoint now) = 0;
+};
+
+// Makes a connected Store; called again by the writer after a failure.
+using StoreFactory = std::function<Result<std::unique_ptr<Store>>()>;
+
+struct ConnectOptions {
+  std::string uri;            // libpq URI or key=value conninfo
+  std::string password_file;  // optional; see resolve_conninfo
+};
+
+// Connects, and applies pending migrations when asked (writers do; readers may lack the rights).
+Result<std::unique_ptr<pqxx::connection>> connect_database(const ConnectOptions& options, bool migrate = true);
+
+class PgStore final : public Store {
+ public:
+  // Ids of frames and stacks known to be in the database are remembered (up to this many of each)
+  // so they are not sent again with every window.
+  static constexpr std::size_t default_known_ids = 1 << 20;
+
+  static Result<std::unique_ptr<PgStore>> connect(const ConnectOptions& options,
+                                                  std::size_t known_ids_capacity = default_known_ids);
+  ~PgStore() override;
+
+  Result<void> write_window(const profile::WindowProfile& window) override;
+  Result<int> apply_retention(Duration retention, profile::TimePoint now) override;
+
+  // The factory the daemon's writer uses.
+  static StoreFactory factory(ConnectOptions options);
+
+ private:
+  struct Impl;
+  explicit PgStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace perfwatch::storage

@@ -1,0 +1,202 @@
+#include "storage/window_writer.h"
+
+#include <random>
+#include <stdexcept>
+
+#include "common/log.h"
+
+namespace perfwatch::storage {
+namespace {
+
+using std::chrono::steady_clock;
+
+Spool open_spool(const WriterOptions& options) {
+  Result<Spool> spool = Spool::open(options.spool_dir, options.spool_max_bytes);
+  if (!spool) throw std::runtime_error(spool.error().message);
+  return std::move(*spool);
+}
+
+// Full jitter on top of the exponential step, so hosts that lost the same database do not all
+// reconnect in the same instant.
+std::chrono::milliseconds jittered(std::chrono::milliseconds backoff) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_int_distribution<std::int64_t> extra(0, backoff.count() / 2);
+  return backoff + std::chrono::milliseconds(extra(rng));
+}
+
+}  // namespace
+
+WindowWriter::WindowWriter(WriterOptions options, StoreFactory factory)
+    : options_(std::move(options)), factory_(std::move(factory)), spool_(open_spool(options_)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+WindowWriter::~WindowWriter() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    spool_queue_locked();  // nothing queued is lost, even without a flush()
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void WindowWriter::enqueue(profile::WindowProfile window) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(window));
+  }
+  wake_.notify_all();
+}
+
+void WindowWriter::flush(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  wake_.notify_all();
+  if (!drained_.wait_for(lock, timeout, [&] { return queue_.empty() && !busy_; })) {
+    log::warn("database writes did not finish in time; spooling the rest", {{"windows", queue_.size()}});
+    spool_queue_locked();
+  }
+}
+
+WriterStats WindowWriter::stats() const {
+  std::lock_guard lock(mutex_);
+  WriterStats s = stats_;
+  s.queue_depth = queue_.size() + (busy_ ? 1 : 0);
+  s.spool_windows = spool_.size();
+  s.spool_bytes = spool_.bytes();
+  s.dropped = spool_.dropped();
+  s.connected = store_ != nullptr;
+  return s;
+}
+
+void WindowWriter::spool_queue_locked() {
+  for (profile::WindowProfile& w : queue_) {
+    if (Result<void> r = spool_.push(w); !r) {
+      // The disk failed too: this window is lost, and says so.
+      log::error("cannot spool window; it is lost", {{"error", r.error().message}});
+      ++stats_.dropped;
+      continue;
+    }
+    ++stats_.spooled;
+  }
+  queue_.clear();
+}
+
+void WindowWriter::run() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (stopping_ && queue_.empty()) break;
+    if (!ensure_store(lock)) {
+      spool_queue_locked();
+      drained_.notify_all();
+      if (stopping_) break;
+      wake_.wait_until(lock, next_connect_);
+      continue;
+    }
+    if (!queue_.empty()) {
+      write_queued(lock);
+    } else if (spool_.size() > 0 && !stopping_) {
+      replay_one(lock);
+    } else {
+      drained_.notify_all();
+      if (stopping_) break;
+      if (maybe_apply_retention(lock)) continue;
+      wake_.wait_until(lock, next_retention_, [&] { return stopping_ || !queue_.empty(); });
+    }
+  }
+}
+
+bool WindowWriter::ensure_store(std::unique_lock<std::mutex>& lock) {
+  if (store_) return true;
+  if (steady_clock::now() < next_connect_) return false;
+  lock.unlock();
+  Result<std::unique_ptr<Store>> store = factory_();
+  lock.lock();
+  if (store) {
+    store_ = std::move(*store);
+    if (backoff_.count() > 0) log::info("database reachable again", {{"spooled_windows", spool_.size()}});
+    backoff_ = std::chrono::milliseconds(0);
+    return true;
+  }
+  connection_lost(store.error().message);
+  return false;
+}
+
+void WindowWriter::connection_lost(const std::string& error) {
+  // Log the first failure of an outage as a warning, the retries at debug level.
+  if (backoff_.count() == 0)
+    log::warn("database write failed; spooling windows until it succeeds", {{"error", error}});
+  else
+    log::debug("database still unavailable", {{"error", error}});
+  store_.reset();
+  backoff_ = std::min(std::max(backoff_ * 2, options_.min_backoff), options_.max_backoff);
+  next_connect_ = steady_clock::now() + jittered(backoff_);
+}
+
+void WindowWriter::write_queued(std::unique_lock<std::mutex>& lock) {
+  profile::WindowProfile window = std::move(queue_.front());
+  queue_.pop_front();
+  busy_ = true;
+  lock.unlock();
+  Result<void> written = store_->write_window(window);
+  lock.lock();
+  busy_ = false;
+  if (written) {
+    ++stats_.written;
+    stats_.last_written_end = std::max(stats_.last_written_end, window.end);
+    return;
+  }
+  ++stats_.write_errors;
+  queue_.push_front(std::move(window));  // spooled by the next turn, as the store is gone
+  connection_lost(written.error().message);
+}
+
+void WindowWriter::replay_one(std::unique_lock<std::mutex>& lock) {
+  const Spool::Entry entry = *spool_.oldest();
+  Result<profile::WindowProfile> window = spool_.load(entry);
+  if (!window) {
+    log::error("unreadable spooled window moved aside", {{"path", entry.path}, {"error", window.error().message}});
+    spool_.quarantine(entry);
+    ++stats_.quarantined;
+    return;
+  }
+  busy_ = true;
+  lock.unlock();
+  Result<void> written = store_->write_window(*window);
+  lock.lock();
+  busy_ = false;
+  if (written) {
+    spool_.remove(entry);
+    ++stats_.written;
+    stats_.last_written_end = std::max(stats_.last_written_end, window->end);
+    failing_entry_.reset();
+    return;
+  }
+  ++stats_.write_errors;
+  failing_attempts_ = failing_entry_ == entry.path ? failing_attempts_ + 1 : 1;
+  failing_entry_ = entry.path;
+  if (failing_attempts_ >= options_.max_attempts) {
+    log::error("spooled window keeps failing; moved aside", {{"path", entry.path}, {"attempts", failing_attempts_},
+                                                             {"error", written.error().message}});
+    spool_.quarantine(entry);
+    ++stats_.quarantined;
+    failing_entry_.reset();
+  }
+  connection_lost(written.error().message);
+}
+
+bool WindowWriter::maybe_apply_retention(std::unique_lock<std::mutex>& lock) {
+  const auto now = steady_clock::now();
+  if (now < next_retention_) return false;
+  next_retention_ = now + options_.retention_interval;
+  lock.unlock();
+  Result<int> dropped = store_->apply_retention(options_.retention, profile::Clock::now());
+  lock.lock();
+  if (!dropped)
+    log::warn("retention failed", {{"error", dropped.error().message}});
+  else if (*dropped > 0)
+    log::info("dropped partitions past retention", {{"partitions", *dropped}});
+  return true;
+}
+
+}  // namespace perfwatch::storage

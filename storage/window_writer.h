@@ -1,0 +1,91 @@
+#pragma once
+// Writes closed windows to the database from a background thread, so a slow or unreachable
+// database never stalls sampling. While the database is unreachable windows go to the on-disk
+// spool (bounded; drops past the bound are counted) and are written, oldest first, when it returns.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "common/duration.h"
+#include "common/profile.h"
+#include "storage/spool.h"
+#include "storage/store.h"
+
+namespace perfwatch::storage {
+
+struct WriterOptions {
+  ConnectOptions connect;
+  std::string spool_dir;
+  std::uint64_t spool_max_bytes = 256ull << 20;
+  Duration retention = std::chrono::hours(24 * 14);
+  std::chrono::seconds retention_interval{3600};
+  std::chrono::milliseconds min_backoff{500};
+  std::chrono::milliseconds max_backoff{30000};
+  // A spooled window that fails this many times while the database takes other writes is moved aside.
+  int max_attempts = 5;
+};
+
+struct WriterStats {
+  std::uint64_t written = 0;      // windows stored, live or replayed from the spool
+  std::uint64_t spooled = 0;      // windows that went to the spool
+  std::uint64_t dropped = 0;      // windows dropped because the spool was full
+  std::uint64_t quarantined = 0;  // spooled windows that kept failing, moved to <spool>/failed
+  std::uint64_t write_errors = 0;
+  std::uint64_t queue_depth = 0;  // windows in memory waiting for the writer
+  std::uint64_t spool_windows = 0;
+  std::uint64_t spool_bytes = 0;
+  bool connected = false;
+  profile::TimePoint last_written_end{};  // end of the newest window written (database lag)
+};
+
+class WindowWriter {
+ public:
+  // Opens the spool (throws std::runtime_error when it cannot) and starts the writer thread.
+  WindowWriter(WriterOptions options, StoreFactory factory);
+  ~WindowWriter();  // stops the thread; call flush() first to keep what is queued
+  WindowWriter(const WindowWriter&) = delete;
+  WindowWriter& operator=(const WindowWriter&) = delete;
+
+  void enqueue(profile::WindowProfile window);
+  // Waits until every queued window is written (or spooled, while the database is unreachable);
+  // spools what is still queued at the deadline.
+  void flush(std::chrono::milliseconds timeout);
+  WriterStats stats() const;
+
+ private:
+  void run();
+  bool ensure_store(std::unique_lock<std::mutex>& lock);
+  void write_queued(std::unique_lock<std::mutex>& lock);
+  void replay_one(std::unique_lock<std::mutex>& lock);
+  void spool_queue_locked();
+  void connection_lost(const std::string& error);
+  // Drops old partitions once per retention_interval; true when it ran (the lock was released).
+  bool maybe_apply_retention(std::unique_lock<std::mutex>& lock);
+
+  WriterOptions options_;
+  StoreFactory factory_;
+  std::unique_ptr<Store> store_;  // only the writer thread touches it
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;     // new work, stop, flush
+  std::condition_variable drained_;  // queue emptied
+  std::deque<profile::WindowProfile> queue_;
+  bool busy_ = false;  // the writer thread holds a window outside the queue
+  Spool spool_;
+  std::optional<std::string> failing_entry_;  // spooled window that failed last, and how often
+  int failing_attempts_ = 0;
+  WriterStats stats_;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point next_connect_{};
+  std::chrono::milliseconds backoff_{0};
+  std::chrono::steady_clock::time_point next_retention_{};
+  std::thread thread_;
+};
+
+}  // namespace perfwatch::storage

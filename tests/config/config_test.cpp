@@ -1,0 +1,402 @@
+#include "config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace perfwatch::config {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const std::string example_path = PERFWATCH_SOURCE_DIR "/config/perfwatch.example.yaml";
+
+// The error message of a document that must be rejected.
+std::string errors_of(std::string_view yaml) {
+  Result<Config> result = parse(yaml, "perfwatch.yaml");
+  EXPECT_FALSE(result.ok()) << "accepted:\n" << yaml;
+  return result.ok() ? std::string() : result.error().message;
+}
+
+Config valid(std::string_view yaml) {
+  Result<Config> result = parse(yaml, "perfwatch.yaml");
+  EXPECT_TRUE(result.ok()) << (result.ok() ? "" : result.error().message);
+  return result.ok() ? std::move(result).value() : Config{};
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string hostname() {
+  char name[256] = {};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
+TEST(ConfigDefaults, EmptyDocumentKeepsEveryDefault) {
+  for (std::string_view text : {"", "# only a comment\n", "\n\n"}) {
+    const Config c = valid(text);
+    EXPECT_EQ(c.source, "perfwatch.yaml");
+    EXPECT_EQ(c.state_dir, "/var/lib/perfwatch");
+    EXPECT_EQ(c.host, hostname());
+    EXPECT_EQ(c.log_level, log::Level::info);
+    EXPECT_EQ(c.storage.postgres, "");
+    EXPECT_EQ(c.storage.password_file, "");
+    EXPECT_EQ(c.storage.retention, 14 * 24h);
+    EXPECT_EQ(c.storage.spool_max_bytes, 256ull << 20);
+    EXPECT_EQ(c.sampling.frequency_hz, 99u);
+    EXPECT_EQ(c.sampling.window, 10s);
+    EXPECT_EQ(c.dashboard.listen, "127.0.0.1:7460");
+    EXPECT_EQ(c.tiers, (std::array<Duration, tier_count>{100ms, 500ms, 2s, 5s, 10s}));
+    EXPECT_TRUE(c.targets.empty());
+  }
+}
+
+TEST(ConfigDefaults, EmptySectionsKeepTheirDefaults) {
+  const Config c = valid("storage:\nsampling: {}\ntargets: []\ntiers:\n");
+  EXPECT_EQ(c.storage.retention, 14 * 24h);
+  EXPECT_EQ(c.sampling.frequency_hz, 99u);
+  EXPECT_TRUE(c.targets.empty());
+}
+
+TEST(ConfigParse, FullFile) {
+  const Config c = valid(R"(
+state_dir: /srv/perfwatch
+host: web-01
+log_level: debug
+storage:
+  postgres: "postgresql://perfwatch@db.example.com:5432/perfwatch?sslmode=require"
+  password_file: /etc/perfwatch/pgpassword
+  retention: 30d
+  spool_max: 1GB
+sampling:
+  frequency_hz: 49
+  window: 1m
+dashboard:
+  listen: "[::1]:8080"
+tiers:
+  T1: 50ms
+  T4: 4s
+targets:
+  - name: api
+    match:
+      systemd_unit: kb-api.service
+      cmdline: "gunicorn .*kb_api"
+    profile: false
+  - name: worker.v2
+    match: {pid: 4242, comm: python3.11, exe: /usr/bin/python3.11, cgroup: /system.slice/worker.service}
+)");
+  EXPECT_EQ(c.state_dir, "/srv/perfwatch");
+  EXPECT_EQ(c.host, "web-01");
+  EXPECT_EQ(c.log_level, log::Level::debug);
+  EXPECT_EQ(c.storage.postgres, "postgresql://perfwatch@db.example.com:5432/perfwatch?sslmode=require");
+  EXPECT_EQ(c.storage.password_file, "/etc/perfwatch/pgpassword");
+  EXPECT_EQ(c.storage.retention, 30 * 24h);
+  EXPECT_EQ(c.storage.spool_max_bytes, 1ull << 30);
+  EXPECT_EQ(c.sampling.frequency_hz, 49u);
+  EXPECT_EQ(c.sampling.window, 1min);
+  EXPECT_EQ(c.dashboard.listen, "[::1]:8080");
+  EXPECT_EQ(c.tiers, (std::array<Duration, tier_count>{50ms, 500ms, 2s, 4s, 10s}));
+  ASSERT_EQ(c.targets.size(), 2u);
+  EXPECT_EQ(c.targets[0].name, "api");
+  EXPECT_EQ(c.targets[0].match.systemd_unit, "kb-api.service");
+  EXPECT_EQ(c.targets[0].match.cmdline, "gunicorn .*kb_api");
+  EXPECT_FALSE(c.targets[0].match.pid);
+  EXPECT_FALSE(c.targets[0].profile);
+  const Match& m = c.targets[1].match;
+  EXPECT_EQ(c.targets[1].name, "worker.v2");
+  EXPECT_EQ(m.pid, 4242);
+  EXPECT_EQ(m.comm, "python3.11");
+  EXPECT_EQ(m.exe, "/usr/bin/python3.11");
+  EXPECT_EQ(m.cgroup, "/system.slice/worker.service");
+  EXPECT_FALSE(m.cmdline);
+  EXPECT_TRUE(c.targets[1].profile);
+}
+
+TEST(ConfigParse, AcceptedVariants) {
+  EXPECT_EQ(valid("storage: {postgres: 'host=db user=perfwatch dbname=perfwatch'}").storage.postgres,
+            "host=db user=perfwatch dbname=perfwatch");
+  EXPECT_EQ(valid("storage: {spool_max: 1MB}").storage.spool_max_bytes, 1ull << 20);
+  EXPECT_EQ(valid("storage: {retention: 1h}").storage.retention, 1h);
+  EXPECT_EQ(valid("sampling: {window: 1h}").sampling.window, 1h);
+  EXPECT_EQ(valid("sampling: {frequency_hz: 10000}").sampling.frequency_hz, 10000u);
+  for (std::string_view listen : {"0.0.0.0:1", "[::]:65535", "localhost:7460", "perf-01.example.com:80"})
+    EXPECT_EQ(valid("dashboard: {listen: '" + std::string(listen) + "'}").dashboard.listen, listen);
+  EXPECT_EQ(valid("targets: [{name: a, match: {comm: abcdefghijklmno}}]").targets[0].match.comm, "abcdefghijklmno");
+  EXPECT_EQ(valid("log_level: error").log_level, log::Level::error);
+}
+
+// One bad value per document: the whole message is a single line naming file:line:column and the key.
+struct BadValue {
+  const char* name;
+  const char* yaml;
+  const char* expected;
+};
+void PrintTo(const BadValue& value, std::ostream* out) { *out << value.name; }
+
+class ConfigRejects : public ::testing::TestWithParam<BadValue> {};
+
+TEST_P(ConfigRejects, NamesPositionKeyAndProblem) { EXPECT_EQ(errors_of(GetParam().yaml), GetParam().expected); }
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryCheck, ConfigRejects,
+    ::testing::Values(
+        BadValue{"top_level_not_mapping", "- a\n", "perfwatch.yaml:1:1: expected a mapping, got a sequence"},
+        BadValue{"second_document", "log_level: info\n---\nlog_level: warn\n",
+                 "perfwatch.yaml:3:1: expected a single YAML document, found another"},
+        BadValue{"relative_state_dir", "state_dir: var/lib/perfwatch\n",
+                 "perfwatch.yaml:1:12: state_dir: expected an absolute path, got 'var/lib/perfwatch'"},
+        BadValue{"state_dir_not_scalar", "state_dir: [a]\n",
+                 "perfwatch.yaml:1:12: state_dir: expected a string, got a sequence"},
+        BadValue{"empty_value_points_at_key", "state_dir:\nlog_level: info\n",
+                 "perfwatch.yaml:1:1: state_dir: expected a string, got nothing"},
+        BadValue{"empty_host", "host: ''\n", "perfwatch.yaml:1:7: host: must not be empty"},
+        BadValue{"log_level", "log_level: verbose\n",
+                 "perfwatch.yaml:1:12: log_level: expected one of debug, info, warn, error, got 'verbose'"},
+        BadValue{"storage_not_mapping", "storage: 5\n", "perfwatch.yaml:1:10: storage: expected a mapping, got '5'"},
+        BadValue{"password_in_uri", "storage:\n  postgres: postgresql://perfwatch:hunter2@db/perfwatch\n",
+                 "perfwatch.yaml:2:13: storage.postgres: must not contain a password; put it in the file named by "
+                 "storage.password_file or in the PGPASSWORD environment variable"},
+        BadValue{"password_in_uri_query", "storage: {postgres: 'postgresql://db/perfwatch?password=hunter2'}\n",
+                 "perfwatch.yaml:1:21: storage.postgres: must not contain a password; put it in the file named by "
+                 "storage.password_file or in the PGPASSWORD environment variable"},
+        BadValue{"password_in_conninfo", "storage: {postgres: 'host=db password = hunter2'}\n",
+                 "perfwatch.yaml:1:21: storage.postgres: must not contain a password; put it in the file named by "
+                 "storage.password_file or in the PGPASSWORD environment variable"},
+        BadValue{"invalid_conninfo", "storage: {postgres: 'host=db colour=blue'}\n",
+                 "perfwatch.yaml:1:21: storage.postgres: invalid PostgreSQL connection string: invalid connection "
+                 "option \"colour\""},
+        BadValue{"relative_password_file", "storage: {password_file: pgpassword}\n",
+                 "perfwatch.yaml:1:26: storage.password_file: expected an absolute path, got 'pgpassword'"},
+        BadValue{"short_retention", "storage:\n  retention: 30m\n",
+                 "perfwatch.yaml:2:14: storage.retention: must be at least 1h, got 30m"},
+        BadValue{"retention_unit", "storage:\n  retention: 2w\n",
+                 "perfwatch.yaml:2:14: storage.retention: unknown duration unit in '2w' (use us, ms, s, m, h or d)"},
+        BadValue{"small_spool", "storage: {spool_max: 512KB}\n",
+                 "perfwatch.yaml:1:22: storage.spool_max: must be at least 1MB, got 512KB"},
+        BadValue{"spool_not_size", "storage: {spool_max: lots}\n",
+                 "perfwatch.yaml:1:22: storage.spool_max: expected a size such as 512KB, 256MB or 1GB (units B, KB, "
+                 "MB, GB, TB), got 'lots'"},
+        BadValue{"frequency_zero", "sampling:\n  frequency_hz: 0\n",
+                 "perfwatch.yaml:2:17: sampling.frequency_hz: must be from 1 to 10000, got 0"},
+        BadValue{"frequency_high", "sampling:\n  frequency_hz: 10001\n",
+                 "perfwatch.yaml:2:17: sampling.frequency_hz: must be from 1 to 10000, got 10001"},
+        BadValue{"frequency_not_integer", "sampling:\n  frequency_hz: 99.5\n",
+                 "perfwatch.yaml:2:17: sampling.frequency_hz: expected an integer, got '99.5'"},
+        BadValue{"short_window", "sampling: {window: 500ms}\n",
+                 "perfwatch.yaml:1:20: sampling.window: must be at least 1s, got 500ms"},
+        BadValue{"long_window", "sampling: {window: 2h}\n",
+                 "perfwatch.yaml:1:20: sampling.window: must be at most 1h, got 2h"},
+        BadValue{"window_not_duration", "sampling: {window: soon}\n",
+                 "perfwatch.yaml:1:20: sampling.window: expected a duration such as 250ms, 2s, 10m or 14d, got "
+                 "'soon'"},
+        BadValue{"listen_without_port", "dashboard:\n  listen: 127.0.0.1\n",
+                 "perfwatch.yaml:2:11: dashboard.listen: expected HOST:PORT such as 127.0.0.1:7460 or [::1]:7460, "
+                 "got '127.0.0.1'"},
+        BadValue{"listen_port_zero", "dashboard: {listen: '127.0.0.1:0'}\n",
+                 "perfwatch.yaml:1:21: dashboard.listen: port must be a number from 1 to 65535, got '0'"},
+        BadValue{"listen_port_high", "dashboard: {listen: '127.0.0.1:65536'}\n",
+                 "perfwatch.yaml:1:21: dashboard.listen: port must be a number from 1 to 65535, got '65536'"},
+        BadValue{"listen_bad_ipv4", "dashboard: {listen: '300.0.0.1:80'}\n",
+                 "perfwatch.yaml:1:21: dashboard.listen: invalid IPv4 address '300.0.0.1'"},
+        BadValue{"listen_bad_ipv6", "dashboard: {listen: '[::g]:80'}\n",
+                 "perfwatch.yaml:1:21: dashboard.listen: invalid IPv6 address '[::g]'"},
+        BadValue{"listen_bare_ipv6", "dashboard: {listen: '::1:80'}\n",
+                 "perfwatch.yaml:1:21: dashboard.listen: put an IPv6 address in brackets, e.g. [::1]:7460"},
+        BadValue{"listen_bad_hostname", "dashboard: {listen: 'my_host:80'}\n",
+                 "perfwatch.yaml:1:21: dashboard.listen: invalid host name 'my_host'"},
+        BadValue{"listen_no_host", "dashboard: {listen: ':80'}\n",
+                 "perfwatch.yaml:1:21: dashboard.listen: missing host; use 0.0.0.0 or [::] to listen on every "
+                 "interface"},
+        BadValue{"tier_not_increasing", "tiers:\n  T1: 100ms\n  T2: 100ms\n",
+                 "perfwatch.yaml:3:7: tiers.T2: T2 (100ms) must be longer than T1 (100ms)"},
+        BadValue{"tier_above_default_next", "tiers:\n  T2: 3s\n",
+                 "perfwatch.yaml:2:7: tiers.T2: T3 (2s) must be longer than T2 (3s)"},
+        BadValue{"tier_zero", "tiers: {T1: 0ms}\n", "perfwatch.yaml:1:13: tiers.T1: must be at least 1us, got 0ms"},
+        BadValue{"tiers_not_mapping", "tiers: [1s, 2s]\n",
+                 "perfwatch.yaml:1:8: tiers: expected a mapping, got a sequence"},
+        BadValue{"targets_not_sequence", "targets: {name: a}\n",
+                 "perfwatch.yaml:1:10: targets: expected a sequence, got a mapping"},
+        BadValue{"target_not_mapping", "targets:\n  - api\n",
+                 "perfwatch.yaml:2:5: targets[0]: expected a mapping, got 'api'"},
+        BadValue{"target_without_name", "targets:\n  - match: {pid: 1}\n",
+                 "perfwatch.yaml:2:5: targets[0]: missing required key 'name'"},
+        BadValue{"target_without_match", "targets:\n  - name: api\n",
+                 "perfwatch.yaml:2:5: targets[0]: missing required key 'match'"},
+        BadValue{"match_empty", "targets:\n  - name: api\n    match: {}\n",
+                 "perfwatch.yaml:3:12: targets[0].match: must set at least one of pid, comm, exe, cmdline, "
+                 "systemd_unit, cgroup"},
+        BadValue{"match_null", "targets:\n  - name: api\n    match:\n",
+                 "perfwatch.yaml:3:5: targets[0].match: must set at least one of pid, comm, exe, cmdline, "
+                 "systemd_unit, cgroup"},
+        BadValue{"match_not_mapping", "targets:\n  - name: api\n    match: api\n",
+                 "perfwatch.yaml:3:12: targets[0].match: expected a mapping, got 'api'"},
+        BadValue{"bad_name", "targets:\n  - name: my api\n    match: {pid: 1}\n",
+                 "perfwatch.yaml:2:11: targets[0].name: must be made of letters, digits, '_', '.' and '-', got 'my "
+                 "api'"},
+        BadValue{"duplicate_name", "targets:\n  - {name: api, match: {pid: 1}}\n  - {name: api, match: {pid: 2}}\n",
+                 "perfwatch.yaml:3:12: targets[1].name: duplicate target name 'api' (first used on line 2)"},
+        BadValue{"pid_zero", "targets:\n  - name: a\n    match: {pid: 0}\n",
+                 "perfwatch.yaml:3:18: targets[0].match.pid: must be from 1 to 2147483647, got 0"},
+        BadValue{"pid_not_integer", "targets:\n  - name: a\n    match: {pid: one}\n",
+                 "perfwatch.yaml:3:18: targets[0].match.pid: expected an integer, got 'one'"},
+        BadValue{"comm_too_long", "targets:\n  - name: a\n    match: {comm: abcdefghijklmnop}\n",
+                 "perfwatch.yaml:3:19: targets[0].match.comm: is 16 bytes but the kernel truncates comm to 15; use "
+                 "its first 15 bytes or match by exe or cmdline"},
+        BadValue{"relative_exe", "targets:\n  - name: a\n    match: {exe: python3}\n",
+                 "perfwatch.yaml:3:18: targets[0].match.exe: expected an absolute path, got 'python3'"},
+        BadValue{"empty_cmdline", "targets:\n  - name: a\n    match: {cmdline: ''}\n",
+                 "perfwatch.yaml:3:22: targets[0].match.cmdline: must not be empty (it would match every process)"},
+        BadValue{"unit_without_suffix", "targets:\n  - name: a\n    match: {systemd_unit: kb-api}\n",
+                 "perfwatch.yaml:3:27: targets[0].match.systemd_unit: expected a unit name ending in .service, "
+                 ".scope, .slice, .socket, .mount, .timer, .target, .path, .swap, .device or .automount, got "
+                 "'kb-api'"},
+        BadValue{"unit_only_suffix", "targets:\n  - name: a\n    match: {systemd_unit: .service}\n",
+                 "perfwatch.yaml:3:27: targets[0].match.systemd_unit: expected a unit name ending in .service, "
+                 ".scope, .slice, .socket, .mount, .timer, .target, .path, .swap, .device or .automount, got "
+                 "'.service'"},
+        BadValue{"relative_cgroup", "targets:\n  - name: a\n    match: {cgroup: system.slice}\n",
+                 "perfwatch.yaml:3:21: targets[0].match.cgroup: expected a cgroup path starting with '/', such as "
+                 "/system.slice/app.service, got 'system.slice'"},
+        BadValue{"profile_not_bool", "targets:\n  - name: a\n    match: {pid: 1}\n    profile: maybe\n",
+                 "perfwatch.yaml:4:14: targets[0].profile: expected a boolean, got 'maybe'"},
+        BadValue{"unknown_top_key_suggested", "stroage: {}\n",
+                 "perfwatch.yaml:1:1: stroage: unknown key 'stroage' (did you mean 'storage'?)"},
+        BadValue{"unknown_nested_key_suggested", "sampling:\n  frequency: 99\n",
+                 "perfwatch.yaml:2:3: sampling.frequency: unknown key 'frequency' (known keys: frequency_hz, "
+                 "window)"},
+        BadValue{"unknown_tier_suggested", "tiers: {t1: 1ms}\n",
+                 "perfwatch.yaml:1:9: tiers.t1: unknown key 't1' (did you mean 'T1'?)"},
+        BadValue{"unknown_match_key_suggested", "targets:\n  - name: a\n    match: {pid: 1, cmd_line: x}\n",
+                 "perfwatch.yaml:3:21: targets[0].match.cmd_line: unknown key 'cmd_line' (did you mean 'cmdline'?)"},
+        BadValue{"unknown_target_key_listed", "targets:\n  - name: a\n    match: {pid: 1}\n    enabled: true\n",
+                 "perfwatch.yaml:4:5: targets[0].enabled: unknown key 'enabled' (known keys: name, match, profile)"},
+        BadValue{"duplicate_top_key", "log_level: info\nstate_dir: /a\nlog_level: warn\n",
+                 "perfwatch.yaml:3:1: log_level: duplicate key (first set on line 1)"},
+        BadValue{"duplicate_nested_key", "storage:\n  retention: 2d\n  retention: 3d\n",
+                 "perfwatch.yaml:3:3: storage.retention: duplicate key (first set on line 2)"},
+        BadValue{"non_scalar_key", "? [a, b]\n: 1\n", "perfwatch.yaml:1:3: expected a key name, got a sequence"},
+        BadValue{"syntax_error", "storage:\n  retention: 2d\n    spool_max: 1GB\n",
+                 "perfwatch.yaml:3:14: YAML syntax error: illegal map value"}),
+    [](const ::testing::TestParamInfo<BadValue>& info) { return std::string(info.param.name); });
+
+TEST(ConfigRejects, InvalidRegexCarriesTheRegexError) {
+  const std::string message = errors_of("targets:\n  - name: a\n    match:\n      cmdline: 'python[3'\n");
+  std::string regex_error;
+  try {
+    std::regex("python[3");
+  } catch (const std::regex_error& e) {
+    regex_error = e.what();
+  }
+  ASSERT_FALSE(regex_error.empty());
+  EXPECT_EQ(message, "perfwatch.yaml:4:16: targets[0].match.cmdline: invalid regex: " + regex_error);
+}
+
+TEST(ConfigRejects, PasswordNeverEchoed) {
+  for (std::string_view uri :
+       {"postgresql://u:hunter2@db/x", "host=db password=hunter2", "postgresql://db/x?password=hunter2"})
+    EXPECT_THAT(errors_of("storage: {postgres: '" + std::string(uri) + "'}"), Not(HasSubstr("hunter2")));
+}
+
+TEST(ConfigRejects, ReportsEveryProblemOnePerLineInFileOrder) {
+  const std::string message = errors_of(R"(log_level: loud
+tiers:
+  T3: 400ms
+storage:
+  retension: 2d
+  postgres: postgresql://u:secret@db/x
+targets:
+  - name: api
+    match: {comm: api}
+  - name: api
+    match: {cmdline: '(', pid: -1}
+    profile: 2
+)");
+  std::vector<std::string> lines;
+  std::istringstream stream(message);
+  for (std::string line; std::getline(stream, line);) lines.push_back(line);
+  EXPECT_THAT(lines,
+              ::testing::ElementsAre(
+                  "perfwatch.yaml:1:12: log_level: expected one of debug, info, warn, error, got 'loud'",
+                  "perfwatch.yaml:3:7: tiers.T3: T3 (400ms) must be longer than T2 (500ms)",
+                  "perfwatch.yaml:5:3: storage.retension: unknown key 'retension' (did you mean 'retention'?)",
+                  "perfwatch.yaml:6:13: storage.postgres: must not contain a password; put it in the file named by "
+                  "storage.password_file or in the PGPASSWORD environment variable",
+                  "perfwatch.yaml:10:11: targets[1].name: duplicate target name 'api' (first used on line 8)",
+                  ::testing::StartsWith("perfwatch.yaml:11:22: targets[1].match.cmdline: invalid regex: "),
+                  "perfwatch.yaml:11:32: targets[1].match.pid: must be from 1 to 2147483647, got -1",
+                  "perfwatch.yaml:12:14: targets[1].profile: expected a boolean, got '2'"));
+}
+
+TEST(ConfigExample, IsValidAndMatchesTheQuickStart) {
+  Result<Config> result = load_file(example_path);
+  ASSERT_TRUE(result.ok()) << result.error().message;
+  const Config& c = *result;
+  EXPECT_EQ(c.source, example_path);
+  EXPECT_EQ(c.state_dir, "/var/lib/perfwatch");
+  EXPECT_EQ(c.host, hostname());
+  EXPECT_EQ(c.storage.postgres, "");
+  EXPECT_EQ(c.sampling.frequency_hz, 99u);
+  EXPECT_EQ(c.sampling.window, 10s);
+  EXPECT_EQ(c.dashboard.listen, "127.0.0.1:7460");
+  EXPECT_EQ(c.tiers, Config{}.tiers);
+  ASSERT_EQ(c.targets.size(), 1u);
+  EXPECT_EQ(c.targets[0].name, "demo");
+  EXPECT_EQ(c.targets[0].match.cmdline, "perfwatch-demo");
+  EXPECT_TRUE(c.targets[0].profile);
+}
+
+// Every key the parser reads is documented in the example, as "key:" (set or commented out).
+TEST(ConfigExample, DocumentsEveryKey) {
+  const std::string text = read_text(example_path);
+  const std::vector<std::string> paths = known_key_paths();
+  EXPECT_GE(paths.size(), 28u);
+  for (const std::string& path : paths) {
+    const std::string leaf = path.substr(path.rfind('.') + 1);
+    EXPECT_TRUE(std::regex_search(text, std::regex("(^|[^A-Za-z0-9_])" + leaf + ":")))
+        << "perfwatch.example.yaml does not document " << path;
+  }
+}
+
+TEST(ConfigExample, KnownKeyPathsNameTheSchema) {
+  const std::vector<std::string> paths = known_key_paths();
+  for (const char* expected : {"state_dir", "storage.password_file", "sampling.window", "dashboard.listen", "tiers.T5",
+                               "targets[].profile", "targets[].match.systemd_unit"})
+    EXPECT_THAT(paths, ::testing::Contains(expected));
+}
+
+TEST(ConfigLoadFile, MissingFileNamesIt) {
+  Result<Config> result = load_file("/nonexistent/perfwatch.yaml");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().message, "/nonexistent/perfwatch.yaml: cannot open: No such file or directory");
+}
+
+TEST(ConfigLoadFile, DirectoryIsUnreadable) {
+  Result<Config> result = load_file("/tmp");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().message, "/tmp: cannot read: Is a directory");
+}
+
+TEST(ConfigLoadFile, ErrorsNameTheFilePath) {
+  const std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("perfwatch-config-test-" + std::to_string(getpid()) + ".yaml");
+  std::ofstream(path) << "state_dir: /srv\nsampling:\n  window: 0s\n";
+  Result<Config> result = load_file(path);
+  std::filesystem::remove(path);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().message, path.string() + ":3:11: sampling.window: must be at least 1s, got 0s");
+}
+
+}  // namespace
+}  // namespace perfwatch::config

@@ -1,0 +1,167 @@
+#include <gtest/gtest.h>
+
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+
+#include "storage/migrations.h"
+#include "storage/pg_codec.h"
+#include "storage/query.h"
+#include "storage/store.h"
+#include "tests/storage/support.h"
+
+namespace perfwatch::storage {
+namespace {
+
+using namespace std::chrono_literals;
+using test::at;
+using test::sample_window;
+
+constexpr std::int64_t day = 86400;
+constexpr std::int64_t t0 = 1'763'942'400;  // 2025-11-24T00:00:00Z
+
+class PgStoreTest : public test::PgTest {
+ protected:
+  std::unique_ptr<PgStore> store() {
+    auto s = PgStore::connect(connect_options());
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+  std::unique_ptr<Query> query() {
+    auto q = Query::connect(connect_options());
+    EXPECT_TRUE(q.ok()) << (q.ok() ? "" : q.error().message);
+    return q.ok() ? std::move(*q) : nullptr;
+  }
+  std::string folded(const std::string& host, const std::string& target, TimeRange range) {
+    auto p = query()->profile(host, target, range);
+    EXPECT_TRUE(p.ok()) << (p.ok() ? "" : p.error().message);
+    return p.ok() ? profile::to_folded(*p) : "";
+  }
+};
+
+TEST_F(PgStoreTest, MigrationsApplyOnceAndRecordTheirVersion) {
+  auto first = connect_database(connect_options());
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(count("SELECT count(*) FROM schema_migrations"), static_cast<std::int64_t>(embedded_migrations().size()));
+  auto again = migrate(**first);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0) << "a second start applies nothing";
+}
+
+TEST_F(PgStoreTest, QueryRefusesADatabasePerfwatchNeverWrote) {
+  auto q = Query::connect(connect_options());
+  ASSERT_FALSE(q.ok());
+  EXPECT_NE(q.error().message.find("perfwatchd has not written"), std::string::npos) << q.error().message;
+}
+
+TEST_F(PgStoreTest, WritesAWindowAndReadsItBackPerTarget) {
+  auto s = store();
+  ASSERT_TRUE(s->write_window(sample_window("host-a", at(t0 + 100))).ok());
+  const TimeRange range{at(t0), at(t0 + day)};
+  EXPECT_EQ(folded("host-a", "api", range), "main;parse;vfs_read 3\nmain;serve 2\n");
+  EXPECT_EQ(folded("host-a", "worker", range), "main;loop 5\n");
+  auto p = query()->profile("host-a", "api", range);
+  ASSERT_TRUE(p.ok());
+  bool kernel_kind = false;
+  for (const auto& f : p->frames) kernel_kind |= f.name == "vfs_read" && f.kind == profile::FrameKind::kernel;
+  EXPECT_TRUE(kernel_kind) << "frame kinds survive the round trip";
+}
+
+TEST_F(PgStoreTest, DeduplicatesFramesAndStacksAcrossWindows) {
+  auto s = store();
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(s->write_window(sample_window("host-a", at(t0 + 10 * i))).ok());
+  // A second writer (another daemon, or a restart) does not know what the first stored.
+  ASSERT_TRUE(store()->write_window(sample_window("host-a", at(t0 + 60))).ok());
+  EXPECT_EQ(count("SELECT count(*) FROM frames"), 5);
+  EXPECT_EQ(count("SELECT count(*) FROM stacks"), 3);
+  EXPECT_EQ(count("SELECT count(*) FROM samples"), 7 * 3);
+  EXPECT_EQ(folded("host-a", "api", {at(t0), at(t0 + day)}), "main;parse;vfs_read 21\nmain;serve 14\n");
+}
+
+TEST_F(PgStoreTest, RewritingAWindowReplacesIt) {
+  auto s = store();
+  profile::WindowProfile w = sample_window("host-a", at(t0));
+  ASSERT_TRUE(s->write_window(w).ok());
+  w.profile.stacks[0].count = 30;
+  ASSERT_TRUE(s->write_window(w).ok());  // a window replayed from the spool after a crash
+  EXPECT_EQ(folded("host-a", "api", {at(t0), at(t0 + 1)}), "main;parse;vfs_read 30\nmain;serve 2\n");
+  EXPECT_EQ(count("SELECT count(*) FROM windows"), 2);
+}
+
+TEST_F(PgStoreTest, HostsSharingADatabaseStayApart) {
+  auto s = store();
+  ASSERT_TRUE(s->write_window(sample_window("host-a", at(t0))).ok());
+  profile::WindowProfile other = sample_window("host-b", at(t0));
+  other.profile.stacks[0].count = 7;
+  ASSERT_TRUE(store()->write_window(other).ok());
+  const TimeRange range{at(t0), at(t0 + 60)};
+  EXPECT_EQ(folded("host-a", "api", range), "main;parse;vfs_read 3\nmain;serve 2\n");
+  EXPECT_EQ(folded("host-b", "api", range), "main;parse;vfs_read 7\nmain;serve 2\n");
+  EXPECT_EQ(folded("", "api", range), "main;parse;vfs_read 10\nmain;serve 4\n") << "'' merges every host";
+}
+
+TEST_F(PgStoreTest, TimeRangesSelectWindowsByStart) {
+  auto s = store();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->write_window(sample_window("h", at(t0 + 10 * i))).ok());
+  EXPECT_EQ(folded("h", "worker", {at(t0 + 10), at(t0 + 20)}), "main;loop 5\n");
+  EXPECT_EQ(folded("h", "worker", {at(t0 + 10), at(t0 + 21)}), "main;loop 10\n");
+  EXPECT_EQ(folded("h", "worker", {at(t0 + 31), at(t0 + 99)}), "");
+}
+
+TEST_F(PgStoreTest, TargetSummariesCarryPidsAndSamples) {
+  auto s = store();
+  ASSERT_TRUE(s->write_window(sample_window("h", at(t0))).ok());
+  profile::WindowProfile later = sample_window("h", at(t0 + 10));
+  later.targets[0].pids = {102};
+  ASSERT_TRUE(s->write_window(later).ok());
+  auto targets = query()->targets("h", {at(t0), at(t0 + 60)});
+  ASSERT_TRUE(targets.ok()) << targets.error().message;
+  ASSERT_EQ(targets->size(), 2u);
+  EXPECT_EQ((*targets)[0].name, "api");
+  EXPECT_EQ((*targets)[0].pids, std::vector<std::int32_t>{102}) << "pids of the newest window";
+  EXPECT_EQ((*targets)[0].samples, 10u);
+  EXPECT_EQ((*targets)[0].windows, 2u);
+  EXPECT_EQ((*targets)[0].last_window_end, at(t0 + 20));
+  auto stats = query()->sampler_stats("h", {at(t0), at(t0 + 60)});
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->samples, 20u) << "each window's sampler stats count once, not once per target";
+  EXPECT_EQ(stats->lost_stack_collision, 2u);
+}
+
+TEST_F(PgStoreTest, PartitionsAreDailyAndRetentionDropsWholeOldDays) {
+  auto s = store();
+  for (int d = 0; d < 4; ++d) ASSERT_TRUE(s->write_window(sample_window("h", at(t0 + d * day + 3600))).ok());
+  EXPECT_EQ(count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'samples'::regclass"), 4);
+  // Keep 36 h at noon of day 3: days 0 and 1 ended before the cut-off (day 1 ends at day 2 00:00).
+  auto dropped = s->apply_retention(36h, at(t0 + 3 * day + 12 * 3600));
+  ASSERT_TRUE(dropped.ok()) << dropped.error().message;
+  EXPECT_EQ(*dropped, 2 * 2) << "samples and windows partitions of two days";
+  EXPECT_EQ(count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'samples'::regclass"), 2);
+  EXPECT_EQ(folded("h", "worker", {at(t0), at(t0 + 5 * day)}), "main;loop 10\n");
+  // Writing into a dropped day recreates its partition.
+  ASSERT_TRUE(s->write_window(sample_window("h", at(t0 + 600))).ok());
+  EXPECT_EQ(folded("h", "worker", {at(t0), at(t0 + day)}), "main;loop 5\n");
+}
+
+TEST_F(PgStoreTest, NamesThatAreNotUtf8AreStoredReadably) {
+  auto s = store();
+  profile::WindowProfile w = sample_window("h", at(t0));
+  w.profile.frames[1].name = std::string("pa\xffrse\0x", 8);
+  ASSERT_TRUE(s->write_window(w).ok());
+  EXPECT_EQ(folded("h", "api", {at(t0), at(t0 + 1)}), "main;pa\xEF\xBF\xBDrse\xEF\xBF\xBDx;vfs_read 3\nmain;serve 2\n");
+}
+
+TEST_F(PgStoreTest, WritesLargeWindowsWhole) {
+  profile::WindowProfile w = sample_window("h", at(t0));
+  w.profile.stacks.clear();
+  for (std::uint32_t i = 0; i < 5000; ++i) {
+    w.profile.frames.push_back({profile::FrameKind::native, "f" + std::to_string(i), "/bin/app"});
+    w.profile.stacks.push_back({0, {0, static_cast<std::uint32_t>(w.profile.frames.size() - 1)}, 1});
+  }
+  ASSERT_TRUE(store()->write_window(w).ok());
+  EXPECT_EQ(count("SELECT count(*) FROM samples"), 5000);
+  EXPECT_EQ(count("SELECT sum(count) FROM samples"), 5000);
+  EXPECT_EQ(count("SELECT count(*) FROM frames"), 5005);
+}
+
+}  // namespace
+}  // namespace perfwatch::storage

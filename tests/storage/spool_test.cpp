@@ -1,0 +1,107 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "storage/spool.h"
+#include "tests/storage/support.h"
+
+namespace perfwatch::storage {
+namespace {
+
+namespace fs = std::filesystem;
+using test::at;
+using test::sample_window;
+
+class SpoolTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("pw-spool-" + std::to_string(getpid()) + "-" +
+                                        testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST(WindowCodecTest, RoundTripsEveryField) {
+  profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
+  w.profile.frames.push_back({profile::FrameKind::python, "handler (app.py:12)", "app.py"});
+  w.stats = {10, 1, 2, 3, 4};
+  Result<profile::WindowProfile> back = decode_window(encode_window(w));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->host, w.host);
+  EXPECT_EQ(back->start, w.start);
+  EXPECT_EQ(back->end, w.end);
+  ASSERT_EQ(back->targets.size(), 2u);
+  EXPECT_EQ(back->targets[0].pids, w.targets[0].pids);
+  EXPECT_EQ(back->targets[1].samples, 5u);
+  EXPECT_EQ(back->profile.frames, w.profile.frames);
+  EXPECT_EQ(profile::to_folded(back->profile), profile::to_folded(w.profile));
+  EXPECT_EQ(back->stats.lost_unresolved, 4u);
+}
+
+TEST(WindowCodecTest, RejectsCorruptAndInconsistentData) {
+  std::vector<std::uint8_t> bytes = encode_window(sample_window("h", at(0)));
+  std::vector<std::uint8_t> truncated(bytes.begin(), bytes.begin() + static_cast<long>(bytes.size() / 2));
+  EXPECT_FALSE(decode_window(truncated).ok());
+  EXPECT_FALSE(decode_window({0xff, 0x00, 0x13}).ok());
+
+  profile::WindowProfile bad = sample_window("h", at(0));
+  bad.profile.stacks[0].frame_ids.push_back(99);  // no such frame
+  Result<profile::WindowProfile> decoded = decode_window(encode_window(bad));
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_NE(decoded.error().message.find("missing frame"), std::string::npos);
+}
+
+TEST_F(SpoolTest, KeepsWindowsOldestFirstAcrossReopen) {
+  {
+    Result<Spool> spool = Spool::open(dir_, 1 << 20);
+    ASSERT_TRUE(spool.ok()) << spool.error().message;
+    ASSERT_TRUE(spool->push(sample_window("h", at(300))).ok());
+    ASSERT_TRUE(spool->push(sample_window("h", at(100))).ok());
+    ASSERT_TRUE(spool->push(sample_window("h", at(200))).ok());
+  }
+  std::ofstream(dir_ / "00000000000000000001-000000.window.tmp") << "half-written";  // a crash mid-write
+  Result<Spool> spool = Spool::open(dir_, 1 << 20);
+  ASSERT_TRUE(spool.ok());
+  EXPECT_EQ(spool->size(), 3u);
+  EXPECT_FALSE(fs::exists(dir_ / "00000000000000000001-000000.window.tmp"));
+  std::vector<profile::TimePoint> starts;
+  while (auto entry = spool->oldest()) {
+    Result<profile::WindowProfile> w = spool->load(*entry);
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    starts.push_back(w->start);
+    spool->remove(*entry);
+  }
+  EXPECT_EQ(starts, (std::vector<profile::TimePoint>{at(100), at(200), at(300)}));
+  EXPECT_EQ(spool->bytes(), 0u);
+}
+
+TEST_F(SpoolTest, DropsTheOldestPastItsBoundAndCountsThem) {
+  const std::uint64_t one = encode_window(sample_window("h", at(0))).size();
+  Result<Spool> spool = Spool::open(dir_, 3 * one + one / 2);
+  ASSERT_TRUE(spool.ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(spool->push(sample_window("h", at(1000 + i))).ok());
+  EXPECT_EQ(spool->size(), 3u);
+  EXPECT_EQ(spool->dropped(), 2u);
+  EXPECT_LE(spool->bytes(), 3 * one + one / 2);
+  Result<profile::WindowProfile> oldest = spool->load(*spool->oldest());
+  ASSERT_TRUE(oldest.ok());
+  EXPECT_EQ(oldest->start, at(1002));
+}
+
+TEST_F(SpoolTest, QuarantineMovesAFileAside) {
+  Result<Spool> spool = Spool::open(dir_, 1 << 20);
+  ASSERT_TRUE(spool.ok());
+  ASSERT_TRUE(spool->push(sample_window("h", at(5))).ok());
+  Spool::Entry entry = *spool->oldest();
+  spool->quarantine(entry);
+  EXPECT_EQ(spool->size(), 0u);
+  EXPECT_TRUE(fs::exists(dir_ / "failed" / fs::path(entry.path).filename()));
+  EXPECT_EQ(Spool::open(dir_, 1 << 20)->size(), 0u) << "quarantined windows are not replayed";
+}
+
+}  // namespace
+}  // namespace perfwatch::storage
