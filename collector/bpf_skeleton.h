@@ -1,0 +1,46 @@
+#pragma once
+// The one open -> configure (rodata, map sizes, reused fds) -> load sequence for bpftool
+// skeletons, whose C++ API provides Skel::open/load/destroy. libbpf errors become Results.
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace perfwatch::collector {
+
+// err is a negative errno, as libbpf 1.x returns them.
+inline Error libbpf_error(std::string_view what, int err) {
+  return make_error(std::string(what) + ": " + std::strerror(-err));
+}
+
+template <typename Skel>
+struct SkeletonDeleter {
+  void operator()(Skel* skel) const { Skel::destroy(skel); }
+};
+template <typename Skel>
+using SkeletonPtr = std::unique_ptr<Skel, SkeletonDeleter<Skel>>;
+
+inline Result<void> set_max_entries(bpf_map* map, std::uint32_t entries) {
+  if (entries == 0) return make_error(std::string("map ") + bpf_map__name(map) + ": size must be > 0");
+  if (int err = bpf_map__set_max_entries(map, entries))
+    return libbpf_error(std::string("map ") + bpf_map__name(map) + ": set_max_entries", err);
+  return {};
+}
+
+// configure(Skel&) -> Result<void> runs between open and load.
+template <typename Skel, typename Configure>
+Result<SkeletonPtr<Skel>> open_and_load(std::string_view name, Configure&& configure) {
+  SkeletonPtr<Skel> skel(Skel::open());
+  if (!skel) return libbpf_error(std::string(name) + ": open", -errno);
+  if (Result<void> r = configure(*skel); !r) return r.error();
+  if (int err = Skel::load(skel.get())) return libbpf_error(std::string(name) + ": load", err);
+  return skel;
+}
+
+}  // namespace perfwatch::collector

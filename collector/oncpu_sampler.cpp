@@ -1,0 +1,260 @@
+#include "collector/oncpu_sampler.h"
+
+#include <bpf/bpf.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <fstream>
+#include <optional>
+#include <unordered_map>
+
+#include "common/log.h"
+#include "oncpu.skel.h"
+
+namespace perfwatch::collector {
+namespace {
+
+static_assert(sizeof(watch_value) == 8);
+static_assert(sizeof(count_key) == 16);
+static_assert(sizeof(oncpu_counters) == 8 * ONCPU_COUNTER_MAX);
+
+Result<int> parse_cpu(std::string_view text) {
+  int cpu = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), cpu);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty())
+    return make_error("bad CPU number '" + std::string(text) + "'");
+  return cpu;
+}
+
+Result<std::vector<int>> online_cpus() {
+  std::ifstream in("/sys/devices/system/cpu/online");
+  std::string line;
+  if (!std::getline(in, line)) return make_error("cannot read /sys/devices/system/cpu/online");
+  return parse_cpu_list(line);
+}
+
+int perf_event_open(perf_event_attr& attr, int cpu) {
+  return static_cast<int>(syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+}
+
+Error errno_error(std::string what) { return libbpf_error(what, -errno); }
+
+std::vector<std::uint64_t> trimmed(const std::vector<std::uint64_t>& ips) {
+  size_t n = ips.size();
+  while (n > 0 && ips[n - 1] == 0) --n;
+  return {ips.begin(), ips.begin() + static_cast<std::ptrdiff_t>(n)};
+}
+
+}  // namespace
+
+Result<std::vector<int>> parse_cpu_list(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  std::vector<int> cpus;
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view range = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    size_t dash = range.find('-');
+    Result<int> first = parse_cpu(range.substr(0, dash));
+    if (!first) return first.error();
+    Result<int> last = dash == std::string_view::npos ? first : parse_cpu(range.substr(dash + 1));
+    if (!last) return last.error();
+    if (*last < *first) return make_error("bad CPU range '" + std::string(range) + "'");
+    for (int cpu = *first; cpu <= *last; ++cpu) cpus.push_back(cpu);
+  }
+  if (cpus.empty()) return make_error("empty CPU list");
+  return cpus;
+}
+
+Result<std::unique_ptr<OncpuSampler>> OncpuSampler::create(const OncpuOptions& options) {
+  if (options.frequency_hz == 0) return make_error("oncpu: frequency_hz must be > 0");
+  std::unique_ptr<OncpuSampler> sampler(new OncpuSampler());
+  sampler->stack_map_entries_ = options.stack_map_entries;
+  sampler->counts_map_entries_ = options.counts_map_entries;
+
+  auto skel = open_and_load<oncpu_bpf>("oncpu", [&](oncpu_bpf& s) -> Result<void> {
+    for (auto [map, entries] : {std::pair{s.maps.watched, options.watched_map_entries},
+                                {s.maps.counts_0, options.counts_map_entries},
+                                {s.maps.counts_1, options.counts_map_entries},
+                                {s.maps.stacks_0, options.stack_map_entries},
+                                {s.maps.stacks_1, options.stack_map_entries}}) {
+      if (Result<void> r = set_max_entries(map, entries); !r) return r;
+    }
+    return {};
+  });
+  if (!skel) return skel.error();
+  sampler->skel_ = std::move(*skel);
+
+  if (Result<void> r = sampler->create_rcu_sync_maps(); !r) return r.error();
+  if (Result<void> r = sampler->attach_all_cpus(options.frequency_hz); !r) return r.error();
+  log::info("oncpu sampler attached", {{"cpus", sampler->links_.size()}, {"frequency_hz", options.frequency_hz}});
+  return sampler;
+}
+
+OncpuSampler::~OncpuSampler() {
+  links_.clear();  // detach before the skeleton (and its program) goes
+  if (sync_outer_fd_ >= 0) close(sync_outer_fd_);
+  if (sync_inner_fd_ >= 0) close(sync_inner_fd_);
+}
+
+Result<void> OncpuSampler::attach_all_cpus(std::uint32_t frequency_hz) {
+  Result<std::vector<int>> cpus = online_cpus();
+  if (!cpus) return cpus.error();
+  for (int cpu : *cpus) {
+    perf_event_attr attr{};
+    attr.size = sizeof(attr);
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_CPU_CLOCK;
+    attr.freq = 1;
+    attr.sample_freq = frequency_hz;
+    int fd = perf_event_open(attr, cpu);
+    if (fd < 0) return errno_error("oncpu: perf_event_open cpu-clock on CPU " + std::to_string(cpu));
+    bpf_link* link = bpf_program__attach_perf_event(skel_->progs.oncpu_sample, fd);
+    if (!link) {
+      int err = -errno;
+      close(fd);
+      return libbpf_error("oncpu: attach to CPU " + std::to_string(cpu), err);
+    }
+    links_.emplace_back(link);
+  }
+  return {};
+}
+
+// An update of an ARRAY_OF_MAPS returns only after synchronize_rcu() (the kernel's
+// maybe_wait_bpf_programs(), there so user space knows no program still uses the old value;
+// the kernel's BPF selftests sync the same way). BPF programs run inside RCU read-side
+// sections, so after the update no program that read the old epoch is still running.
+Result<void> OncpuSampler::create_rcu_sync_maps() {
+  sync_inner_fd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pw_sync_inner", 4, 4, 1, nullptr);
+  if (sync_inner_fd_ < 0) return libbpf_error("oncpu: create RCU sync inner map", sync_inner_fd_);
+  LIBBPF_OPTS(bpf_map_create_opts, opts, .inner_map_fd = static_cast<__u32>(sync_inner_fd_));
+  sync_outer_fd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "pw_sync_outer", 4, 4, 1, &opts);
+  if (sync_outer_fd_ < 0) return libbpf_error("oncpu: create RCU sync outer map", sync_outer_fd_);
+  return {};
+}
+
+void OncpuSampler::wait_for_running_programs() {
+  // A fixed sleep would not do: a vCPU preempted by the hypervisor can stall a running program
+  // for longer than any grace period we would pick, moving a sample across the boundary.
+  std::uint32_t zero = 0;
+  if (int err = bpf_map_update_elem(sync_outer_fd_, &zero, &sync_inner_fd_, BPF_ANY))
+    log::error("oncpu: RCU sync failed; window boundary may be off by in-flight samples",
+               {{"error", std::strerror(-err)}});
+}
+
+OncpuSampler::Counters OncpuSampler::read_counters(std::uint32_t parity) const {
+  std::vector<oncpu_counters> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+  Counters sum{};
+  if (int err = bpf_map__lookup_elem(skel_->maps.counters, &parity, sizeof(parity), per_cpu.data(),
+                                     per_cpu.size() * sizeof(oncpu_counters), 0)) {
+    log::error("oncpu: read counters", {{"error", std::strerror(-err)}});
+    return sum;
+  }
+  for (const oncpu_counters& c : per_cpu)
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] += c.c[i];
+  return sum;
+}
+
+Result<void> OncpuSampler::watch(std::int32_t tgid, std::uint32_t generation) {
+  auto key = static_cast<std::uint32_t>(tgid);
+  watch_value value{generation, 0};
+  if (int err = bpf_map__update_elem(skel_->maps.watched, &key, sizeof(key), &value, sizeof(value), BPF_ANY))
+    return libbpf_error("oncpu: watch pid " + std::to_string(tgid), err);
+  return {};
+}
+
+void OncpuSampler::unwatch(std::int32_t tgid) {
+  auto key = static_cast<std::uint32_t>(tgid);
+  // ENOENT is fine: the exit probe removes a process that is gone.
+  int err = bpf_map__delete_elem(skel_->maps.watched, &key, sizeof(key), 0);
+  if (err && err != -ENOENT) log::warn("oncpu: unwatch", {{"pid", tgid}, {"error", std::strerror(-err)}});
+}
+
+int OncpuSampler::watched_map_fd() const { return bpf_map__fd(skel_->maps.watched); }
+int OncpuSampler::prog_fd() const { return bpf_program__fd(skel_->progs.oncpu_sample); }
+
+std::uint32_t OncpuSampler::prog_id() const {
+  bpf_prog_info info{};
+  std::uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd(), &info, &len)) return 0;
+  return info.id;
+}
+
+std::uint64_t OncpuSampler::total_samples() const {
+  return read_counters(0)[ONCPU_SAMPLES] + read_counters(1)[ONCPU_SAMPLES];
+}
+
+DrainResult OncpuSampler::drain() {
+  std::lock_guard lock(drain_mutex_);
+  DrainResult result;
+  std::uint32_t epoch = __atomic_load_n(&skel_->bss->epoch, __ATOMIC_RELAXED);
+  std::uint32_t parity = epoch & 1;
+  __atomic_store_n(&skel_->bss->epoch, epoch + 1, __ATOMIC_SEQ_CST);
+  wait_for_running_programs();
+  // From here on nothing writes the old parity's maps until the next drain flips back.
+
+  Counters now = read_counters(parity);
+  Counters& before = drained_counters_[parity];
+  result.stats.samples = now[ONCPU_SAMPLES] - before[ONCPU_SAMPLES];
+  result.stats.lost_stack_collision = now[ONCPU_STACK_COLLISION] - before[ONCPU_STACK_COLLISION];
+  result.stats.lost_stack_error = now[ONCPU_STACK_ERROR] - before[ONCPU_STACK_ERROR];
+  result.stats.lost_map_full = now[ONCPU_MAP_FULL] - before[ONCPU_MAP_FULL];
+  result.not_watched = now[ONCPU_NOT_WATCHED] - before[ONCPU_NOT_WATCHED];
+  before = now;
+
+  bpf_map* counts = parity ? skel_->maps.counts_1 : skel_->maps.counts_0;
+  bpf_map* stacks = parity ? skel_->maps.stacks_1 : skel_->maps.stacks_0;
+
+  // One batch call for the whole map: it is quiescent, and a smaller batch could fail with
+  // ENOSPC on a long hash bucket.
+  std::vector<count_key> keys(counts_map_entries_);
+  std::vector<std::uint64_t> values(counts_map_entries_);
+  std::uint32_t n = counts_map_entries_;
+  std::uint32_t batch_token = 0;
+  int err = bpf_map_lookup_and_delete_batch(bpf_map__fd(counts), nullptr, &batch_token, keys.data(),
+                                            values.data(), &n, nullptr);
+  if (err && err != -ENOENT) {
+    log::error("oncpu: drain counts", {{"error", std::strerror(-err)}});
+    n = 0;
+  }
+
+  std::vector<std::uint32_t> stack_ids;
+  for (std::uint32_t id, *prev = nullptr; bpf_map__get_next_key(stacks, prev, &id, sizeof(id)) == 0; prev = &id)
+    stack_ids.push_back(id);
+
+  // Many keys share a stack: read each once. Negative ids (no stack) resolve to an empty one; a
+  // missing id resolves to nothing.
+  std::unordered_map<std::int32_t, std::optional<std::vector<std::uint64_t>>> resolved;
+  auto resolve = [&](std::int32_t id) -> const std::optional<std::vector<std::uint64_t>>& {
+    auto [it, inserted] = resolved.try_emplace(id);
+    if (!inserted) return it->second;
+    if (id < 0) {
+      it->second.emplace();
+      return it->second;
+    }
+    std::vector<std::uint64_t> ips(ONCPU_MAX_STACK_DEPTH);
+    if (bpf_map__lookup_elem(stacks, &id, sizeof(id), ips.data(), ips.size() * sizeof(ips[0]), 0) == 0)
+      it->second = trimmed(ips);
+    return it->second;
+  };
+
+  result.stacks.reserve(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const count_key& key = keys[i];
+    const auto& user = resolve(key.user_stack_id);
+    const auto& kernel = resolve(key.kernel_stack_id);
+    if (!user || !kernel) {
+      result.stats.lost_unresolved += values[i];
+      continue;
+    }
+    result.stacks.push_back(
+        RawStack{static_cast<std::int32_t>(key.tgid), key.generation, *user, *kernel, values[i]});
+  }
+
+  for (std::uint32_t id : stack_ids) bpf_map__delete_elem(stacks, &id, sizeof(id), 0);
+  return result;
+}
+
+}  // namespace perfwatch::collector
