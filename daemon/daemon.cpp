@@ -103,6 +103,9 @@ class Daemon {
 
  private:
   void start() {
+    // Before any thread exists (the storage writer, libpq's): every thread inherits the mask, so the
+    // signals reach only the signalfd instead of killing the process through a thread that lets them in.
+    block_signals();
     log::set_level(cfg_.log_level);
     log::route_libbpf();
     host_ = hostname_or(cfg_.host);
@@ -160,11 +163,19 @@ class Daemon {
     registry_->set_targets(TargetMatcher(cfg_.targets), std::move(profiled));
   }
 
-  void setup_fds() {
+  static sigset_t handled_signals() {
     sigset_t mask;
     sigemptyset(&mask);
     for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, s);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    return mask;
+  }
+  static void block_signals() {
+    sigset_t mask = handled_signals();
+    pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  }
+
+  void setup_fds() {
+    sigset_t mask = handled_signals();
     signal_fd_ = std::make_unique<Fd>(checked(signalfd(-1, &mask, SFD_CLOEXEC), "signalfd"));
     window_fd_ = std::make_unique<Fd>(checked(timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC), "timerfd"));
     arm_window_timer();
@@ -263,9 +274,11 @@ class Daemon {
       input.samples.push_back({{s.tgid, s.generation}, std::move(s.user_ips), std::move(s.kernel_ips), s.count});
 
     SymbolizerResolver resolver(*symbolizer_);
-    input.target_pids = registry_->close_window(cfg_.targets.size());
+    input.target_pids = registry_->window_pids(cfg_.targets.size());
     auto window = build_window(std::move(input), resolver,
                                [this](ProcessKey k) { return registry_->target_of(k); });
+    // Processes that exited during the window stay attributable until their samples are built.
+    registry_->end_window();
     symbolizer_->release_retired();
     log::debug("window closed", {{"stacks", window.profile.stacks.size()}, {"samples", window.stats.samples},
                                  {"lost_unresolved", window.stats.lost_unresolved}});

@@ -129,20 +129,22 @@ std::optional<ProcessKey> ProcessRegistry::key_of(std::int32_t pid) const {
   return std::nullopt;
 }
 
-std::vector<std::vector<std::int32_t>> ProcessRegistry::close_window(std::size_t target_count) {
+std::vector<std::vector<std::int32_t>> ProcessRegistry::window_pids(std::size_t target_count) const {
   std::vector<std::vector<std::int32_t>> pids(target_count);
   for (const auto& [pid, w] : live_)
     if (w.target < target_count) pids[w.target].push_back(pid);
-  for (const Retired& r : retired_) {
+  for (const Retired& r : retired_)
     if (r.target < target_count) pids[r.target].push_back(r.key.pid);
-    sink_.release(r.key);
-  }
-  retired_.clear();
   for (auto& list : pids) {
     std::sort(list.begin(), list.end());
     list.erase(std::unique(list.begin(), list.end()), list.end());
   }
   return pids;
+}
+
+void ProcessRegistry::end_window() {
+  for (const Retired& r : retired_) sink_.release(r.key);
+  retired_.clear();
 }
 
 }  // namespace perfwatch::daemon

@@ -59,9 +59,11 @@ class ProcessRegistry {
   std::optional<std::size_t> target_of(ProcessKey key) const;
   std::optional<ProcessKey> key_of(std::int32_t pid) const;
 
-  // Closes a window: per target, the PIDs watched at any time during it; then releases the processes
-  // that exited during it (their samples have been drained by now).
-  std::vector<std::vector<std::int32_t>> close_window(std::size_t target_count);
+  // Per target, the PIDs watched at any time during the current window.
+  std::vector<std::vector<std::int32_t>> window_pids(std::size_t target_count) const;
+  // Ends the window: releases the processes that exited during it. Call after its samples have been
+  // attributed (target_of still knows them until here).
+  void end_window();
 
   const RegistryStats& stats() const { return stats_; }
   std::size_t live_count() const { return live_.size(); }

@@ -122,8 +122,10 @@ TEST_F(RegistryTest, ExitThenPidReuseKeepsProcessesApart) {
   EXPECT_FALSE(sink.watched.contains(30));
   // The old process's samples are still attributable until the window closes.
   EXPECT_EQ(registry.target_of(old_key), 0u);
-  auto pids = registry.close_window(1);
+  auto pids = registry.window_pids(1);
   EXPECT_EQ(pids[0], std::vector<std::int32_t>{30});
+  EXPECT_EQ(registry.target_of(old_key), 0u) << "attributable until the window ends";
+  registry.end_window();
   ASSERT_EQ(sink.released.size(), 1u);
   EXPECT_EQ(sink.released[0], old_key);
   EXPECT_FALSE(registry.target_of(old_key).has_value());

@@ -1,0 +1,357 @@
+#include "collector/elf_symbols.h"
+
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <tuple>
+
+#include "common/log.h"
+
+namespace perfwatch::collector {
+namespace {
+
+constexpr std::string_view kGnuNoteName{"GNU", 4};  // n_namesz counts the NUL
+
+std::string elf_error() { return elf_errmsg(-1); }
+
+std::string to_hex(const unsigned char* bytes, std::size_t size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(size * 2);
+  for (std::size_t i = 0; i < size; ++i) {
+    hex.push_back(kDigits[bytes[i] >> 4]);
+    hex.push_back(kDigits[bytes[i] & 0xf]);
+  }
+  return hex;
+}
+
+// The build-id note in one block of notes, "" when it has none.
+std::string find_build_id_note(Elf_Data* data) {
+  if (data == nullptr) return {};
+  GElf_Nhdr note;
+  std::size_t name_at = 0, desc_at = 0;
+  for (std::size_t at = 0; (at = gelf_getnote(data, at, &note, &name_at, &desc_at)) > 0;) {
+    const char* base = static_cast<const char*>(data->d_buf);
+    if (note.n_type == NT_GNU_BUILD_ID && std::string_view(base + name_at, note.n_namesz) == kGnuNoteName)
+      return to_hex(reinterpret_cast<const unsigned char*>(base + desc_at), note.n_descsz);
+  }
+  return {};
+}
+
+UniqueFd open_plain(const std::string& path) { return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); }
+
+std::string directory_of(const std::string& path) {
+  std::size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
+
+struct DebugFile {
+  ElfFile elf;
+  std::string path;
+};
+
+std::optional<DebugFile> open_debug_file(UniqueFd fd, const std::string& path) {
+  if (!fd) return std::nullopt;
+  auto elf = ElfFile::open(std::move(fd));
+  if (!elf) {
+    log::debug("unreadable debug file", {{"path", path}, {"error", elf.error().message}});
+    return std::nullopt;
+  }
+  return DebugFile{std::move(*elf), path};
+}
+
+std::optional<DebugFile> find_by_build_id(const std::string& build_id, const DebugInfoSearch& search) {
+  if (build_id.size() < 3) return std::nullopt;
+  for (const std::string& dir : search.debug_dirs) {
+    std::string path = dir + "/.build-id/" + build_id.substr(0, 2) + "/" + build_id.substr(2) + ".debug";
+    auto debug = open_debug_file(open_plain(path), path);
+    if (debug && debug->elf.build_id() == build_id) return debug;
+  }
+  return std::nullopt;
+}
+
+// A debuglink names a file only; a stale one left beside a rebuilt binary must not be used.
+bool matches(const DebugFile& debug, const std::string& build_id, const Debuglink& link) {
+  std::string debug_build_id = debug.elf.build_id();
+  if (!build_id.empty() && !debug_build_id.empty()) return debug_build_id == build_id;
+  auto crc = debug.elf.crc32();
+  return crc && *crc == link.crc;
+}
+
+std::optional<DebugFile> find_by_debuglink(const ElfFile& file, const std::string& build_id,
+                                           const DebugInfoSearch& search) {
+  auto link = file.debuglink();
+  if (!link) return std::nullopt;
+  std::string dir = directory_of(search.binary_path);
+  // Paths beside the binary are opened as the process sees them; those under debug_dirs as we do.
+  std::vector<std::pair<std::string, bool>> candidates = {{dir + "/" + link->file, true},
+                                                          {dir + "/.debug/" + link->file, true}};
+  for (const std::string& debug_dir : search.debug_dirs)
+    candidates.emplace_back(debug_dir + dir + "/" + link->file, false);
+  for (const auto& [path, as_process] : candidates) {
+    auto debug = open_debug_file(as_process ? search.open_as_process(path) : open_plain(path), path);
+    if (debug && matches(*debug, build_id, *link)) return debug;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> file_offset_to_vaddr(std::span<const LoadSegment> segments, std::uint64_t offset) {
+  for (const LoadSegment& s : segments)
+    if (offset >= s.offset && offset - s.offset < s.filesz) return offset - s.offset + s.vaddr;
+  return std::nullopt;
+}
+
+void SymbolTable::Builder::add(std::string_view name, std::uint64_t addr, std::uint64_t size, std::uint64_t section_end,
+                               Kind kind, Binding binding) {
+  // Versioned definitions appear in .symtab as "name@VERSION" or "name@@VERSION".
+  name = name.substr(0, name.find('@'));
+  if (name.empty()) return;
+  auto kind_rank = static_cast<std::uint8_t>(kind == Kind::label ? 0 : size == 0 ? 1 : 2);
+  auto binding_rank = static_cast<std::uint8_t>(binding == Binding::weak ? 0 : binding == Binding::local ? 1 : 2);
+  auto underscores = static_cast<std::uint16_t>(std::min<std::size_t>(name.find_first_not_of('_'), 0xffff));
+  candidates_.push_back({addr, size, section_end, static_cast<std::uint32_t>(names_.size()),
+                         static_cast<std::uint32_t>(name.size()), kind_rank, binding_rank, underscores});
+  names_.append(name);
+}
+
+SymbolTable SymbolTable::Builder::build() && {
+  auto name_of = [this](const Candidate& c) { return std::string_view(names_).substr(c.name, c.name_size); };
+  // By address, the preferred candidate first.
+  auto order = [&](const Candidate& c) {
+    return std::tuple(c.addr, -c.kind_rank, -c.binding_rank, c.underscores, -static_cast<std::int64_t>(c.name_size),
+                      name_of(c));
+  };
+  std::sort(candidates_.begin(), candidates_.end(),
+            [&](const Candidate& a, const Candidate& b) { return order(a) < order(b); });
+
+  SymbolTable table;
+  std::uint64_t covered_until = 0;  // end of the sized symbols so far
+  for (std::size_t i = 0; i < candidates_.size(); ++i) {
+    const Candidate& c = candidates_[i];
+    if (i > 0 && candidates_[i - 1].addr == c.addr) continue;  // a less preferred alias
+    std::uint64_t size = c.size;
+    if (size == 0) {
+      if (c.addr < covered_until) continue;
+      std::size_t next = i + 1;
+      while (next < candidates_.size() && candidates_[next].addr == c.addr) ++next;
+      std::uint64_t end = next < candidates_.size() ? std::min(candidates_[next].addr, c.section_end) : c.section_end;
+      size = end > c.addr ? end - c.addr : 0;
+    }
+    covered_until = std::max(covered_until, c.addr + size);
+    std::uint64_t clamped = std::min<std::uint64_t>(size, std::numeric_limits<std::uint32_t>::max());
+    table.entries_.push_back(
+        {c.addr, static_cast<std::uint32_t>(clamped), static_cast<std::uint32_t>(table.names_.size())});
+    table.names_.append(name_of(c));
+    table.names_.push_back('\0');
+  }
+  table.entries_.shrink_to_fit();
+  table.names_.shrink_to_fit();
+  return table;
+}
+
+std::optional<std::string_view> SymbolTable::find(std::uint64_t addr) const {
+  auto after = std::upper_bound(entries_.begin(), entries_.end(), addr,
+                                [](std::uint64_t a, const Entry& e) { return a < e.addr; });
+  if (after == entries_.begin()) return std::nullopt;
+  const Entry& e = *std::prev(after);
+  if (addr - e.addr >= e.size) return std::nullopt;
+  return std::string_view(names_.c_str() + e.name);
+}
+
+Result<ElfFile> ElfFile::open(UniqueFd fd) {
+  elf_version(EV_CURRENT);
+  ElfFile file;
+  file.elf_ = elf_begin(fd.get(), ELF_C_READ, nullptr);
+  if (file.elf_ == nullptr) return make_error("elf_begin: " + elf_error());
+  if (elf_kind(file.elf_) != ELF_K_ELF) return make_error("not an ELF file");
+  file.fd_ = std::move(fd);
+  return file;
+}
+
+Result<ElfFile> ElfFile::from_memory(std::span<const char> bytes) {
+  elf_version(EV_CURRENT);
+  ElfFile file;
+  file.memory_.assign(bytes.begin(), bytes.end());
+  file.elf_ = elf_memory(file.memory_.data(), file.memory_.size());
+  if (file.elf_ == nullptr) return make_error("elf_memory: " + elf_error());
+  if (elf_kind(file.elf_) != ELF_K_ELF) return make_error("not an ELF image");
+  return file;
+}
+
+ElfFile::ElfFile(ElfFile&& other) noexcept
+    : fd_(std::move(other.fd_)), memory_(std::move(other.memory_)), elf_(std::exchange(other.elf_, nullptr)) {}
+
+ElfFile& ElfFile::operator=(ElfFile&& other) noexcept {
+  if (this != &other) {
+    if (elf_ != nullptr) elf_end(elf_);
+    fd_ = std::move(other.fd_);
+    memory_ = std::move(other.memory_);
+    elf_ = std::exchange(other.elf_, nullptr);
+  }
+  return *this;
+}
+
+ElfFile::~ElfFile() {
+  if (elf_ != nullptr) elf_end(elf_);
+}
+
+std::string ElfFile::build_id() const {
+  // Sections first: a separate debug file keeps the note section but not the data PT_NOTE points to.
+  bool has_sections = false;
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
+    has_sections = true;
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || shdr.sh_type != SHT_NOTE) continue;
+    if (std::string id = find_build_id_note(elf_getdata(scn, nullptr)); !id.empty()) return id;
+  }
+  if (has_sections) return {};
+  std::size_t count = 0;
+  if (elf_getphdrnum(elf_, &count) != 0) return {};
+  for (std::size_t i = 0; i < count; ++i) {
+    GElf_Phdr phdr;
+    if (gelf_getphdr(elf_, static_cast<int>(i), &phdr) == nullptr || phdr.p_type != PT_NOTE) continue;
+    Elf_Data* data = elf_getdata_rawchunk(elf_, static_cast<int64_t>(phdr.p_offset), phdr.p_filesz,
+                                          phdr.p_align == 8 ? ELF_T_NHDR8 : ELF_T_NHDR);
+    if (std::string id = find_build_id_note(data); !id.empty()) return id;
+  }
+  return {};
+}
+
+std::optional<Debuglink> ElfFile::debuglink() const {
+  std::size_t names_index = 0;
+  if (elf_getshdrstrndx(elf_, &names_index) != 0) return std::nullopt;
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || shdr.sh_type != SHT_PROGBITS) continue;
+    const char* name = elf_strptr(elf_, names_index, shdr.sh_name);
+    if (name == nullptr || std::strcmp(name, ".gnu_debuglink") != 0) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (data == nullptr || data->d_buf == nullptr) return std::nullopt;
+    // The file name, NUL-padded to a multiple of 4, then the CRC in the file's byte order.
+    const char* bytes = static_cast<const char*>(data->d_buf);
+    std::size_t name_size = strnlen(bytes, data->d_size);
+    std::size_t crc_at = (name_size + 4) & ~std::size_t{3};
+    if (name_size == 0 || crc_at + 4 > data->d_size) return std::nullopt;
+    Debuglink link{std::string(bytes, name_size), 0};
+    std::memcpy(&link.crc, bytes + crc_at, 4);
+    bool big_endian_file = elf_getident(elf_, nullptr)[EI_DATA] == ELFDATA2MSB;
+    if (big_endian_file != (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)) link.crc = __builtin_bswap32(link.crc);
+    return link;
+  }
+  return std::nullopt;
+}
+
+std::vector<LoadSegment> ElfFile::load_segments() const {
+  std::vector<LoadSegment> segments;
+  std::size_t count = 0;
+  if (elf_getphdrnum(elf_, &count) != 0) return segments;
+  for (std::size_t i = 0; i < count; ++i) {
+    GElf_Phdr phdr;
+    if (gelf_getphdr(elf_, static_cast<int>(i), &phdr) != nullptr && phdr.p_type == PT_LOAD)
+      segments.push_back({phdr.p_offset, phdr.p_vaddr, phdr.p_filesz});
+  }
+  return segments;
+}
+
+bool ElfFile::has_symtab() const {
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) != nullptr && shdr.sh_type == SHT_SYMTAB) return true;
+  }
+  return false;
+}
+
+void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
+  struct Section {
+    std::uint64_t end = 0;
+    bool code = false;
+  };
+  std::size_t section_count = 0;
+  if (elf_getshdrnum(elf_, &section_count) != 0) return;
+  std::vector<Section> sections(section_count);
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) != nullptr)
+      sections[elf_ndxscn(scn)] = {shdr.sh_addr + shdr.sh_size, (shdr.sh_flags & SHF_EXECINSTR) != 0};
+  }
+
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) ||
+        shdr.sh_entsize == 0)
+      continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    // A separate debug file keeps .dynsym's header but not its contents.
+    if (data == nullptr || data->d_buf == nullptr) continue;
+    std::size_t count = shdr.sh_size / shdr.sh_entsize;
+    for (std::size_t i = 0; i < count; ++i) {
+      GElf_Sym sym;
+      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
+      if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= std::min<std::size_t>(SHN_LORESERVE, sections.size()) ||
+          sym.st_value == 0)
+        continue;
+      int type = GELF_ST_TYPE(sym.st_info);
+      const Section& section = sections[sym.st_shndx];
+      SymbolTable::Kind kind;
+      if (type == STT_FUNC || type == STT_GNU_IFUNC)
+        kind = SymbolTable::Kind::function;
+      else if (type == STT_NOTYPE && section.code)
+        kind = SymbolTable::Kind::label;
+      else
+        continue;
+      const char* name = elf_strptr(elf_, shdr.sh_link, sym.st_name);
+      if (name == nullptr) continue;
+      int bind = GELF_ST_BIND(sym.st_info);
+      auto binding = bind == STB_WEAK    ? SymbolTable::Binding::weak
+                     : bind == STB_LOCAL ? SymbolTable::Binding::local
+                                         : SymbolTable::Binding::global;
+      builder.add(name, sym.st_value, sym.st_size, section.end, kind, binding);
+    }
+  }
+}
+
+Result<std::uint32_t> ElfFile::crc32() const {
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  std::vector<unsigned char> buf(1 << 16);
+  for (off_t at = 0;;) {
+    ssize_t n = ::pread(fd_.get(), buf.data(), buf.size(), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(std::string("read: ") + std::strerror(errno));
+    if (n == 0) return static_cast<std::uint32_t>(crc);
+    crc = ::crc32(crc, buf.data(), static_cast<uInt>(n));
+    at += n;
+  }
+}
+
+std::size_t ElfImage::memory_bytes() const {
+  return sizeof(*this) + build_id.capacity() + segments.capacity() * sizeof(LoadSegment) + symbols.memory_bytes() +
+         debug_file.capacity();
+}
+
+ElfImage load_elf_image(const ElfFile& file, const DebugInfoSearch& search) {
+  ElfImage image;
+  image.build_id = file.build_id();
+  image.segments = file.load_segments();
+  SymbolTable::Builder builder;
+  file.add_symbols(builder);
+  if (!file.has_symtab()) {
+    auto debug = find_by_build_id(image.build_id, search);
+    if (!debug) debug = find_by_debuglink(file, image.build_id, search);
+    if (debug) {
+      debug->elf.add_symbols(builder);
+      image.debug_file = std::move(debug->path);
+    }
+  }
+  image.symbols = std::move(builder).build();
+  return image;
+}
+
+}  // namespace perfwatch::collector
