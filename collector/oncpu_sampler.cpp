@@ -87,7 +87,9 @@ Result<std::unique_ptr<OncpuSampler>> OncpuSampler::create(const OncpuOptions& o
   if (!skel) return skel.error();
   sampler->skel_ = std::move(*skel);
 
-  if (Result<void> r = sampler->create_rcu_sync_maps(); !r) return r.error();
+  auto sync = RcuSync::create();
+  if (!sync) return make_error("oncpu: " + sync.error().message);
+  sampler->rcu_sync_ = std::move(*sync);
   if (Result<void> r = sampler->attach_all_cpus(options.frequency_hz); !r) return r.error();
   log::info("oncpu sampler attached", {{"cpus", sampler->links_.size()}, {"frequency_hz", options.frequency_hz}});
   return sampler;
@@ -95,8 +97,6 @@ Result<std::unique_ptr<OncpuSampler>> OncpuSampler::create(const OncpuOptions& o
 
 OncpuSampler::~OncpuSampler() {
   links_.clear();  // detach before the skeleton (and its program) goes
-  if (sync_outer_fd_ >= 0) close(sync_outer_fd_);
-  if (sync_inner_fd_ >= 0) close(sync_inner_fd_);
 }
 
 Result<void> OncpuSampler::attach_all_cpus(std::uint32_t frequency_hz) {
@@ -122,28 +122,6 @@ Result<void> OncpuSampler::attach_all_cpus(std::uint32_t frequency_hz) {
   return {};
 }
 
-// An update of an ARRAY_OF_MAPS returns only after synchronize_rcu() (the kernel's
-// maybe_wait_bpf_programs(), there so user space knows no program still uses the old value;
-// the kernel's BPF selftests sync the same way). BPF programs run inside RCU read-side
-// sections, so after the update no program that read the old epoch is still running.
-Result<void> OncpuSampler::create_rcu_sync_maps() {
-  sync_inner_fd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pw_sync_inner", 4, 4, 1, nullptr);
-  if (sync_inner_fd_ < 0) return libbpf_error("oncpu: create RCU sync inner map", sync_inner_fd_);
-  LIBBPF_OPTS(bpf_map_create_opts, opts, .inner_map_fd = static_cast<__u32>(sync_inner_fd_));
-  sync_outer_fd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "pw_sync_outer", 4, 4, 1, &opts);
-  if (sync_outer_fd_ < 0) return libbpf_error("oncpu: create RCU sync outer map", sync_outer_fd_);
-  return {};
-}
-
-void OncpuSampler::wait_for_running_programs() {
-  // A fixed sleep would not do: a vCPU preempted by the hypervisor can stall a running program
-  // for longer than any grace period we would pick, moving a sample across the boundary.
-  std::uint32_t zero = 0;
-  if (int err = bpf_map_update_elem(sync_outer_fd_, &zero, &sync_inner_fd_, BPF_ANY))
-    log::error("oncpu: RCU sync failed; window boundary may be off by in-flight samples",
-               {{"error", std::strerror(-err)}});
-}
-
 OncpuSampler::Counters OncpuSampler::read_counters(std::uint32_t parity) const {
   std::vector<oncpu_counters> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
   Counters sum{};
@@ -157,9 +135,9 @@ OncpuSampler::Counters OncpuSampler::read_counters(std::uint32_t parity) const {
   return sum;
 }
 
-Result<void> OncpuSampler::watch(std::int32_t tgid, std::uint32_t generation) {
+Result<void> OncpuSampler::watch(std::int32_t tgid, std::uint32_t generation, std::uint32_t target) {
   auto key = static_cast<std::uint32_t>(tgid);
-  watch_value value{generation, 0};
+  watch_value value{generation, target};
   if (int err = bpf_map__update_elem(skel_->maps.watched, &key, sizeof(key), &value, sizeof(value), BPF_ANY))
     return libbpf_error("oncpu: watch pid " + std::to_string(tgid), err);
   return {};
@@ -192,7 +170,7 @@ DrainResult OncpuSampler::drain() {
   std::uint32_t epoch = __atomic_load_n(&skel_->bss->epoch, __ATOMIC_RELAXED);
   std::uint32_t parity = epoch & 1;
   __atomic_store_n(&skel_->bss->epoch, epoch + 1, __ATOMIC_SEQ_CST);
-  wait_for_running_programs();
+  rcu_sync_->wait();
   // From here on nothing writes the old parity's maps until the next drain flips back.
 
   Counters now = read_counters(parity);

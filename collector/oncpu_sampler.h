@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <vector>
 
 #include "collector/bpf_skeleton.h"
+#include "collector/rcu_sync.h"
 #include "common/profile.h"
 #include "common/result.h"
 #include "probes/oncpu.h"
@@ -51,7 +53,7 @@ class OncpuSampler {
   OncpuSampler& operator=(const OncpuSampler&) = delete;
 
   // watch/unwatch only touch the kernel map, so they may run concurrently with drain().
-  Result<void> watch(std::int32_t tgid, std::uint32_t generation);
+  Result<void> watch(std::int32_t tgid, std::uint32_t generation, std::uint32_t target);
   void unwatch(std::int32_t tgid);
   int watched_map_fd() const;
 
@@ -73,15 +75,12 @@ class OncpuSampler {
 
   OncpuSampler() = default;
   Result<void> attach_all_cpus(std::uint32_t frequency_hz);
-  Result<void> create_rcu_sync_maps();
-  void wait_for_running_programs();
   Counters read_counters(std::uint32_t parity) const;
 
   SkeletonPtr<oncpu_bpf> skel_;
   // Perf-event links; libbpf closes each perf event fd when its link is destroyed.
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
-  int sync_outer_fd_ = -1;
-  int sync_inner_fd_ = -1;
+  std::optional<RcuSync> rcu_sync_;
   std::uint32_t stack_map_entries_ = 0;
   std::uint32_t counts_map_entries_ = 0;
 

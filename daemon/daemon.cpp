@@ -55,8 +55,8 @@ class SamplerSink final : public ProcessSink {
   SamplerSink(collector::OncpuSampler& sampler, collector::Symbolizer& symbolizer)
       : sampler_(sampler), symbolizer_(symbolizer) {}
 
-  void watch(ProcessKey key, std::size_t) override {
-    if (auto r = sampler_.watch(key.pid, key.generation); !r)
+  void watch(ProcessKey key, std::size_t target) override {
+    if (auto r = sampler_.watch(key.pid, key.generation, static_cast<std::uint32_t>(target)); !r)
       log::warn("cannot watch process", {{"pid", key.pid}, {"error", r.error().message}});
     if (auto r = symbolizer_.add_process(to_collector(key)); !r)
       log::debug("process gone before its maps were read", {{"pid", key.pid}, {"error", r.error().message}});

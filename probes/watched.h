@@ -9,5 +9,5 @@
 
 struct watch_value {
 	__u32 generation;
-	__u32 flags; /* reserved, 0 */
+	__u32 target; /* index of the target in the running config, so probes can key per target */
 };

@@ -47,7 +47,7 @@ TEST(ParseCpuList, RangesAndSingles) {
 
 TEST_F(OncpuSamplerTest, SamplesWatchedBusyChildAtTheRequestedRate) {
   Child child([] { pw_test_spin(); });
-  ASSERT_TRUE(sampler_->watch(child.pid(), 7).ok());
+  ASSERT_TRUE(sampler_->watch(child.pid(), 7, 0).ok());
   sampler_->drain();  // start a clean window
   std::uint64_t cpu_before = test::cpu_time_ns(child.pid());
   std::this_thread::sleep_for(2s);
@@ -75,7 +75,7 @@ TEST_F(OncpuSamplerTest, SamplesWatchedBusyChildAtTheRequestedRate) {
 
 TEST_F(OncpuSamplerTest, KernelStacksForChildInSyscalls) {
   Child child([] { pw_test_read_zero(1 << 20); });
-  ASSERT_TRUE(sampler_->watch(child.pid(), 1).ok());
+  ASSERT_TRUE(sampler_->watch(child.pid(), 1, 0).ok());
   sampler_->drain();
   std::this_thread::sleep_for(1s);
   DrainResult drained = sampler_->drain();
@@ -98,7 +98,7 @@ TEST_F(OncpuSamplerTest, KernelStacksForChildInSyscalls) {
 TEST_F(OncpuSamplerTest, UnwatchedProcessGetsNoSamples) {
   Child watched([] { pw_test_spin(); });
   Child unwatched([] { pw_test_spin(); });
-  ASSERT_TRUE(sampler_->watch(watched.pid(), 3).ok());
+  ASSERT_TRUE(sampler_->watch(watched.pid(), 3, 0).ok());
   sampler_->drain();
   std::this_thread::sleep_for(1s);
   DrainResult drained = sampler_->drain();
@@ -117,8 +117,8 @@ TEST_F(OncpuSamplerTest, UnwatchedProcessGetsNoSamples) {
 TEST_F(OncpuSamplerTest, WindowBoundariesLoseAndDuplicateNothing) {
   Child spinner([] { pw_test_spin(); });
   Child reader([] { pw_test_read_zero(1 << 20); });
-  ASSERT_TRUE(sampler_->watch(spinner.pid(), 1).ok());
-  ASSERT_TRUE(sampler_->watch(reader.pid(), 2).ok());
+  ASSERT_TRUE(sampler_->watch(spinner.pid(), 1, 0).ok());
+  ASSERT_TRUE(sampler_->watch(reader.pid(), 2, 0).ok());
 
   // Stack-map hash collisions are a normal (counted) loss; nothing else may go missing.
   std::uint64_t drained_counts = 0, window_samples = 0, windows = 0, lost = 0;
@@ -179,7 +179,7 @@ double ns_per_watched_sample(OncpuSampler& sampler, std::size_t read_bytes) {
   };
   RunStats unwatched_runs, runs;
   measure(1s, unwatched_runs);
-  for (const auto& child : children) EXPECT_TRUE(sampler.watch(child->pid(), 1).ok());
+  for (const auto& child : children) EXPECT_TRUE(sampler.watch(child->pid(), 1, 0).ok());
   DrainResult drained = measure(3s, runs);
 
   double unwatched_ns = static_cast<double>(unwatched_runs.run_time_ns) / static_cast<double>(unwatched_runs.run_cnt);

@@ -39,12 +39,17 @@ class ProcEventsTest : public test::BpfTest {
     events_ = std::move(*events);
   }
 
-  // The watched generation of pid, or nothing.
-  std::optional<std::uint32_t> watched(pid_t pid) {
+  // The watched map's value for pid, or nothing.
+  std::optional<watch_value> watched_value(pid_t pid) {
     auto key = static_cast<std::uint32_t>(pid);
     watch_value value{};
     if (bpf_map_lookup_elem(sampler_->watched_map_fd(), &key, &value) != 0) return std::nullopt;
-    return value.generation;
+    return value;
+  }
+  // The watched generation of pid, or nothing.
+  std::optional<std::uint32_t> watched(pid_t pid) {
+    auto value = watched_value(pid);
+    return value ? std::optional(value->generation) : std::nullopt;
   }
 
   // Polls until done(events seen so far) or the timeout; keeps only events about pids.
@@ -102,7 +107,7 @@ TEST_F(ProcEventsTest, ForkExecExitOfWatchedProcess) {
     waitpid(child, nullptr, 0);
   });
   const pid_t parent_pid = parent.pid();
-  ASSERT_TRUE(sampler_->watch(parent_pid, 42).ok());
+  ASSERT_TRUE(sampler_->watch(parent_pid, 42, 3).ok());
   write_byte(go[1]);
 
   // The parent does not exec, so the first event about it is the fork.
@@ -114,6 +119,9 @@ TEST_F(ProcEventsTest, ForkExecExitOfWatchedProcess) {
   EXPECT_EQ(fork_event.ppid, parent_pid);
   EXPECT_EQ(fork_event.generation, 42u);
   EXPECT_EQ(watched(child), 42u) << "the child of a watched process is watched before it runs";
+  auto child_value = watched_value(child);
+  ASSERT_TRUE(child_value.has_value());
+  EXPECT_EQ(child_value->target, 3u) << "the child belongs to its parent's target";
 
   write_byte(grandchild_go[1]);
   seen = poll_until({parent_pid, child}, [&](const auto& s) {
@@ -160,7 +168,7 @@ TEST_F(ProcEventsTest, ExitOnlyWhenTheWholeThreadGroupIsDead) {
     last.detach();
     syscall(SYS_exit, 0);  // the main thread exits first
   });
-  ASSERT_TRUE(sampler_->watch(process.pid(), 5).ok());
+  ASSERT_TRUE(sampler_->watch(process.pid(), 5, 0).ok());
 
   auto deadline = std::chrono::steady_clock::now() + 5s;
   while (leader_state(process.pid()) != 'Z' && std::chrono::steady_clock::now() < deadline)
@@ -191,7 +199,7 @@ std::unique_ptr<Child> fork_with_pid(pid_t pid) {
 TEST_F(ProcEventsTest, ReusedPidIsNotSampledUnderTheOldGeneration) {
   auto old_process = std::make_unique<Child>([] { pw_test_spin(); });
   pid_t pid = old_process->pid();
-  ASSERT_TRUE(sampler_->watch(pid, 1).ok());
+  ASSERT_TRUE(sampler_->watch(pid, 1, 0).ok());
   std::this_thread::sleep_for(200ms);
   old_process->kill();
   EXPECT_FALSE(watched(pid).has_value()) << "the exit probe removes the process from `watched`";
@@ -203,7 +211,7 @@ TEST_F(ProcEventsTest, ReusedPidIsNotSampledUnderTheOldGeneration) {
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ(test::total_count(sampler_->drain(), pid), 0u) << "the new process is not watched yet";
 
-  ASSERT_TRUE(sampler_->watch(pid, 2).ok());
+  ASSERT_TRUE(sampler_->watch(pid, 2, 0).ok());
   std::this_thread::sleep_for(500ms);
   DrainResult drained = sampler_->drain();
   EXPECT_GT(test::total_count(drained, pid), 100u);
