@@ -34,7 +34,7 @@ fi
 
 echo "waiting for the first profile window..."
 for _ in $(seq 1 60); do
-  if /usr/local/bin/perfwatch targets 2>/dev/null | grep -q '^demo .* [1-9][0-9]* *$'; then break; fi
+  if /usr/local/bin/perfwatch targets --format json 2>/dev/null | grep -q '"samples": [1-9]'; then break; fi
   sleep 2
 done
 /usr/local/bin/perfwatch targets || true
