@@ -3,8 +3,9 @@
 
 For each sampling frequency it measures, per profiler:
   * in-kernel cost per sample: the BPF program's run time over its run count (kernel.bpf_stats_enabled),
-    while two target processes keep both CPUs busy (one in user code, one in read() syscalls), so
-    nearly every sample is of a watched process and walks both stacks; perf has no BPF program;
+    while watched processes keep every CPU busy, so nearly every sample is of a watched process:
+    user-bound (interrupted in user code: the user stack only), syscall-bound (interrupted in the
+    kernel: both stacks) and mixed (during the slowdown run); perf has no BPF program;
   * the workload's slowdown: the wall time of a fixed amount of CPU work (`cpu_split work`) under
     the profiler, against the same work with no profiler (median of --repeats runs each);
   * the profiler's own CPU (percent of one core) and peak RSS while it watches 10 low-duty target
@@ -187,11 +188,32 @@ def timed_work(build, rounds):
     raise RuntimeError("cpu_split work printed no elapsed_ns")
 
 
-def cost_and_slowdown(profiler_cls, hz, args, workdir):
-    """Two busy targets (user-mode work, read() syscalls): per-sample BPF cost and the work's wall time."""
-    prof = profiler_cls(hz, workdir, args.build)
-    prof.start(["cpu_split work", "cpu_split syscalls"])
+def per_sample_ns(prof, mode, args):
+    """Per-sample BPF cost while one `cpu_split MODE` process per CPU keeps every CPU busy, so nearly
+    every sample is of a watched process: "split" is interrupted in user mode (user stack only),
+    "syscalls" mostly in the kernel (both stacks)."""
+    busy = [subprocess.Popen([cpu_split(args.build), mode, "100000"], stdout=subprocess.DEVNULL)
+            for _ in range(os.cpu_count())]
     try:
+        time.sleep(1)
+        ns0, cnt0 = prof.bpf_totals()
+        time.sleep(args.cost_seconds)
+        ns1, cnt1 = prof.bpf_totals()
+    finally:
+        for b in busy:
+            b.kill()
+            b.wait()
+    return (ns1 - ns0) / (cnt1 - cnt0) if cnt1 > cnt0 else None
+
+
+def cost_and_slowdown(profiler_cls, hz, args, workdir):
+    """Per-sample BPF cost (user-bound, syscall-bound, and during the timed run) and the wall time of
+    a fixed amount of work while another target does read() syscalls."""
+    prof = profiler_cls(hz, workdir, args.build)
+    prof.start(["cpu_split"])
+    try:
+        user_ns = per_sample_ns(prof, "split", args)
+        kernel_ns = per_sample_ns(prof, "syscalls", args)
         background = subprocess.Popen([cpu_split(args.build), "syscalls", "100000"], stdout=subprocess.DEVNULL)
         try:
             ns0, cnt0 = prof.bpf_totals()
@@ -202,8 +224,8 @@ def cost_and_slowdown(profiler_cls, hz, args, workdir):
             background.wait()
     finally:
         prof.stop()
-    per_sample = (ns1 - ns0) / (cnt1 - cnt0) if cnt1 > cnt0 else None
-    return per_sample, statistics.median(times), cnt1 - cnt0
+    mixed_ns = (ns1 - ns0) / (cnt1 - cnt0) if cnt1 > cnt0 else None
+    return {"user": user_ns, "kernel": kernel_ns, "mixed": mixed_ns}, statistics.median(times)
 
 
 def ten_targets(profiler_cls, hz, args, workdir):
@@ -245,6 +267,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5000, help="cpu_split work rounds per timed run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=30, help="length of the 10-target CPU measurement")
+    parser.add_argument("--cost-seconds", type=float, default=8, help="length of each per-sample cost measurement")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -261,14 +284,15 @@ def main():
             baseline = None
             for cls in PROFILERS:
                 with tempfile.TemporaryDirectory(prefix="pw-bench-") as workdir:
-                    per_sample, elapsed, samples = cost_and_slowdown(cls, hz, args, workdir)
+                    cost, elapsed = cost_and_slowdown(cls, hz, args, workdir)
                 if cls is NoProfiler:
                     baseline = elapsed
                     continue
                 with tempfile.TemporaryDirectory(prefix="pw-bench-") as workdir:
                     cpu, rss, pg_cpu = ten_targets(cls, hz, args, workdir)
-                rows.append((cls.name, hz, per_sample, samples, 100 * (elapsed / baseline - 1), cpu, rss, pg_cpu))
-                print(f"{cls.name} @ {hz} Hz: {fmt(per_sample, '.0f')} ns/sample over {samples} runs, "
+                rows.append((cls.name, hz, cost, 100 * (elapsed / baseline - 1), cpu, rss, pg_cpu))
+                print(f"{cls.name} @ {hz} Hz: ns/sample user-bound {fmt(cost['user'], '.0f')}, "
+                      f"syscall-bound {fmt(cost['kernel'], '.0f')}, mixed {fmt(cost['mixed'], '.0f')}; "
                       f"slowdown {100 * (elapsed / baseline - 1):+.2f}%, CPU {cpu:.2f}%, RSS {rss:.1f} MB",
                       file=sys.stderr)
     finally:
@@ -279,16 +303,16 @@ def main():
         f"Measured {time.strftime('%Y-%m-%d')} on {os.uname().release}, {os.cpu_count()} CPUs; "
         f"`sudo python3 bench/oncpu_overhead.py --build {os.path.relpath(args.build)}`",
         "",
-        "| profiler | Hz | in-kernel ns/sample (both stacks) | vs bpftrace | workload slowdown | "
-        "CPU, 10 targets (% of one core) | peak RSS (MB) |",
-        "|---|---|---|---|---|---|---|",
+        "| profiler | Hz | ns/sample, user-bound | ns/sample, syscall-bound (both stacks) | ns/sample, mixed | "
+        "mixed vs bpftrace | workload slowdown | CPU, 10 targets (% of one core) | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, hz, per_sample, samples, slowdown, cpu, rss, pg_cpu in rows:
+    for name, hz, cost, slowdown, cpu, rss, pg_cpu in rows:
         bt = ref.get(("bpftrace", hz))
-        ratio = per_sample / bt[2] if per_sample and bt and bt[2] else None
+        ratio = cost["mixed"] / bt[2]["mixed"] if cost["mixed"] and bt and bt[2]["mixed"] else None
         cpu_text = f"{cpu:.2f}" + (f" (+{pg_cpu:.2f} PostgreSQL)" if pg_cpu is not None else "")
-        lines.append(f"| {name} | {hz} | {fmt(per_sample, '.0f')} | {fmt(ratio, '.2f')} | {slowdown:+.2f}% | "
-                     f"{cpu_text} | {rss:.1f} |")
+        lines.append(f"| {name} | {hz} | {fmt(cost['user'], '.0f')} | {fmt(cost['kernel'], '.0f')} | "
+                     f"{fmt(cost['mixed'], '.0f')} | {fmt(ratio, '.2f')} | {slowdown:+.2f}% | {cpu_text} | {rss:.1f} |")
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:

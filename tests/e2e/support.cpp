@@ -1,0 +1,159 @@
+#include "support.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace perfwatch::e2e {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+Child spawn(const std::vector<std::string>& argv, const std::string& stderr_path, bool pipe_stdout) {
+  int fds[2] = {-1, -1};
+  if (pipe_stdout && pipe(fds) != 0) return {};
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (pipe_stdout) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+    }
+    int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (err >= 0) dup2(err, STDERR_FILENO);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  if (pipe_stdout) close(fds[1]);
+  return {pid, pipe_stdout ? fds[0] : -1};
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+std::pair<int, std::string> run(const std::vector<std::string>& argv, const std::string& stderr_path) {
+  Child c = spawn(argv, stderr_path, true);
+  std::string out = read_all(c.stdout_fd);
+  return {wait_exit(c.pid), out};
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Daemon::Daemon(const std::string& name, const std::string& config_body) {
+  EXPECT_EQ(geteuid(), 0u) << "the end-to-end tests load BPF programs: run them as root";
+  EXPECT_TRUE(fs::exists("/sys/kernel/btf/vmlinux")) << "kernel BTF is required";
+  dir_ = fs::temp_directory_path() / ("perfwatch-e2e-" + name + "-" + std::to_string(getpid()));
+  fs::remove_all(dir_);
+  fs::create_directories(dir_);
+  // The embedded PostgreSQL runs unprivileged and must traverse the path to its directory.
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  config_ = (dir_ / "perfwatch.yaml").string();
+  log_ = (dir_ / "perfwatchd.log").string();
+  write_config(config_body);
+  pid_t pid = spawn({PERFWATCHD_PATH, "--config", config_}, log_).pid;
+  EXPECT_GT(pid, 0);
+  if (pid <= 0) return;
+  for (int i = 0; i < 600 && log().find("perfwatchd started") == std::string::npos; ++i) {
+    if (waitpid(pid, nullptr, WNOHANG) != 0) {
+      ADD_FAILURE() << "perfwatchd exited during start-up:\n" << log();
+      return;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  if (log().find("perfwatchd started") == std::string::npos) {
+    kill(pid, SIGKILL);
+    wait_exit(pid);
+    ADD_FAILURE() << "perfwatchd did not start within 60 s:\n" << log();
+    return;
+  }
+  pid_ = pid;
+}
+
+Daemon::~Daemon() {
+  if (pid_ > 0) EXPECT_EQ(stop(), 0) << "perfwatchd must exit 0 on SIGTERM:\n" << log();
+  if (!testing::Test::HasFailure()) fs::remove_all(dir_);
+}
+
+bool Daemon::alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+
+int Daemon::stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int code = wait_exit(pid_);
+  pid_ = -1;
+  return code;
+}
+
+void Daemon::reload() const { kill(pid_, SIGHUP); }
+
+void Daemon::write_config(const std::string& config_body) const {
+  std::ofstream(config_) << "state_dir: " << (dir_ / "state").string() << "\n" << config_body;
+}
+
+std::pair<int, std::string> Daemon::cli(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{PERFWATCH_CLI_PATH, "--config", config_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, (dir_ / "cli.log").string());
+}
+
+std::string Daemon::folded(const std::string& target, const std::string& since) const {
+  auto [code, out] = cli({"flame", "--target", target, "--since", since, "--format", "folded"});
+  EXPECT_EQ(code, 0) << slurp((dir_ / "cli.log").string());
+  return out;
+}
+
+void wait_for_windows(std::chrono::seconds extra) { std::this_thread::sleep_for(extra); }
+
+Folded::Folded(const std::string& text) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    std::uint64_t count = std::stoull(line.substr(space + 1));
+    std::string stack = line.substr(0, space);
+    total += count;
+    lines.emplace_back(stack, count);
+    std::map<std::string, bool> seen;
+    std::istringstream frames(stack);
+    std::string frame;
+    while (std::getline(frames, frame, ';'))
+      if (!seen[frame]) {
+        seen[frame] = true;
+        inclusive[frame] += count;
+      }
+  }
+}
+
+double Folded::share(const std::string& frame) const {
+  auto it = inclusive.find(frame);
+  return total == 0 || it == inclusive.end() ? 0.0 : 100.0 * static_cast<double>(it->second) / total;
+}
+
+}  // namespace perfwatch::e2e

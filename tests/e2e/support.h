@@ -1,0 +1,80 @@
+#pragma once
+// Shared by the end-to-end tests: the real perfwatchd (embedded PostgreSQL, real BPF) started on a
+// config the test writes, real workloads as child processes, and the real perfwatch CLI.
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace perfwatch::e2e {
+
+struct Child {
+  pid_t pid = -1;
+  int stdout_fd = -1;  // when started with pipe_stdout
+};
+
+// Starts argv (argv[0] a path) with stdout on a pipe when asked and stderr appended to a file.
+Child spawn(const std::vector<std::string>& argv, const std::string& stderr_path = "/dev/null",
+            bool pipe_stdout = false);
+// Waits for pid; its exit code, or 128 + the signal that killed it.
+int wait_exit(pid_t pid);
+std::string read_all(int fd);
+// Runs a command to completion: {exit code, stdout}.
+std::pair<int, std::string> run(const std::vector<std::string>& argv, const std::string& stderr_path = "/dev/null");
+std::string slurp(const std::string& path);
+
+// A running perfwatchd in a private directory (state, config, log), stopped with SIGTERM by stop().
+class Daemon {
+ public:
+  // Writes `config_body` (everything but state_dir, which points into the private directory) and
+  // starts perfwatchd on it; waits until it logs that it started. Fails the test (and returns
+  // false from started()) when it does not.
+  explicit Daemon(const std::string& name, const std::string& config_body);
+  ~Daemon();  // stop() if still running; removes the directory unless a test failed
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  bool alive() const;
+  // SIGTERM and wait; returns the exit code.
+  int stop();
+  void reload() const;  // SIGHUP
+
+  const std::string& config_path() const { return config_; }
+  const std::filesystem::path& dir() const { return dir_; }
+  std::string log() const { return slurp(log_); }
+  // Rewrites the config file (state_dir kept) without telling the daemon.
+  void write_config(const std::string& config_body) const;
+
+  // `perfwatch --config CONFIG args...`: {exit code, stdout}; stderr goes to dir/cli.log.
+  std::pair<int, std::string> cli(const std::vector<std::string>& args) const;
+  // `perfwatch flame --target T --since S --format folded`, expecting exit 0.
+  std::string folded(const std::string& target, const std::string& since = "5m") const;
+
+ private:
+  std::filesystem::path dir_;
+  std::string config_, log_;
+  pid_t pid_ = -1;
+};
+
+// Windows are written after they close: wait long enough for the one holding the last samples.
+void wait_for_windows(std::chrono::seconds extra = std::chrono::seconds(5));
+
+// Folded stacks parsed into per-frame inclusive sample counts.
+struct Folded {
+  std::uint64_t total = 0;
+  std::map<std::string, std::uint64_t> inclusive;  // samples of stacks containing the frame
+  std::vector<std::pair<std::string, std::uint64_t>> lines;
+
+  explicit Folded(const std::string& text);
+  // Percent of all samples whose stack contains frame.
+  double share(const std::string& frame) const;
+};
+
+}  // namespace perfwatch::e2e
