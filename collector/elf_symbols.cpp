@@ -269,6 +269,25 @@ bool ElfFile::has_symtab() const {
   return false;
 }
 
+void ElfFile::for_each_defined_symbol(const std::function<void(const char*, const Elf64_Sym&)>& visit) const {
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) ||
+        shdr.sh_entsize == 0)
+      continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    // A separate debug file keeps .dynsym's header but not its contents.
+    if (data == nullptr || data->d_buf == nullptr) continue;
+    std::size_t count = shdr.sh_size / shdr.sh_entsize;
+    for (std::size_t i = 0; i < count; ++i) {
+      GElf_Sym sym;
+      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
+      if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= SHN_LORESERVE || sym.st_value == 0) continue;
+      if (const char* name = elf_strptr(elf_, shdr.sh_link, sym.st_name)) visit(name, sym);
+    }
+  }
+}
+
 void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
   struct Section {
     std::uint64_t end = 0;
@@ -283,39 +302,23 @@ void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
       sections[elf_ndxscn(scn)] = {shdr.sh_addr + shdr.sh_size, (shdr.sh_flags & SHF_EXECINSTR) != 0};
   }
 
-  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
-    GElf_Shdr shdr;
-    if (gelf_getshdr(scn, &shdr) == nullptr || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) ||
-        shdr.sh_entsize == 0)
-      continue;
-    Elf_Data* data = elf_getdata(scn, nullptr);
-    // A separate debug file keeps .dynsym's header but not its contents.
-    if (data == nullptr || data->d_buf == nullptr) continue;
-    std::size_t count = shdr.sh_size / shdr.sh_entsize;
-    for (std::size_t i = 0; i < count; ++i) {
-      GElf_Sym sym;
-      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
-      if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= std::min<std::size_t>(SHN_LORESERVE, sections.size()) ||
-          sym.st_value == 0)
-        continue;
-      int type = GELF_ST_TYPE(sym.st_info);
-      const Section& section = sections[sym.st_shndx];
-      SymbolTable::Kind kind;
-      if (type == STT_FUNC || type == STT_GNU_IFUNC)
-        kind = SymbolTable::Kind::function;
-      else if (type == STT_NOTYPE && section.code)
-        kind = SymbolTable::Kind::label;
-      else
-        continue;
-      const char* name = elf_strptr(elf_, shdr.sh_link, sym.st_name);
-      if (name == nullptr) continue;
-      int bind = GELF_ST_BIND(sym.st_info);
-      auto binding = bind == STB_WEAK    ? SymbolTable::Binding::weak
-                     : bind == STB_LOCAL ? SymbolTable::Binding::local
-                                         : SymbolTable::Binding::global;
-      builder.add(name, sym.st_value, sym.st_size, section.end, kind, binding);
-    }
-  }
+  for_each_defined_symbol([&](const char* name, const GElf_Sym& sym) {
+    if (sym.st_shndx >= sections.size()) return;
+    int type = GELF_ST_TYPE(sym.st_info);
+    const Section& section = sections[sym.st_shndx];
+    SymbolTable::Kind kind;
+    if (type == STT_FUNC || type == STT_GNU_IFUNC)
+      kind = SymbolTable::Kind::function;
+    else if (type == STT_NOTYPE && section.code)
+      kind = SymbolTable::Kind::label;
+    else
+      return;
+    int bind = GELF_ST_BIND(sym.st_info);
+    auto binding = bind == STB_WEAK    ? SymbolTable::Binding::weak
+                   : bind == STB_LOCAL ? SymbolTable::Binding::local
+                                       : SymbolTable::Binding::global;
+    builder.add(name, sym.st_value, sym.st_size, section.end, kind, binding);
+  });
 }
 
 Result<std::uint32_t> ElfFile::crc32() const {
@@ -329,6 +332,60 @@ Result<std::uint32_t> ElfFile::crc32() const {
     crc = ::crc32(crc, buf.data(), static_cast<uInt>(n));
     at += n;
   }
+}
+
+std::map<std::string, ElfSymbol, std::less<>> ElfFile::find_symbols(std::span<const std::string_view> names) const {
+  std::map<std::string, ElfSymbol, std::less<>> found;
+  for_each_defined_symbol([&](const char* name, const GElf_Sym& sym) {
+    if (std::find(names.begin(), names.end(), std::string_view(name)) != names.end())
+      found.try_emplace(name, ElfSymbol{sym.st_value, sym.st_size});
+  });
+  return found;
+}
+
+Result<std::vector<unsigned char>> ElfFile::read_vaddr(std::uint64_t vaddr, std::size_t size) const {
+  for (const LoadSegment& s : load_segments()) {
+    if (vaddr < s.vaddr || vaddr - s.vaddr >= s.filesz) continue;
+    if (vaddr - s.vaddr + size > s.filesz) break;
+    std::uint64_t offset = s.offset + (vaddr - s.vaddr);
+    std::vector<unsigned char> bytes(size);
+    if (!memory_.empty()) {
+      if (offset + size > memory_.size()) break;
+      std::memcpy(bytes.data(), memory_.data() + offset, size);
+      return bytes;
+    }
+    ssize_t n;
+    do n = ::pread(fd_.get(), bytes.data(), size, static_cast<off_t>(offset));
+    while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(size)) break;
+    return bytes;
+  }
+  return make_error("no file contents at virtual address " + std::to_string(vaddr));
+}
+
+bool ElfFile::keeps_frame_pointers() const {
+  GElf_Ehdr ehdr;
+  if (gelf_getehdr(elf_, &ehdr) == nullptr || ehdr.e_machine != EM_X86_64) return false;
+  // The larger functions: small ones (stubs, tail calls) often have no frame even when built with one.
+  std::map<std::uint64_t, std::uint64_t> by_address;
+  for_each_defined_symbol([&](const char*, const GElf_Sym& sym) {
+    if (GELF_ST_TYPE(sym.st_info) == STT_FUNC && sym.st_size >= 64) by_address.emplace(sym.st_value, sym.st_size);
+  });
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> functions(by_address.begin(), by_address.end());
+  std::sort(functions.begin(), functions.end(), [](auto a, auto b) { return a.second > b.second; });
+  functions.resize(std::min<std::size_t>(functions.size(), 64));
+  std::size_t judged = 0, with_frame = 0;
+  for (auto [addr, size] : functions) {
+    auto code = read_vaddr(addr, 8);
+    if (!code) continue;
+    const unsigned char* p = code->data();
+    if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa) p += 4;  // endbr64
+    ++judged;
+    // push %rbp; mov %rsp,%rbp (either encoding of the mov)
+    if (p[0] == 0x55 && p[1] == 0x48 && (p[2] == 0x89 || p[2] == 0x8b) && (p[3] == 0xe5 || p[3] == 0xec)) ++with_frame;
+  }
+  // Without frame pointers, compilers still set one up in the odd function (alloca, VLAs).
+  return judged >= 4 && with_frame * 2 > judged;
 }
 
 std::size_t ElfImage::memory_bytes() const {
@@ -351,6 +408,7 @@ ElfImage load_elf_image(const ElfFile& file, const DebugInfoSearch& search) {
     }
   }
   image.symbols = std::move(builder).build();
+  image.frame_pointers = file.keeps_frame_pointers();
   return image;
 }
 

@@ -2,8 +2,11 @@
 // What symbolization needs from an ELF file, read with libelf: the PT_LOAD segments (file offset ->
 // virtual address), the build-id, .gnu_debuglink, and the functions of .symtab and .dynsym, kept
 // as one compact sorted table. Separate debug info is found by build-id or .gnu_debuglink.
+#include <elf.h>
+
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -75,6 +78,12 @@ class SymbolTable {
   std::string names_;
 };
 
+// A symbol found by name: its value (an ELF virtual address for data and code) and size.
+struct ElfSymbol {
+  std::uint64_t value = 0;
+  std::uint64_t size = 0;
+};
+
 struct Debuglink {
   std::string file;       // a file name, no directory
   std::uint32_t crc = 0;  // CRC-32 of the whole debug file
@@ -100,9 +109,19 @@ class ElfFile {
   void add_symbols(SymbolTable::Builder& builder) const;
   // CRC-32 of the whole file, as .gnu_debuglink records it.
   Result<std::uint32_t> crc32() const;
+  // The defined symbols (any type) of .dynsym and .symtab with these names; absent names are missing.
+  std::map<std::string, ElfSymbol, std::less<>> find_symbols(std::span<const std::string_view> names) const;
+  // size bytes of the file-backed contents at ELF virtual address vaddr.
+  Result<std::vector<unsigned char>> read_vaddr(std::uint64_t vaddr, std::size_t size) const;
+  // Whether the functions set up a frame pointer (push %rbp; mov %rsp,%rbp), judged from the
+  // prologues of up to 64 of the larger functions in .dynsym/.symtab; false when there are too few
+  // to judge by, or the file is not x86-64.
+  bool keeps_frame_pointers() const;
 
  private:
   ElfFile() = default;
+  // Defined symbols of .symtab and .dynsym with a value, by name.
+  void for_each_defined_symbol(const std::function<void(const char*, const Elf64_Sym&)>& visit) const;
   UniqueFd fd_;
   std::vector<char> memory_;  // backs elf_ for from_memory(); a vector keeps its buffer when moved
   Elf* elf_ = nullptr;
@@ -114,6 +133,9 @@ struct ElfImage {
   std::vector<LoadSegment> segments;
   SymbolTable symbols;
   std::string debug_file;  // the separate debug file the symbols were completed from; "" when none
+  // Its functions keep a frame pointer (see keeps_frame_pointers): the caller of a frame in this
+  // binary, as a frame-pointer unwinder finds it, is reliable.
+  bool frame_pointers = false;
 
   std::size_t memory_bytes() const;
 };

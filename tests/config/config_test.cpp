@@ -57,6 +57,7 @@ TEST(ConfigDefaults, EmptyDocumentKeepsEveryDefault) {
     EXPECT_EQ(c.storage.spool_max_bytes, 256ull << 20);
     EXPECT_EQ(c.sampling.frequency_hz, 99u);
     EXPECT_EQ(c.sampling.window, 10s);
+    EXPECT_EQ(c.sampling.python_max_depth, 64u);
     EXPECT_EQ(c.dashboard.listen, "127.0.0.1:7460");
     EXPECT_EQ(c.tiers, (std::array<Duration, tier_count>{100ms, 500ms, 2s, 5s, 10s}));
     EXPECT_TRUE(c.targets.empty());
@@ -83,6 +84,7 @@ storage:
 sampling:
   frequency_hz: 49
   window: 1m
+  python_max_depth: 128
 dashboard:
   listen: "[::1]:8080"
 tiers:
@@ -94,8 +96,13 @@ targets:
       systemd_unit: kb-api.service
       cmdline: "gunicorn .*kb_api"
     profile: false
+    python: off
   - name: worker.v2
     match: {pid: 4242, comm: python3.11, exe: /usr/bin/python3.11, cgroup: /system.slice/worker.service}
+    python: on
+  - name: batch
+    match: {comm: batch}
+    python: auto
 )");
   EXPECT_EQ(c.state_dir, "/srv/perfwatch");
   EXPECT_EQ(c.host, "web-01");
@@ -106,9 +113,13 @@ targets:
   EXPECT_EQ(c.storage.spool_max_bytes, 1ull << 30);
   EXPECT_EQ(c.sampling.frequency_hz, 49u);
   EXPECT_EQ(c.sampling.window, 1min);
+  EXPECT_EQ(c.sampling.python_max_depth, 128u);
   EXPECT_EQ(c.dashboard.listen, "[::1]:8080");
   EXPECT_EQ(c.tiers, (std::array<Duration, tier_count>{50ms, 500ms, 2s, 4s, 10s}));
-  ASSERT_EQ(c.targets.size(), 2u);
+  ASSERT_EQ(c.targets.size(), 3u);
+  EXPECT_EQ(c.targets[0].python, PythonMode::off);
+  EXPECT_EQ(c.targets[1].python, PythonMode::on);
+  EXPECT_EQ(c.targets[2].python, PythonMode::auto_detect);
   EXPECT_EQ(c.targets[0].name, "api");
   EXPECT_EQ(c.targets[0].match.systemd_unit, "kb-api.service");
   EXPECT_EQ(c.targets[0].match.cmdline, "gunicorn .*kb_api");
@@ -271,17 +282,23 @@ INSTANTIATE_TEST_SUITE_P(
                  "/system.slice/app.service, got 'system.slice'"},
         BadValue{"profile_not_bool", "targets:\n  - name: a\n    match: {pid: 1}\n    profile: maybe\n",
                  "perfwatch.yaml:4:14: targets[0].profile: expected a boolean, got 'maybe'"},
+        BadValue{"python_mode", "targets:\n  - name: a\n    match: {pid: 1}\n    python: yes\n",
+                 "perfwatch.yaml:4:13: targets[0].python: expected one of auto, on, off, got 'yes'"},
+        BadValue{"python_depth_zero", "sampling:\n  python_max_depth: 0\n",
+                 "perfwatch.yaml:2:21: sampling.python_max_depth: must be from 1 to 128, got 0"},
+        BadValue{"python_depth_too_deep", "sampling:\n  python_max_depth: 129\n",
+                 "perfwatch.yaml:2:21: sampling.python_max_depth: must be from 1 to 128, got 129"},
         BadValue{"unknown_top_key_suggested", "stroage: {}\n",
                  "perfwatch.yaml:1:1: stroage: unknown key 'stroage' (did you mean 'storage'?)"},
         BadValue{"unknown_nested_key_suggested", "sampling:\n  frequency: 99\n",
                  "perfwatch.yaml:2:3: sampling.frequency: unknown key 'frequency' (known keys: frequency_hz, "
-                 "window)"},
+                 "window, python_max_depth)"},
         BadValue{"unknown_tier_suggested", "tiers: {t1: 1ms}\n",
                  "perfwatch.yaml:1:9: tiers.t1: unknown key 't1' (did you mean 'T1'?)"},
         BadValue{"unknown_match_key_suggested", "targets:\n  - name: a\n    match: {pid: 1, cmd_line: x}\n",
                  "perfwatch.yaml:3:21: targets[0].match.cmd_line: unknown key 'cmd_line' (did you mean 'cmdline'?)"},
         BadValue{"unknown_target_key_listed", "targets:\n  - name: a\n    match: {pid: 1}\n    enabled: true\n",
-                 "perfwatch.yaml:4:5: targets[0].enabled: unknown key 'enabled' (known keys: name, match, profile)"},
+                 "perfwatch.yaml:4:5: targets[0].enabled: unknown key 'enabled' (known keys: name, match, profile, python)"},
         BadValue{"duplicate_top_key", "log_level: info\nstate_dir: /a\nlog_level: warn\n",
                  "perfwatch.yaml:3:1: log_level: duplicate key (first set on line 1)"},
         BadValue{"duplicate_nested_key", "storage:\n  retention: 2d\n  retention: 3d\n",
@@ -349,12 +366,14 @@ TEST(ConfigExample, IsValidAndMatchesTheQuickStart) {
   EXPECT_EQ(c.storage.postgres, "");
   EXPECT_EQ(c.sampling.frequency_hz, 99u);
   EXPECT_EQ(c.sampling.window, 10s);
+  EXPECT_EQ(c.sampling.python_max_depth, 64u);
   EXPECT_EQ(c.dashboard.listen, "127.0.0.1:7460");
   EXPECT_EQ(c.tiers, Config{}.tiers);
   ASSERT_EQ(c.targets.size(), 1u);
   EXPECT_EQ(c.targets[0].name, "demo");
   EXPECT_EQ(c.targets[0].match.cmdline, "perfwatch-demo");
   EXPECT_TRUE(c.targets[0].profile);
+  EXPECT_EQ(c.targets[0].python, PythonMode::auto_detect);
 }
 
 // Every key the parser reads is documented in the example, as "key:" (set or commented out).
@@ -372,7 +391,8 @@ TEST(ConfigExample, DocumentsEveryKey) {
 TEST(ConfigExample, KnownKeyPathsNameTheSchema) {
   const std::vector<std::string> paths = known_key_paths();
   for (const char* expected : {"state_dir", "storage.password_file", "sampling.window", "dashboard.listen", "tiers.T5",
-                               "targets[].profile", "targets[].match.systemd_unit"})
+                               "targets[].profile", "targets[].python", "sampling.python_max_depth",
+                               "targets[].match.systemd_unit"})
     EXPECT_THAT(paths, ::testing::Contains(expected));
 }
 

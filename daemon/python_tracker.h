@@ -1,0 +1,54 @@
+#pragma once
+// Which watched processes run CPython, kept in step with the registry: finds the interpreter of
+// each process a target with `python: auto|on` watches, registers it with the sampler's frame
+// walker and the Python symbolizer, looks again at each window for processes that had none yet
+// (an embedding program maps libpython after exec), and forgets processes as they go.
+//
+// An interpreter that cannot be profiled (unsupported version, debug build) is logged once per
+// binary with the reason; the process is then profiled natively.
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+
+#include "collector/oncpu_sampler.h"
+#include "collector/python_code.h"
+#include "collector/python_interpreter.h"
+#include "config/config.h"
+#include "daemon/process_registry.h"
+
+namespace perfwatch::daemon {
+
+class PythonTracker {
+ public:
+  PythonTracker(collector::OncpuSampler& sampler, collector::PythonSymbolizer& symbolizer,
+                collector::PythonDetector& detector);
+
+  void watch(ProcessKey key, config::PythonMode mode);
+  // The process is no longer watched (exec, reload, PID reuse) or is gone: its walker entry goes;
+  // its code objects stay with the symbolizer until release_retired().
+  void retire(ProcessKey key);
+  // At each window: looks again for the interpreter of processes that had none.
+  void recheck();
+  // A stack the walker just announced: reads its code objects while the process is alive.
+  void on_new_stack(const collector::NewPythonStack& stack);
+
+  std::size_t python_processes() const { return python_.size(); }
+
+ private:
+  struct Pending {
+    config::PythonMode mode;
+    int attempts = 0;
+  };
+  // true when the process runs a supported CPython (now registered) or never will (unsupported).
+  bool try_detect(ProcessKey key, Pending& pending);
+
+  collector::OncpuSampler& sampler_;
+  collector::PythonSymbolizer& symbolizer_;
+  collector::PythonDetector& detector_;
+  std::map<ProcessKey, Pending> pending_;    // auto/on processes without an interpreter yet
+  std::map<std::int32_t, std::uint32_t> python_;  // pid -> generation registered with the walker
+  std::set<std::string> reported_binaries_;  // unsupported interpreters already logged
+};
+
+}  // namespace perfwatch::daemon
