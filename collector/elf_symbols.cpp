@@ -367,9 +367,15 @@ bool ElfFile::keeps_frame_pointers() const {
   GElf_Ehdr ehdr;
   if (gelf_getehdr(elf_, &ehdr) == nullptr || ehdr.e_machine != EM_X86_64) return false;
   // The larger functions: small ones (stubs, tail calls) often have no frame even when built with one.
+  // The toolchain's start-up code (crt*.o) is the same in every binary: it tells nothing.
+  static constexpr std::string_view kStartupCode[] = {"_start", "_init", "_fini", "deregister_tm_clones",
+                                                      "register_tm_clones", "__do_global_dtors_aux", "frame_dummy",
+                                                      "_dl_relocate_static_pie"};
   std::map<std::uint64_t, std::uint64_t> by_address;
-  for_each_defined_symbol([&](const char*, const GElf_Sym& sym) {
-    if (GELF_ST_TYPE(sym.st_info) == STT_FUNC && sym.st_size >= 64) by_address.emplace(sym.st_value, sym.st_size);
+  for_each_defined_symbol([&](const char* name, const GElf_Sym& sym) {
+    if (GELF_ST_TYPE(sym.st_info) == STT_FUNC && sym.st_size >= 16 &&
+        std::find(std::begin(kStartupCode), std::end(kStartupCode), std::string_view(name)) == std::end(kStartupCode))
+      by_address.emplace(sym.st_value, sym.st_size);
   });
   std::vector<std::pair<std::uint64_t, std::uint64_t>> functions(by_address.begin(), by_address.end());
   std::sort(functions.begin(), functions.end(), [](auto a, auto b) { return a.second > b.second; });
@@ -385,7 +391,7 @@ bool ElfFile::keeps_frame_pointers() const {
     if (p[0] == 0x55 && p[1] == 0x48 && (p[2] == 0x89 || p[2] == 0x8b) && (p[3] == 0xe5 || p[3] == 0xec)) ++with_frame;
   }
   // Without frame pointers, compilers still set one up in the odd function (alloca, VLAs).
-  return judged >= 4 && with_frame * 2 > judged;
+  return judged >= 3 && with_frame * 2 > judged;
 }
 
 std::size_t ElfImage::memory_bytes() const {

@@ -155,7 +155,7 @@ class Daemon {
 
     symbolizer_ = std::make_unique<collector::Symbolizer>();
     python_symbolizer_ = std::make_unique<collector::PythonSymbolizer>(process_memory_);
-    python_ = std::make_unique<PythonTracker>(*sampler_, *python_symbolizer_, python_detector_);
+    python_ = std::make_unique<PythonTracker>(*sampler_, *python_symbolizer_, python_detector_, cfg_.sampling.window);
     sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_, *python_, cfg_.targets);
     registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
     apply_targets();
@@ -207,6 +207,7 @@ class Daemon {
     signal_fd_ = std::make_unique<Fd>(checked(signalfd(-1, &mask, SFD_CLOEXEC), "signalfd"));
     window_fd_ = std::make_unique<Fd>(checked(timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC), "timerfd"));
     arm_window_timer();
+    python_retry_fd_ = std::make_unique<Fd>(checked(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd"));
 
     std::uint64_t watchdog_usec = 0;
     if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
@@ -221,7 +222,7 @@ class Daemon {
 
     epoll_fd_ = std::make_unique<Fd>(checked(epoll_create1(EPOLL_CLOEXEC), "epoll_create1"));
     for (int fd : {signal_fd_->get(), window_fd_->get(), events_->fd(), sampler_->python_stacks_fd(),
-                   watchdog_fd_ ? watchdog_fd_->get() : -1}) {
+                   python_retry_fd_->get(), watchdog_fd_ ? watchdog_fd_->get() : -1}) {
       if (fd < 0) continue;
       epoll_event ev{};
       ev.events = EPOLLIN;
@@ -244,6 +245,8 @@ class Daemon {
   void loop() {
     epoll_event ready[8];
     while (running_) {
+      // Any event may have watched a process whose interpreter is still to be found.
+      arm_python_retry_timer();
       int n = epoll_wait(epoll_fd_->get(), ready, 8, -1);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -254,6 +257,7 @@ class Daemon {
         if (fd == signal_fd_->get()) on_signal();
         else if (fd == events_->fd()) drain_process_events();
         else if (fd == sampler_->python_stacks_fd()) read_new_python_stacks();
+        else if (fd == python_retry_fd_->get()) on_python_retry_timer();
         else if (fd == window_fd_->get()) on_window_timer();
         else if (watchdog_fd_ && fd == watchdog_fd_->get()) on_watchdog();
       }
@@ -268,6 +272,21 @@ class Daemon {
         case collector::ProcEventType::exit: registry_->on_exit(e.pid, e.generation); break;
       }
     });
+  }
+
+  void arm_python_retry_timer() {
+    itimerspec spec{};  // all zero disarms
+    if (auto next = python_->next_retry()) {
+      auto at = std::max(next->time_since_epoch(), nanoseconds(1));  // 0 would disarm
+      spec.it_value.tv_sec = duration_cast<seconds>(at).count();
+      spec.it_value.tv_nsec = (at % seconds(1)).count();
+    }
+    timerfd_settime(python_retry_fd_->get(), TFD_TIMER_ABSTIME, &spec, nullptr);
+  }
+
+  void on_python_retry_timer() {
+    read_timer(python_retry_fd_->get());
+    python_->retry(steady_clock::now());
   }
 
   void read_new_python_stacks() {
@@ -289,7 +308,6 @@ class Daemon {
     read_timer(window_fd_->get());
     close_window();
     registry_->rescan();
-    python_->recheck();
     arm_window_timer();
   }
 
@@ -420,7 +438,7 @@ class Daemon {
   std::unique_ptr<PythonTracker> python_;
   std::unique_ptr<SamplerSink> sink_;
   std::unique_ptr<ProcessRegistry> registry_;
-  std::unique_ptr<Fd> signal_fd_, window_fd_, watchdog_fd_, epoll_fd_;
+  std::unique_ptr<Fd> signal_fd_, window_fd_, watchdog_fd_, python_retry_fd_, epoll_fd_;
   system_clock::time_point window_start_;
 };
 

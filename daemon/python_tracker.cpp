@@ -1,5 +1,7 @@
 #include "daemon/python_tracker.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 
 namespace perfwatch::daemon {
@@ -8,14 +10,16 @@ namespace {
 collector::ProcessKey to_collector(ProcessKey k) { return {k.pid, k.generation}; }
 
 // An `on` target expects Python: say why a process is not profiled as such, once it has had a
-// window to load its interpreter.
-constexpr int kAttemptsBeforeWarning = 2;
+// few seconds to load its interpreter.
+constexpr int kAttemptsBeforeWarning = 10;
+// The first look again comes this soon; the wait doubles after each.
+constexpr std::chrono::milliseconds kFirstRetry{5};
 
 }  // namespace
 
 PythonTracker::PythonTracker(collector::OncpuSampler& sampler, collector::PythonSymbolizer& symbolizer,
-                             collector::PythonDetector& detector)
-    : sampler_(sampler), symbolizer_(symbolizer), detector_(detector) {}
+                             collector::PythonDetector& detector, Clock::duration max_retry_interval)
+    : sampler_(sampler), symbolizer_(symbolizer), detector_(detector), max_retry_interval_(max_retry_interval) {}
 
 void PythonTracker::watch(ProcessKey key, config::PythonMode mode) {
   if (mode == config::PythonMode::off) return;
@@ -25,6 +29,8 @@ void PythonTracker::watch(ProcessKey key, config::PythonMode mode) {
 
 bool PythonTracker::try_detect(ProcessKey key, Pending& pending) {
   ++pending.attempts;
+  Clock::duration wait = kFirstRetry * (1 << std::min(pending.attempts - 1, 20));
+  pending.next_try = Clock::now() + std::min(wait, max_retry_interval_);
   auto found = detector_.detect(key.pid);
   if (!found) {
     log::debug("process gone before its interpreter was looked for", {{"pid", key.pid}, {"error", found.error().message}});
@@ -64,9 +70,20 @@ void PythonTracker::retire(ProcessKey key) {
   }
 }
 
-void PythonTracker::recheck() {
-  for (auto it = pending_.begin(); it != pending_.end();)
-    it = try_detect(it->first, it->second) ? pending_.erase(it) : std::next(it);
+void PythonTracker::retry(Clock::time_point now) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.next_try > now)
+      ++it;
+    else
+      it = try_detect(it->first, it->second) ? pending_.erase(it) : std::next(it);
+  }
+}
+
+std::optional<PythonTracker::Clock::time_point> PythonTracker::next_retry() const {
+  std::optional<Clock::time_point> next;
+  for (const auto& [key, pending] : pending_)
+    if (!next || pending.next_try < *next) next = pending.next_try;
+  return next;
 }
 
 void PythonTracker::on_new_stack(const collector::NewPythonStack& stack) {
