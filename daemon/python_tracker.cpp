@@ -44,8 +44,10 @@ bool PythonTracker::try_detect(ProcessKey key, Pending& pending) {
     }
     python_[key.pid] = key.generation;
     symbolizer_.add_process(to_collector(key), interpreter);
-    log::info("profiling Python frames", {{"pid", key.pid}, {"python", interpreter.version()},
-                                          {"binary", interpreter.binary}});
+    // Once per interpreter at info: a host may start many short Python processes.
+    log::write(reported_binaries_.insert(interpreter.binary).second ? log::Level::info : log::Level::debug,
+               "profiling Python frames",
+               {{"pid", key.pid}, {"python", interpreter.version()}, {"binary", interpreter.binary}});
     return true;
   }
   if (!found->unsupported.empty()) {

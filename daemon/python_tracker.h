@@ -58,7 +58,7 @@ class PythonTracker {
   Clock::duration max_retry_interval_;
   std::map<ProcessKey, Pending> pending_;    // auto/on processes without an interpreter yet
   std::map<std::int32_t, std::uint32_t> python_;  // pid -> generation registered with the walker
-  std::set<std::string> reported_binaries_;  // unsupported interpreters already logged
+  std::set<std::string> reported_binaries_;  // interpreters already logged at info or warn
 };
 
 }  // namespace perfwatch::daemon

@@ -1,7 +1,9 @@
 /* CPython frame walker, part of oncpu.bpf.c: at a sample of a thread of a watched process that
  * runs CPython, finds the thread's PyThreadState, walks its interpreter frames (leaf first, at
- * most py_max_depth) and records each frame's code object, instruction index and code tag in a
- * double-buffered map keyed by a hash of the frames.
+ * most py_max_depth) and records each frame's code object and instruction index in a
+ * double-buffered map keyed by a hash of them. The tags of the code objects (what user space
+ * checks them against) are read only when a stack is new in its window: a walk then costs one
+ * read per frame.
  *
  * The thread state: user space gives the address of _PyRuntime (py_procs); the walker follows
  * _PyRuntime.interpreters.main -> its thread list and matches each thread state's native thread
@@ -233,27 +235,41 @@ static long py_walk_step(__u32 index, void *arg)
 		instr = py_chunk_u64(s->frame, l->frame_instr, PY_FRAME_CHUNK);
 		lasti = (__s32)((__s64)(instr - (code + l->code_units)) >> 1); /* code units are 2 bytes */
 	}
-	size = l->code_read;
-	if (size > PY_CODE_CHUNK)
-		size = PY_CODE_CHUNK;
-	if (bpf_probe_read_user(s->code, size, (const void *)(code + l->code_tag_base))) {
-		w->error = true;
-		return 1;
-	}
 	out = &s->stack.frames[depth & (PY_MAX_DEPTH - 1)];
 	out->code = code;
 	out->lasti = lasti;
-	out->tag = py_code_tag(py_chunk_u32(s->code, l->code_firstlineno, PY_CODE_CHUNK),
-			       py_chunk_u64(s->code, l->code_filename, PY_CODE_CHUNK),
-			       py_chunk_u64(s->code, l->code_name, PY_CODE_CHUNK),
-			       py_chunk_u64(s->code, l->code_linetable, PY_CODE_CHUNK));
 	if ((l->flags & PY_LAYOUT_ALL_ENTRY) ||
 	    (l->frame_is_entry != PY_ABSENT && py_chunk_u8(s->frame, l->frame_is_entry, PY_FRAME_CHUNK)))
 		py_set_entry(&s->stack, depth);
-	w->h1 = py_mix(py_mix(w->h1, code), ((__u64)out->tag << 32) | (__u32)lasti);
-	w->h2 = py_mix(py_mix(w->h2 ^ 0x5bd1e995, ((__u64)(__u32)lasti << 32) | out->tag), code);
+	w->h1 = py_mix(py_mix(w->h1, code), (__u32)lasti);
+	w->h2 = py_mix(py_mix(w->h2 ^ 0x5bd1e995, (__u64)(__u32)lasti << 32), code);
 	w->depth = depth + 1;
 	w->frame = previous;
+	return 0;
+}
+
+/* One bpf_loop step over a new stack's frames: reads the code object's tag. Returns 1 to stop. */
+static long py_tag_step(__u32 index, void *arg)
+{
+	struct py_walk *w = arg;
+	struct py_scratch *s = w->s;
+	const volatile struct py_layout *l = w->l;
+	struct py_frame *f;
+	__u32 size = l->code_read;
+
+	if (index >= PY_MAX_DEPTH)
+		return 1;
+	f = &s->stack.frames[index];
+	if (size > PY_CODE_CHUNK)
+		size = PY_CODE_CHUNK;
+	if (bpf_probe_read_user(s->code, size, (const void *)(f->code + l->code_tag_base))) {
+		w->error = true;
+		return 1;
+	}
+	f->tag = py_code_tag(py_chunk_u32(s->code, l->code_firstlineno, PY_CODE_CHUNK),
+			     py_chunk_u64(s->code, l->code_filename, PY_CODE_CHUNK),
+			     py_chunk_u64(s->code, l->code_name, PY_CODE_CHUNK),
+			     py_chunk_u64(s->code, l->code_linetable, PY_CODE_CHUNK));
 	return 0;
 }
 
@@ -290,8 +306,9 @@ static __always_inline __u64 py_collect(void *py_stacks, struct oncpu_counters *
 	if (!w.s)
 		return PY_STACK_NONE;
 	w.l = l;
-	w.h1 = 0xcbf29ce484222325ULL ^ tgid;
-	w.h2 = 0x84222325cbf29ce4ULL ^ ((__u64)tgid << 32);
+	/* Stacks are per process: frames are addresses in its memory. */
+	w.h1 = 0xcbf29ce484222325ULL ^ (((__u64)generation << 32) | tgid);
+	w.h2 = 0x84222325cbf29ce4ULL ^ (((__u64)tgid << 32) | generation);
 	w.s->stack.entry[0] = 0;
 	w.s->stack.entry[1] = 0;
 	/* Each recorded frame may follow a shim; one more step tells a full stack from a truncated one. */
@@ -316,6 +333,12 @@ static __always_inline __u64 py_collect(void *py_stacks, struct oncpu_counters *
 
 	stored = bpf_map_lookup_elem(py_stacks, &key);
 	if (!stored) {
+		/* New in this window: only now are the code objects' tags read. */
+		bpf_loop(w.depth, py_tag_step, &w, 0);
+		if (w.error) {
+			ctr->py[PY_READ_ERROR]++;
+			return PY_STACK_LOST;
+		}
 		err = bpf_map_update_elem(py_stacks, &key, &w.s->stack, BPF_NOEXIST);
 		if (!err) {
 			size = offsetof(struct py_stack, frames) + w.depth * sizeof(struct py_frame);

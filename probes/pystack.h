@@ -59,7 +59,9 @@ struct py_proc {
 };
 
 /* One Python frame. code + tag identify the code object: user space reads the code object later
- * and compares its tag, so a code object freed and its address reused is never misnamed. */
+ * and compares its tag, so a code object freed and its address reused is never misnamed. The tag
+ * is read when the stack is first seen in a window; a later sample of the same frames (code
+ * addresses and instructions) in that window counts under it. */
 struct py_frame {
 	__u64 code;  /* PyCodeObject address */
 	__s32 lasti; /* instruction index in code units; -1 before the first instruction */

@@ -8,7 +8,7 @@ interpreter is being tested.
                              coroutine (crunch)
     recurse SECONDS DEPTH    recurse() DEPTH frames deep, burning CPU in the deepest one
     extension SECONDS        call_ext() calling the C extension pw_ext (PYTHONPATH must reach it)
-    work ROUNDS              a fixed amount of CPU work (spin); prints elapsed_ns
+    work ROUNDS              a fixed amount of CPU work (spin); prints elapsed_ns and cpu_ns
     idle                     waits until its stdin closes
     reuse                    makes a code object ("first"), then at each stdin line frees it and makes
                              another ("second") at the same address, and says so ("reused 1")
@@ -145,10 +145,11 @@ def call_ext(seconds):
 
 
 def work(rounds):
-    start = time.monotonic_ns()
+    start, cpu_start = time.monotonic_ns(), time.process_time_ns()
     for _ in range(rounds):
         spin(100000)
-    print("elapsed_ns", time.monotonic_ns() - start, flush=True)
+    print("elapsed_ns", time.monotonic_ns() - start)
+    print("cpu_ns", time.process_time_ns() - cpu_start, flush=True)
 
 
 def describe(prefix, code):
