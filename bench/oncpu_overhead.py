@@ -270,6 +270,14 @@ def ten_targets(profiler_cls, hz, args, workdir):
     return 100 * (cpu1 - cpu0) / wall, rss, (100 * (pg1 - pg0) / wall if pg else None)
 
 
+def emit(table, out):
+    """Prints the Markdown table, and writes it to the file `out` names (if any)."""
+    print(table)
+    if out:
+        with open(out, "w") as f:
+            f.write(table)
+
+
 def fmt(value, spec, none="n/a"):
     return none if value is None else format(value, spec)
 
@@ -327,11 +335,7 @@ def main():
         cpu_text = f"{cpu:.2f}" + (f" (+{pg_cpu:.2f} PostgreSQL)" if pg_cpu is not None else "")
         lines.append(f"| {name} | {hz} | {fmt(cost['user'], '.0f')} | {fmt(cost['kernel'], '.0f')} | "
                      f"{fmt(cost['mixed'], '.0f')} | {fmt(ratio, '.2f')} | {slowdown:+.2f}% | {cpu_text} | {rss:.1f} |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table)
+    emit("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oncpu_overhead import Perfwatch, PerfRecord, hold_bpf_stats  # noqa: E402
+from oncpu_overhead import Perfwatch, PerfRecord, emit, hold_bpf_stats  # noqa: E402
 
 PYTHON = "/usr/bin/python3.11"
 WORKLOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "workloads", "python_workload.py")
@@ -168,11 +168,7 @@ def main():
         for load in loads:
             walk = [p[0][load] - n[0][load] for n, p in zip(native, python) if n[0][load] and p[0][load]]
             lines.append(f"- {hz} Hz, {load}: {spread([w / 1000 for w in walk], '.2f')} us")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table)
+    emit("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":
