@@ -10,10 +10,10 @@ namespace {
 collector::ProcessKey to_collector(ProcessKey k) { return {k.pid, k.generation}; }
 
 // An `on` target expects Python: say why a process is not profiled as such, once it has had a
-// few seconds to load its interpreter.
+// second to load its interpreter.
 constexpr int kAttemptsBeforeWarning = 10;
 // The first look again comes this soon; the wait doubles after each.
-constexpr std::chrono::milliseconds kFirstRetry{5};
+constexpr std::chrono::milliseconds kFirstRetry{1};
 
 }  // namespace
 

@@ -102,8 +102,9 @@ TEST_F(PythonWalkerTest, RecordsTheFramesOfEveryInterpreter) {
           EXPECT_EQ(frames[i + 1].code, code("via_a")) << "hot_a is reached through via_a";
         }
       }
-      if (interpreter.minor == 10)
+      if (interpreter.minor == 10) {
         for (bool entry : s.python.entry) EXPECT_TRUE(entry) << "in 3.10 every frame has its own eval-loop call";
+      }
     }
     EXPECT_NEAR(100.0 * in_hot_a / total, 60.0, 8.0);
   }

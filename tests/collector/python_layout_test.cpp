@@ -71,8 +71,12 @@ TEST(PythonLayout, EveryFieldTheWalkerUsesLiesInsideWhatItReads) {
     EXPECT_LE(w.frame_code + 8, w.frame_read);
     EXPECT_LE(w.frame_previous + 8, w.frame_read);
     EXPECT_LE(w.frame_instr + ((w.flags & PY_LAYOUT_LASTI_INDEX) ? 4 : 8), w.frame_read);
-    if (w.frame_owner != PY_ABSENT) EXPECT_LT(w.frame_owner, w.frame_read);
-    if (w.frame_is_entry != PY_ABSENT) EXPECT_LT(w.frame_is_entry, w.frame_read);
+    if (w.frame_owner != PY_ABSENT) {
+      EXPECT_LT(w.frame_owner, w.frame_read);
+    }
+    if (w.frame_is_entry != PY_ABSENT) {
+      EXPECT_LT(w.frame_is_entry, w.frame_read);
+    }
     EXPECT_LE(w.code_firstlineno + 4, w.code_read);
     for (auto field : {w.code_filename, w.code_name, w.code_linetable}) EXPECT_LE(field + 8, w.code_read);
     EXPECT_LE(std::size_t{w.code_tag_base} + w.code_read, l->objects.code_size);
