@@ -131,10 +131,13 @@ TEST_F(PythonE2E, ThreadsDoingDifferentWork) {
   wait_for_windows();
   Folded f = folded("threads");
   EXPECT_GT(f.total, 2000u);
-  EXPECT_GT(f.share("sum_squares"), 25.0);
-  EXPECT_GT(f.share("digest"), 25.0);
-  EXPECT_GT(percent(samples_with(f, "Thread.run;sum_squares"), f.total), 25.0);
-  EXPECT_GT(percent(samples_with(f, "Thread.run;digest"), f.total), 25.0);
+  // How the two threads share the CPUs is the scheduler's (and the GIL's) business; that each is
+  // seen, in its own thread, doing its own work, is the profiler's.
+  EXPECT_GT(f.share("sum_squares"), 5.0);
+  EXPECT_GT(f.share("digest"), 5.0);
+  EXPECT_GT(f.share("sum_squares") + f.share("digest"), 90.0) << "the main thread only waits";
+  EXPECT_EQ(samples_with(f, "Thread._bootstrap_inner;Thread.run;sum_squares"), f.inclusive["sum_squares"]);
+  EXPECT_EQ(samples_with(f, "Thread._bootstrap_inner;Thread.run;digest"), f.inclusive["digest"]);
   // digest() spends its time in hashlib's C code (with the GIL released): beneath the Python frame.
   EXPECT_GT(samples_with(f, "digest;"), f.inclusive["digest"] * 8 / 10);
 }
