@@ -109,6 +109,12 @@ std::optional<std::uint64_t> file_offset_to_vaddr(std::span<const LoadSegment> s
   return std::nullopt;
 }
 
+std::optional<std::uint64_t> vaddr_to_file_offset(std::span<const LoadSegment> segments, std::uint64_t vaddr) {
+  for (const LoadSegment& s : segments)
+    if (vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz) return vaddr - s.vaddr + s.offset;
+  return std::nullopt;
+}
+
 void SymbolTable::Builder::add(std::string_view name, std::uint64_t addr, std::uint64_t size, std::uint64_t section_end,
                                Kind kind, Binding binding) {
   // Versioned definitions appear in .symtab as "name@VERSION" or "name@@VERSION".
@@ -318,6 +324,27 @@ void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
   }
 }
 
+std::optional<std::uint64_t> ElfFile::function_address(std::string_view name) const {
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) ||
+        shdr.sh_entsize == 0)
+      continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (data == nullptr || data->d_buf == nullptr) continue;
+    std::size_t count = shdr.sh_size / shdr.sh_entsize;
+    for (std::size_t i = 0; i < count; ++i) {
+      GElf_Sym sym;
+      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
+      if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
+      const char* sym_name = elf_strptr(elf_, shdr.sh_link, sym.st_name);
+      if (sym_name != nullptr && std::string_view(sym_name).substr(0, std::string_view(sym_name).find('@')) == name)
+        return sym.st_value;
+    }
+  }
+  return std::nullopt;
+}
+
 Result<std::uint32_t> ElfFile::crc32() const {
   uLong crc = ::crc32(0L, Z_NULL, 0);
   std::vector<unsigned char> buf(1 << 16);
@@ -334,6 +361,15 @@ Result<std::uint32_t> ElfFile::crc32() const {
 std::size_t ElfImage::memory_bytes() const {
   return sizeof(*this) + build_id.capacity() + segments.capacity() * sizeof(LoadSegment) + symbols.memory_bytes() +
          debug_file.capacity();
+}
+
+std::optional<std::uint64_t> find_function(const ElfFile& file, const DebugInfoSearch& search, std::string_view name) {
+  if (auto address = file.function_address(name)) return address;
+  if (file.has_symtab()) return std::nullopt;
+  const std::string build_id = file.build_id();
+  auto debug = find_by_build_id(build_id, search);
+  if (!debug) debug = find_by_debuglink(file, build_id, search);
+  return debug ? debug->elf.function_address(name) : std::nullopt;
 }
 
 ElfImage load_elf_image(const ElfFile& file, const DebugInfoSearch& search) {
