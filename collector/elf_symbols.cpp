@@ -275,6 +275,28 @@ bool ElfFile::has_symtab() const {
   return false;
 }
 
+// Calls f(symbol, name) for each named symbol of .symtab and .dynsym defined in a section.
+template <typename F>
+void for_each_defined_symbol(Elf* elf, F&& f) {
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) ||
+        shdr.sh_entsize == 0)
+      continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    // A separate debug file keeps .dynsym's header but not its contents.
+    if (data == nullptr || data->d_buf == nullptr) continue;
+    std::size_t count = shdr.sh_size / shdr.sh_entsize;
+    for (std::size_t i = 0; i < count; ++i) {
+      GElf_Sym sym;
+      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
+      if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
+      const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
+      if (name != nullptr) f(sym, name);
+    }
+  }
+}
+
 void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
   struct Section {
     std::uint64_t end = 0;
@@ -288,61 +310,33 @@ void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
     if (gelf_getshdr(scn, &shdr) != nullptr)
       sections[elf_ndxscn(scn)] = {shdr.sh_addr + shdr.sh_size, (shdr.sh_flags & SHF_EXECINSTR) != 0};
   }
-
-  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
-    GElf_Shdr shdr;
-    if (gelf_getshdr(scn, &shdr) == nullptr || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) ||
-        shdr.sh_entsize == 0)
-      continue;
-    Elf_Data* data = elf_getdata(scn, nullptr);
-    // A separate debug file keeps .dynsym's header but not its contents.
-    if (data == nullptr || data->d_buf == nullptr) continue;
-    std::size_t count = shdr.sh_size / shdr.sh_entsize;
-    for (std::size_t i = 0; i < count; ++i) {
-      GElf_Sym sym;
-      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
-      if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= std::min<std::size_t>(SHN_LORESERVE, sections.size()) ||
-          sym.st_value == 0)
-        continue;
-      int type = GELF_ST_TYPE(sym.st_info);
-      const Section& section = sections[sym.st_shndx];
-      SymbolTable::Kind kind;
-      if (type == STT_FUNC || type == STT_GNU_IFUNC)
-        kind = SymbolTable::Kind::function;
-      else if (type == STT_NOTYPE && section.code)
-        kind = SymbolTable::Kind::label;
-      else
-        continue;
-      const char* name = elf_strptr(elf_, shdr.sh_link, sym.st_name);
-      if (name == nullptr) continue;
-      int bind = GELF_ST_BIND(sym.st_info);
-      auto binding = bind == STB_WEAK    ? SymbolTable::Binding::weak
-                     : bind == STB_LOCAL ? SymbolTable::Binding::local
-                                         : SymbolTable::Binding::global;
-      builder.add(name, sym.st_value, sym.st_size, section.end, kind, binding);
-    }
-  }
+  for_each_defined_symbol(elf_, [&](const GElf_Sym& sym, const char* name) {
+    if (sym.st_shndx >= std::min<std::size_t>(SHN_LORESERVE, sections.size())) return;
+    int type = GELF_ST_TYPE(sym.st_info);
+    const Section& section = sections[sym.st_shndx];
+    SymbolTable::Kind kind;
+    if (type == STT_FUNC || type == STT_GNU_IFUNC)
+      kind = SymbolTable::Kind::function;
+    else if (type == STT_NOTYPE && section.code)
+      kind = SymbolTable::Kind::label;
+    else
+      return;
+    int bind = GELF_ST_BIND(sym.st_info);
+    auto binding = bind == STB_WEAK    ? SymbolTable::Binding::weak
+                   : bind == STB_LOCAL ? SymbolTable::Binding::local
+                                       : SymbolTable::Binding::global;
+    builder.add(name, sym.st_value, sym.st_size, section.end, kind, binding);
+  });
 }
 
 std::optional<std::uint64_t> ElfFile::function_address(std::string_view name) const {
-  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
-    GElf_Shdr shdr;
-    if (gelf_getshdr(scn, &shdr) == nullptr || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) ||
-        shdr.sh_entsize == 0)
-      continue;
-    Elf_Data* data = elf_getdata(scn, nullptr);
-    if (data == nullptr || data->d_buf == nullptr) continue;
-    std::size_t count = shdr.sh_size / shdr.sh_entsize;
-    for (std::size_t i = 0; i < count; ++i) {
-      GElf_Sym sym;
-      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
-      if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
-      const char* sym_name = elf_strptr(elf_, shdr.sh_link, sym.st_name);
-      if (sym_name != nullptr && std::string_view(sym_name).substr(0, std::string_view(sym_name).find('@')) == name)
-        return sym.st_value;
-    }
-  }
-  return std::nullopt;
+  std::optional<std::uint64_t> address;
+  for_each_defined_symbol(elf_, [&](const GElf_Sym& sym, const char* sym_name) {
+    const std::string_view found(sym_name);
+    if (!address && GELF_ST_TYPE(sym.st_info) == STT_FUNC && found.substr(0, found.find('@')) == name)
+      address = sym.st_value;
+  });
+  return address;
 }
 
 Result<std::uint32_t> ElfFile::crc32() const {

@@ -320,26 +320,13 @@ bool LatencyProbes::attach_python(std::int32_t pid, Process& process) {
 }
 
 LatencyProbes::Counters LatencyProbes::read_counters(std::uint32_t parity) const {
-  std::vector<lat_counters> per_cpu(static_cast<std::size_t>(libbpf_num_possible_cpus()));
-  Counters sum{};
-  if (int err = bpf_map__lookup_elem(skel_->maps.counters, &parity, sizeof(parity), per_cpu.data(),
-                                     per_cpu.size() * sizeof(lat_counters), 0)) {
-    log::error("latency: read counters", {{"error", std::strerror(-err)}});
-    return sum;
-  }
-  for (const lat_counters& c : per_cpu)
-    for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += c.c[i];
-  return sum;
+  return sum_per_cpu<LAT_COUNTER_MAX>(skel_->maps.counters, parity);
 }
 
 LatencyDrain LatencyProbes::drain() {
   std::lock_guard lock(drain_mutex_);
   LatencyDrain result;
-  std::uint32_t epoch = __atomic_load_n(&skel_->bss->epoch, __ATOMIC_RELAXED);
-  std::uint32_t parity = epoch & 1;
-  __atomic_store_n(&skel_->bss->epoch, epoch + 1, __ATOMIC_SEQ_CST);
-  rcu_sync_->wait();
-  // From here on nothing writes the old parity's histograms until the next drain flips back.
+  const std::uint32_t parity = rcu_sync_->flip(&skel_->bss->epoch);
 
   Counters now = read_counters(parity);
   Counters& before = drained_counters_[parity];
