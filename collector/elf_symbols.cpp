@@ -297,6 +297,18 @@ void for_each_defined_symbol(Elf* elf, F&& f) {
   }
 }
 
+bool ElfFile::has_section(std::string_view name) const {
+  std::size_t names_index = 0;
+  if (elf_getshdrstrndx(elf_, &names_index) != 0) return false;
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr) continue;
+    const char* section = elf_strptr(elf_, names_index, shdr.sh_name);
+    if (section != nullptr && section == name) return true;
+  }
+  return false;
+}
+
 void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
   struct Section {
     std::uint64_t end = 0;

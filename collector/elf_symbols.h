@@ -98,6 +98,7 @@ class ElfFile {
   std::optional<Debuglink> debuglink() const;
   std::vector<LoadSegment> load_segments() const;
   bool has_symtab() const;
+  bool has_section(std::string_view name) const;
   // Adds the functions of .symtab and .dynsym (both: a .symtab may omit what only .dynsym has).
   void add_symbols(SymbolTable::Builder& builder) const;
   // The address of the defined function (STT_FUNC) of that exact name ("@VERSION" ignored) in .symtab

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -291,9 +292,12 @@ bool LatencyProbes::attach_python(std::int32_t pid, Process& process) {
   } else {
     return true;  // gone
   }
-  for (const UniqueFd& fd : candidates) {
+  for (UniqueFd& fd : candidates) {
     if (!fd) continue;
     const std::string path = "/proc/self/fd/" + std::to_string(fd.get());
+    // Checked first: libbpf warns about every file without USDT notes.
+    Result<ElfFile> elf = ElfFile::open(UniqueFd(dup(fd.get())));
+    if (!elf || !elf->has_section(".note.stapsdt")) continue;
     LIBBPF_OPTS(bpf_usdt_opts, opts, .usdt_cookie = process.target);
     bpf_link* entry = bpf_program__attach_usdt(skel_->progs.python_entry, pid, path.c_str(), "python",
                                                "function__entry", &opts);

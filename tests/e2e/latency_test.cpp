@@ -12,6 +12,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -260,6 +261,29 @@ TEST_F(LatencyE2E, StatsdTimersFromTheRealClientAndBadPackets) {
   EXPECT_EQ(health.at("statsd_unknown"), 1);
   EXPECT_EQ(health.at("statsd_malformed"), 2);
   EXPECT_EQ(health.at("statsd_oversized"), 1);
+}
+
+// The example configuration measures the bundled demo in every tier, through every kind of source.
+TEST_F(LatencyE2E, ExampleConfigMeasuresTheDemoInEveryTier) {
+  std::string example = slurp(PERFWATCH_SOURCE_DIR "/config/perfwatch.example.yaml");
+  example = std::regex_replace(example, std::regex("\nstate_dir: [^\n]*"), "\n");
+  example = std::regex_replace(example, std::regex("window: 10s"), "window: 2s");
+  daemon_ = std::make_unique<Daemon>("demo", example);
+  ASSERT_TRUE(daemon_->started());
+  auto [code, out] = run({PERFWATCH_SOURCE_DIR "/demo/perfwatch-demo", "--seconds", "15", "--busy", "0.5"});
+  ASSERT_EQ(code, 0);
+  wait_for_windows();
+
+  json doc = latency("demo");
+  std::set<std::string> tiers, sources;
+  for (const json& op : doc.at("operations")) {
+    EXPECT_GT(op.at("calls").get<int>(), 0) << op.dump();
+    if (!op.at("tier").is_null()) tiers.insert(op.at("tier").get<std::string>());
+    sources.insert(op.at("source").get<std::string>());
+  }
+  EXPECT_EQ(tiers, (std::set<std::string>{"T1", "T2", "T3", "T4", "T5"})) << doc.dump(2);
+  EXPECT_EQ(sources, (std::set<std::string>{"uprobe", "python", "syscall", "statsd"})) << doc.dump(2);
+  EXPECT_EQ(doc.at("operations").size(), 6u) << doc.dump(2);
 }
 
 }  // namespace
