@@ -197,7 +197,9 @@ int uprobe_entry(struct pt_regs *ctx)
 {
 	struct lat_call_key key = { .tid = (__u32)bpf_get_current_pid_tgid(), .op = (__u32)bpf_get_attach_cookie(ctx) };
 	struct lat_call_stack *st = bpf_map_lookup_elem(&calls, &key);
+	__u64 sp;
 	__u32 d;
+	int i;
 
 	if (!st) {
 		struct lat_call_stack fresh = {};
@@ -210,14 +212,23 @@ int uprobe_entry(struct pt_regs *ctx)
 		if (!st)
 			return 0;
 	}
+	/* At entry the stack pointer points at the return address. Recorded calls deeper in the
+	 * stack than this one have ended without a return (longjmp, exception): drop them. */
+	sp = PT_REGS_SP(ctx);
+	for (i = 0; i < LAT_MAX_DEPTH; i++) {
+		d = st->depth;
+		if (d == 0 || d > LAT_MAX_DEPTH || st->sp[(d - 1) & (LAT_MAX_DEPTH - 1)] >= sp)
+			break;
+		st->depth = d - 1;
+		bump(LAT_UNWOUND);
+	}
 	d = st->depth;
 	/* Deeper recursion is not recorded: those calls' returns find an outer frame on top and
 	 * are counted as LAT_NO_ENTRY, never paired with the wrong entry. */
 	if (d >= LAT_MAX_DEPTH)
 		return 0;
 	st->ts[d] = bpf_ktime_get_ns();
-	/* At entry the stack pointer points at the return address. */
-	st->sp[d] = PT_REGS_SP(ctx);
+	st->sp[d] = sp;
 	st->depth = d + 1;
 	return 0;
 }

@@ -150,6 +150,37 @@ TEST_F(LatencyE2E, NativeFunctionsGradedAgainstTheirTiers) {
   EXPECT_EQ(table.find("mixed"), std::string::npos) << "--op shows one operation:\n" << table;
 }
 
+// Calls of one thread, which exists before the probes are attached: recursion pairs innermost first,
+// and calls left by longjmp are dropped instead of being paired with a later return.
+TEST_F(LatencyE2E, RecursionAndLongjmpPairEachReturnWithItsOwnEntry) {
+  start("targets:\n"
+        "  - name: nested\n"
+        "    match: {cmdline: \"sleeper nested\"}\n"
+        "    operations:\n"
+        "      - {name: recurse, tier: T1, uprobe: \"sleeper:op_recurse\"}\n"
+        "      - {name: escape, tier: T1, uprobe: \"sleeper:op_escape\"}\n");
+  GatedChild child = spawn_gated({sleeper, "nested", "3", "20"});
+  wait_for_log("uprobe attached", child.pid, 2);
+  child.open();
+  ASSERT_EQ(wait_exit(child.pid), 0);
+  wait_for_windows();
+
+  json doc = latency("nested");
+  const json* recurse = find_op(doc, "recurse");
+  const json* escape = find_op(doc, "escape");
+  ASSERT_TRUE(recurse && escape) << doc.dump(2);
+  // op_recurse(3, 20) lasts 60 ms around calls of 40 and 20 ms; then op_recurse(1, 20).
+  EXPECT_EQ(recurse->at("calls"), 4);
+  EXPECT_NEAR(ms(recurse->at("max_ns")), 60, 60 * 0.05 + 2);
+  EXPECT_NEAR(ms(recurse->at("p50_ns")), 20, 20 * 0.05 + 1);
+  EXPECT_NEAR(recurse->at("sum_ns").get<double>() / 1e6, 60 + 40 + 20 + 20, 140 * 0.05);
+  // op_escape(3) never returns; op_escape(0) lasts 10 ms and must not be paired with an older entry.
+  EXPECT_EQ(escape->at("calls"), 1);
+  EXPECT_NEAR(ms(escape->at("max_ns")), 10, 10 * 0.05 + 1);
+  EXPECT_EQ(doc.at("health").at("lost_unwound"), 2) << "op_escape(2) and op_escape(1), dropped when op_escape(0) starts";
+  EXPECT_EQ(doc.at("health").at("lost_no_entry"), 0);
+}
+
 TEST_F(LatencyE2E, PythonFunctionThroughUsdt) {
   const fs::path dir = fs::temp_directory_path() / ("pw-e2e-py-" + std::to_string(getpid()));
   fs::create_directories(dir / "pwe2e");

@@ -5,11 +5,13 @@
  *   sleeper reads DIR N        N read()s of 512 bytes from each regular file directly in DIR, and
  *                              one read() from a pipe
  *   sleeper hits FN N          calls FN(0) on N fresh threads, one after the other (benchmark)
+ *   sleeper nested N MS        recursion and longjmp on the main thread (see nested())
  * Uprobes fire only on the first hit per thread on some hosts, hence a thread per call. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,35 @@ MEASURED(op_fast)
 MEASURED(op_medium)
 MEASURED(op_slow)
 MEASURED(op_mixed)
+
+/* Recursion: op_recurse(n) sleeps ms and calls op_recurse(n - 1), so the n calls last n * ms,
+ * (n - 1) * ms, ... ms. */
+__attribute__((noinline)) int op_recurse(int n, int ms)
+{
+	int r = 0;
+
+	op_fast(ms);
+	if (n > 1)
+		r = op_recurse(n - 1, ms);
+	__asm__ volatile("" ::: "memory");
+	return r + 1;
+}
+
+static jmp_buf escape;
+
+/* Sleeps 10 ms, then op_escape(0) returns; otherwise the call with n == 1 leaves by longjmp, so
+ * none of the n calls returns. */
+__attribute__((noinline)) int op_escape(int n)
+{
+	op_fast(10);
+	if (n == 0)
+		return 0;
+	if (n == 1)
+		longjmp(escape, 1);
+	op_escape(n - 1);
+	__asm__ volatile("" ::: "memory");
+	return n;
+}
 
 typedef int (*measured_fn)(int);
 
@@ -136,14 +167,28 @@ static int hits(measured_fn fn, int n)
 	return 0;
 }
 
+/* On the main thread: op_recurse(n, ms), op_escape(3) left by longjmp, op_escape(0), op_recurse(1, ms). */
+static int nested(int n, int ms)
+{
+	wait_for_stdin_to_close();
+	op_recurse(n, ms);
+	if (!setjmp(escape))
+		op_escape(3);
+	op_escape(0);
+	op_recurse(1, ms);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "nested"))
+		return nested(atoi(argv[2]), atoi(argv[3]));
 	if (argc >= 3 && !strcmp(argv[1], "calls"))
 		return calls(argc, argv);
 	if (argc == 4 && !strcmp(argv[1], "reads"))
 		return reads(argv[2], atoi(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "hits"))
 		return hits(by_name(argv[2]), atoi(argv[3]));
-	fprintf(stderr, "usage: sleeper calls FN:MS... | reads DIR N | hits FN N\n");
+	fprintf(stderr, "usage: sleeper calls FN:MS... | reads DIR N | hits FN N | nested N MS\n");
 	return 2;
 }
