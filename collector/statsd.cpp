@@ -115,8 +115,17 @@ Result<std::unique_ptr<StatsdListener>> StatsdListener::start(const StatsdOption
   if (!listener->socket_) return make_error(std::string("statsd: socket: ") + std::strerror(errno));
   int buffer = static_cast<int>(options.receive_buffer_bytes);
   // FORCE passes net.core.rmem_max with CAP_NET_ADMIN; without it the kernel caps the plain option.
-  if (setsockopt(listener->socket_.get(), SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer) != 0)
+  if (setsockopt(listener->socket_.get(), SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer) != 0) {
     setsockopt(listener->socket_.get(), SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
+    int granted = 0;
+    socklen_t size = sizeof granted;
+    getsockopt(listener->socket_.get(), SOL_SOCKET, SO_RCVBUF, &granted, &size);
+    // The kernel reports twice what it grants for bookkeeping.
+    if (static_cast<std::uint64_t>(granted) / 2 < options.receive_buffer_bytes)
+      log::warn("statsd: receive buffer capped by net.core.rmem_max (no CAP_NET_ADMIN); bursts may be dropped",
+                {{"requested", options.receive_buffer_bytes}, {"granted", granted / 2},
+                 {"fix", "sysctl -w net.core.rmem_max=" + std::to_string(options.receive_buffer_bytes)}});
+  }
   if (bind(listener->socket_.get(), reinterpret_cast<const sockaddr*>(&*address), length) != 0)
     return make_error("statsd: cannot listen on " + options.listen + ": " + std::strerror(errno));
   sockaddr_storage bound{};
