@@ -294,6 +294,44 @@ TEST_F(LatencyE2E, StatsdTimersFromTheRealClientAndBadPackets) {
   EXPECT_EQ(health.at("statsd_oversized"), 1);
 }
 
+// A reload replaces the operations: new probes are loaded, the StatsD listener learns the new metrics.
+TEST_F(LatencyE2E, ReloadReplacesTheOperations) {
+  const int port = 20000 + (getpid() + 7) % 20000;
+  const fs::path dir = fs::temp_directory_path() / ("pw-e2e-reload-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "a") << std::string(4096, 'x');
+  const std::string head = "statsd:\n  listen: 127.0.0.1:" + std::to_string(port) + "\n" +
+                           "targets:\n  - name: app\n    match: {cmdline: \"sleeper reads\"}\n    operations:\n";
+  start(head + "      - {name: before, tier: T1, statsd: e2e.before}\n");
+  daemon_->write_config("log_level: debug\nsampling:\n  window: 2s\n" + head +
+                        "      - {name: timer, tier: T1, statsd: e2e.timer}\n"
+                        "      - {name: reads, tier: T2, syscall: read, path_prefix: " + dir.string() + "}\n");
+  daemon_->reload();
+  for (int i = 0; i < 100 && daemon_->log().find("config reloaded") == std::string::npos; ++i)
+    std::this_thread::sleep_for(100ms);
+  ASSERT_NE(daemon_->log().find("config reloaded"), std::string::npos) << daemon_->log();
+  GatedChild reader = spawn_gated({sleeper, "reads", dir.string(), "4"});
+  std::this_thread::sleep_for(1s);
+  reader.open();
+  EXPECT_EQ(wait_exit(reader.pid), 0);
+  auto [code, out] = run({"/usr/bin/python3", "-c",
+                          "import statsd\nc = statsd.StatsClient('127.0.0.1', " + std::to_string(port) +
+                              ")\nc.timing('e2e.timer', 20)\nc.timing('e2e.before', 20)\n"});
+  ASSERT_EQ(code, 0);
+  wait_for_windows();
+  fs::remove_all(dir);
+  ASSERT_TRUE(daemon_->alive()) << daemon_->log();
+
+  json doc = latency("app");
+  const json* timer = find_op(doc, "timer");
+  const json* reads = find_op(doc, "reads");
+  ASSERT_TRUE(timer && reads) << doc.dump(2);
+  EXPECT_EQ(timer->at("calls"), 1);
+  EXPECT_EQ(reads->at("calls"), 4);
+  EXPECT_EQ(find_op(doc, "before"), nullptr) << "a metric no longer configured is unknown";
+  EXPECT_EQ(doc.at("health").at("statsd_unknown"), 1);
+}
+
 // The example configuration measures the bundled demo in every tier, through every kind of source.
 TEST_F(LatencyE2E, ExampleConfigMeasuresTheDemoInEveryTier) {
   std::string example = slurp(PERFWATCH_SOURCE_DIR "/config/perfwatch.example.yaml");
