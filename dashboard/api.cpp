@@ -1,0 +1,194 @@
+#include "dashboard/api.h"
+
+#include "common/flame_tree.h"
+#include "daemon/cli_time.h"
+#include "dashboard/exports.h"
+
+namespace perfwatch::dashboard {
+namespace {
+
+using daemon::format_time;
+
+Response bad_request(const Error& e) { return Response::error(400, e.message); }
+
+// A query failed: the connection may be the reason, so it is not reused.
+Response storage_failure(QueryPool::Lease& lease, const Error& e) {
+  lease.discard();
+  return Response::error(503, e.message);
+}
+
+nlohmann::json range_json(const storage::TimeRange& r) {
+  return {{"from", format_time(r.from)}, {"to", format_time(r.to)}};
+}
+
+}  // namespace
+
+Api::Api(QueryPool& pool, ApiOptions options, std::vector<const MetricsSource*> metrics)
+    : pool_(pool), options_(std::move(options)), metrics_(std::move(metrics)) {}
+
+void Api::install(Router& router) const {
+  using A = Router::Access;
+  router.add("GET", "/healthz", A::open, [](const Request&) { return Response::json({{"status", "ok"}}); });
+  router.add("GET", "/metrics", A::token, [this](const Request& r) { return metrics(r); });
+  router.add("GET", "/api/v1/info", A::token, [this](const Request& r) { return info(r); });
+  router.add("GET", "/api/v1/targets", A::token, [this](const Request& r) { return targets(r); });
+  router.add("GET", "/api/v1/targets/{target}/profile", A::token, [this](const Request& r) { return profile(r); });
+  router.add("GET", "/api/v1/targets/{target}/diff", A::token, [this](const Request& r) { return diff(r); });
+  router.add("GET", "/api/v1/targets/{target}/pprof", A::token,
+             [this](const Request& r) { return export_profile(r, Export::pprof); });
+  router.add("GET", "/api/v1/targets/{target}/folded", A::token,
+             [this](const Request& r) { return export_profile(r, Export::folded); });
+  router.add("GET", "/api/v1/targets/{target}/speedscope", A::token,
+             [this](const Request& r) { return export_profile(r, Export::speedscope); });
+}
+
+Result<storage::TimeRange> Api::range(const Request& request, const std::string& prefix, bool required) const {
+  const std::string *from = request.get(prefix + "from"), *to = request.get(prefix + "to"),
+                    *since = request.get(prefix + "since");
+  const profile::TimePoint now = options_.now();
+  if (since && (from || to)) return make_error("use either " + prefix + "since or " + prefix + "from/" + prefix + "to, not both");
+  if (to && !from) return make_error(prefix + "to needs " + prefix + "from");
+  if (from) {
+    Result<profile::TimePoint> f = daemon::parse_time(*from);
+    if (!f) return make_error(prefix + "from: " + f.error().message);
+    Result<profile::TimePoint> t = to ? daemon::parse_time(*to) : Result<profile::TimePoint>(now);
+    if (!t) return make_error(prefix + "to: " + t.error().message);
+    if (*t <= *f) return make_error(prefix + "to must be later than " + prefix + "from");
+    return storage::TimeRange{*f, *t};
+  }
+  if (required && !since) return make_error("missing " + prefix + "from (or " + prefix + "since)");
+  Result<Duration> d = parse_duration(since ? *since : "1h");
+  if (!d) return make_error(prefix + "since: " + d.error().message);
+  if (d->count() <= 0) return make_error(prefix + "since must be longer than 0");
+  return storage::TimeRange{now - std::chrono::duration_cast<profile::Clock::duration>(*d), now};
+}
+
+Result<Api::Scope> Api::scope(const Request& request) const {
+  Result<storage::TimeRange> r = range(request, "", false);
+  if (!r) return r.error();
+  const std::string* host = request.get("host");
+  std::string selected = host ? (*host == "*" ? "" : *host) : options_.host;
+  if (host && host->empty()) return make_error("host must not be empty (use * for every host)");
+  return Scope{std::move(selected), *r};
+}
+
+Response Api::targets(const Request& request) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host"}); !ok) return bad_request(ok.error());
+  Result<Scope> s = scope(request);
+  if (!s) return bad_request(s.error());
+  Result<QueryPool::Lease> lease = pool_.acquire();
+  if (!lease) return Response::error(503, lease.error().message);
+  auto found = (*lease)->targets(s->host, s->range);
+  if (!found) return storage_failure(*lease, found.error());
+  nlohmann::json list = nlohmann::json::array();
+  for (const storage::TargetSummary& t : *found)
+    list.push_back({{"host", t.host},
+                    {"name", t.name},
+                    {"pids", t.pids},
+                    {"samples", t.samples},
+                    {"windows", t.windows},
+                    {"last_window_end", t.last_window_end ? nlohmann::json(format_time(*t.last_window_end)) : nullptr}});
+  nlohmann::json doc = range_json(s->range);
+  doc["host"] = s->host.empty() ? "*" : s->host;
+  doc["targets"] = std::move(list);
+  return Response::json(doc);
+}
+
+std::optional<Response> Api::load_profile(const Request& request, Scope& scope, profile::Profile& out) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host"}); !ok) return bad_request(ok.error());
+  Result<Scope> s = this->scope(request);
+  if (!s) return bad_request(s.error());
+  scope = std::move(*s);
+  Result<QueryPool::Lease> lease = pool_.acquire();
+  if (!lease) return Response::error(503, lease.error().message);
+  auto p = (*lease)->profile(scope.host, request.params.at("target"), scope.range);
+  if (!p) return storage_failure(*lease, p.error());
+  out = std::move(*p);
+  return std::nullopt;
+}
+
+Response Api::profile(const Request& request) const {
+  Scope s;
+  profile::Profile p;
+  if (auto failed = load_profile(request, s, p)) return *failed;
+  const std::string& target = request.params.at("target");
+  nlohmann::json doc = range_json(s.range);
+  doc["target"] = target;
+  doc["host"] = s.host.empty() ? "*" : s.host;
+  doc["total"] = p.total();
+  doc["tree"] = profile::to_flame_tree(p, target);
+  return Response::json(doc);
+}
+
+Response Api::diff(const Request& request) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host", "base_from", "base_to"}); !ok)
+    return bad_request(ok.error());
+  Result<Scope> s = scope(request);
+  if (!s) return bad_request(s.error());
+  Result<storage::TimeRange> base = range(request, "base_", true);
+  if (!base) return bad_request(base.error());
+  const std::string& target = request.params.at("target");
+  Result<QueryPool::Lease> lease = pool_.acquire();
+  if (!lease) return Response::error(503, lease.error().message);
+  auto before = (*lease)->profile(s->host, target, *base);
+  if (!before) return storage_failure(*lease, before.error());
+  auto after = (*lease)->profile(s->host, target, s->range);
+  if (!after) return storage_failure(*lease, after.error());
+  nlohmann::json doc;
+  doc["target"] = target;
+  doc["host"] = s->host.empty() ? "*" : s->host;
+  doc["base"] = range_json(*base);
+  doc["base"]["total"] = before->total();
+  doc["comparison"] = range_json(s->range);
+  doc["comparison"]["total"] = after->total();
+  doc["tree"] = profile::to_diff_tree(*before, *after, target);
+  return Response::json(doc);
+}
+
+Response Api::export_profile(const Request& request, Export format) const {
+  Scope s;
+  profile::Profile p;
+  if (auto failed = load_profile(request, s, p)) return *failed;
+  const std::string& target = request.params.at("target");
+  const ExportInfo export_info{target, s.range, options_.frequency_hz};
+  Response r;
+  std::string file = target;
+  switch (format) {
+    case Export::pprof:
+      r = Response::bytes("application/octet-stream", to_pprof_gzip(p, export_info));
+      file += ".pb.gz";
+      break;
+    case Export::folded:
+      r = Response::bytes("text/plain; charset=utf-8", profile::to_folded(p));
+      file += ".folded";
+      break;
+    case Export::speedscope:
+      r = Response::json(to_speedscope(p, export_info));
+      file += ".speedscope.json";
+      break;
+  }
+  // Target names are [A-Za-z0-9_.-]+ (config), so the file name needs no quoting beyond this.
+  r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + file + "\"");
+  return r;
+}
+
+Response Api::metrics(const Request& request) const {
+  if (auto ok = request.allow_only({}); !ok) return bad_request(ok.error());
+  MetricsWriter out;
+  for (const MetricsSource* source : metrics_) source->collect(out);
+  return Response::bytes("text/plain; version=0.0.4; charset=utf-8", out.text());
+}
+
+Response Api::info(const Request& request) const {
+  if (auto ok = request.allow_only({}); !ok) return bad_request(ok.error());
+  nlohmann::json tiers = nlohmann::json::array();
+  for (std::size_t i = 0; i < options_.tiers.size(); ++i)
+    tiers.push_back({{"name", "T" + std::to_string(i + 1)},
+                     {"threshold_ms", std::chrono::duration<double, std::milli>(options_.tiers[i]).count()}});
+  return Response::json({{"host", options_.host},
+                         {"version", options_.version},
+                         {"frequency_hz", options_.frequency_hz},
+                         {"tiers", std::move(tiers)}});
+}
+
+}  // namespace perfwatch::dashboard
