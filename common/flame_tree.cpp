@@ -37,6 +37,12 @@ struct Emit {
   const std::vector<Frame>& frames;
   bool diff = false;
   double base_scale = 0;  // comparison total / base total
+  std::uint64_t min_value = 0;
+
+  bool kept(const Node& n) const {
+    return std::max(static_cast<double>(n.value[0]), static_cast<double>(n.value[1]) * base_scale) >=
+           static_cast<double>(min_value);
+  }
 
   nlohmann::json operator()(const Node& node, const std::string* root_name) const {
     nlohmann::json out;
@@ -56,7 +62,8 @@ struct Emit {
       out["delta"] = static_cast<double>(node.value[0]) - static_cast<double>(node.value[1]) * base_scale;
     }
     std::vector<const Node*> kids;
-    for (const auto& [id, child] : node.children) kids.push_back(child.get());
+    for (const auto& [id, child] : node.children)
+      if (kept(*child)) kids.push_back(child.get());
     std::sort(kids.begin(), kids.end(),
               [&](const Node* a, const Node* b) { return frames[a->frame].name < frames[b->frame].name; });
     nlohmann::json children = nlohmann::json::array();
@@ -68,13 +75,14 @@ struct Emit {
 
 }  // namespace
 
-nlohmann::json to_flame_tree(const Profile& profile, const std::string& root_name) {
+nlohmann::json to_flame_tree(const Profile& profile, const std::string& root_name, std::uint64_t min_value) {
   Node root;
   add_stacks(root, profile, 0, nullptr);
-  return Emit{profile.frames}(root, &root_name);
+  return Emit{profile.frames, false, 0, min_value}(root, &root_name);
 }
 
-nlohmann::json to_diff_tree(const Profile& base, const Profile& comparison, const std::string& root_name) {
+nlohmann::json to_diff_tree(const Profile& base, const Profile& comparison, const std::string& root_name,
+                            std::uint64_t min_value) {
   // One frame table for both sides, so the same function is one node.
   std::vector<Frame> frames;
   std::map<std::tuple<FrameKind, std::string, std::string>, std::uint32_t> index;
@@ -93,7 +101,7 @@ nlohmann::json to_diff_tree(const Profile& base, const Profile& comparison, cons
   add_stacks(root, comparison, 0, &comparison_map);
   add_stacks(root, base, 1, &base_map);
   const double scale = root.value[1] == 0 ? 0.0 : static_cast<double>(root.value[0]) / static_cast<double>(root.value[1]);
-  return Emit{frames, true, scale}(root, &root_name);
+  return Emit{frames, true, scale, min_value}(root, &root_name);
 }
 
 }  // namespace perfwatch::profile

@@ -27,6 +27,7 @@
 #include "dashboard/query_pool.h"
 #include "dashboard/server.h"
 #include "storage/embedded_postgres.h"
+#include "storage/rollups.h"
 #include "storage/window_writer.h"
 
 namespace perfwatch::daemon {
@@ -177,6 +178,7 @@ class Daemon {
     options.retention = cfg_.storage.retention;
     writer_ = std::make_unique<storage::WindowWriter>(options, storage::PgStore::factory(options.connect));
     database_ = options.connect;
+    rollups_ = std::make_unique<storage::RollupWorker>(database_);
   }
 
   void start_dashboard() {
@@ -394,6 +396,7 @@ class Daemon {
     writer_->flush(seconds(20));
     health_->set_writer(nullptr);
     writer_.reset();
+    rollups_.reset();
     query_pool_.reset();
     events_.reset();
     sampler_.reset();
@@ -409,6 +412,7 @@ class Daemon {
   std::unique_ptr<storage::EmbeddedPostgres> embedded_;
   std::unique_ptr<storage::WindowWriter> writer_;
   storage::ConnectOptions database_;
+  std::unique_ptr<storage::RollupWorker> rollups_;
   std::unique_ptr<HealthMetrics> health_;
   std::unique_ptr<dashboard::QueryPool> query_pool_;
   std::unique_ptr<dashboard::Api> api_;

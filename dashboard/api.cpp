@@ -1,5 +1,8 @@
 #include "dashboard/api.h"
 
+#include <charconv>
+#include <cmath>
+
 #include "common/flame_tree.h"
 #include "daemon/cli_time.h"
 #include "dashboard/exports.h"
@@ -10,6 +13,21 @@ namespace {
 using daemon::format_time;
 
 Response bad_request(const Error& e) { return Response::error(400, e.message); }
+
+// The smallest node a tree keeps, as a share of the total: default 0.01%, narrower than a pixel.
+Result<double> min_share(const Request& request) {
+  const std::string* text = request.get("min_share");
+  if (!text) return 0.0001;
+  double value = -1;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc{} || end != text->data() + text->size() || !(value >= 0 && value < 1))
+    return make_error("min_share must be a number from 0 (keep every frame) to below 1, got '" + *text + "'");
+  return value;
+}
+
+std::uint64_t min_value(double share, std::uint64_t total) {
+  return static_cast<std::uint64_t>(std::ceil(share * static_cast<double>(total)));
+}
 
 // A query failed: the connection may be the reason, so it is not reused.
 Response storage_failure(QueryPool::Lease& lease, const Error& e) {
@@ -95,7 +113,6 @@ Response Api::targets(const Request& request) const {
 }
 
 std::optional<Response> Api::load_profile(const Request& request, Scope& scope, profile::Profile& out) const {
-  if (auto ok = request.allow_only({"from", "to", "since", "host"}); !ok) return bad_request(ok.error());
   Result<Scope> s = this->scope(request);
   if (!s) return bad_request(s.error());
   scope = std::move(*s);
@@ -108,6 +125,9 @@ std::optional<Response> Api::load_profile(const Request& request, Scope& scope, 
 }
 
 Response Api::profile(const Request& request) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host", "min_share"}); !ok) return bad_request(ok.error());
+  Result<double> share = min_share(request);
+  if (!share) return bad_request(share.error());
   Scope s;
   profile::Profile p;
   if (auto failed = load_profile(request, s, p)) return *failed;
@@ -116,13 +136,15 @@ Response Api::profile(const Request& request) const {
   doc["target"] = target;
   doc["host"] = s.host.empty() ? "*" : s.host;
   doc["total"] = p.total();
-  doc["tree"] = profile::to_flame_tree(p, target);
+  doc["tree"] = profile::to_flame_tree(p, target, min_value(*share, p.total()));
   return Response::json(doc);
 }
 
 Response Api::diff(const Request& request) const {
-  if (auto ok = request.allow_only({"from", "to", "since", "host", "base_from", "base_to"}); !ok)
+  if (auto ok = request.allow_only({"from", "to", "since", "host", "base_from", "base_to", "min_share"}); !ok)
     return bad_request(ok.error());
+  Result<double> share = min_share(request);
+  if (!share) return bad_request(share.error());
   Result<Scope> s = scope(request);
   if (!s) return bad_request(s.error());
   Result<storage::TimeRange> base = range(request, "base_", true);
@@ -141,11 +163,12 @@ Response Api::diff(const Request& request) const {
   doc["base"]["total"] = before->total();
   doc["comparison"] = range_json(s->range);
   doc["comparison"]["total"] = after->total();
-  doc["tree"] = profile::to_diff_tree(*before, *after, target);
+  doc["tree"] = profile::to_diff_tree(*before, *after, target, min_value(*share, after->total()));
   return Response::json(doc);
 }
 
 Response Api::export_profile(const Request& request, Export format) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host"}); !ok) return bad_request(ok.error());
   Scope s;
   profile::Profile p;
   if (auto failed = load_profile(request, s, p)) return *failed;

@@ -13,6 +13,7 @@
 //   GET /api/v1/targets/{t}/speedscope    RANGE      speedscope JSON
 // RANGE: from=TIME&to=TIME (to defaults to now) or since=DURATION (default 1h); TIME is RFC 3339 UTC
 // or Unix seconds. host=NAME selects a host's data (default: this daemon's host; "*" merges all).
+// Trees take min_share=FRACTION (default 0.0001): smaller frames are left out; 0 keeps all.
 #include <array>
 #include <functional>
 #include <optional>
@@ -50,7 +51,8 @@ class Api {
   };
 
   Result<Scope> scope(const Request& request) const;
-  // The target's profile over the request's scope, or the error response (400, 503) when there is none.
+  // The target's profile over the request's scope (parameters already checked by the caller), or the
+  // error response (400, 503) when there is none.
   std::optional<Response> load_profile(const Request& request, Scope& scope, profile::Profile& out) const;
   Result<storage::TimeRange> range(const Request& request, const std::string& prefix, bool required) const;
   Response targets(const Request& request) const;

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "storage/pg_codec.h"
+#include "storage/rollups.h"
 
 namespace perfwatch::storage {
 namespace {
@@ -75,16 +76,41 @@ Result<std::vector<TargetSummary>> Query::targets(const std::string& host, TimeR
 Result<profile::Profile> Query::profile(const std::string& host, const std::string& target, TimeRange range) {
   return guarded("cannot read the profile", [&]() -> Result<profile::Profile> {
     pqxx::read_transaction tx(*conn_);
-    // Sum per stack first (the samples index serves the range), then fetch each stack once.
+    std::vector<int> target_ids;
+    for (const auto& row : tx.exec_params("SELECT t.id FROM targets t JOIN hosts h ON h.id = t.host_id"
+                                          " WHERE t.name = $2 AND ($1 = '' OR h.name = $1)",
+                                          host, target))
+      target_ids.push_back(row[0].as<int>());
+    // Fresh rollup buckets where they cover the range, raw windows for the rest (storage/rollups.h).
+    const RollupPlan plan = plan_rollups(tx, target_ids, range.from, range.to);
+    std::vector<int> bucket_targets, bucket_resolutions, raw_targets;
+    std::vector<std::int64_t> bucket_starts, raw_from, raw_to;
+    for (const auto& b : plan.buckets) {
+      bucket_targets.push_back(b.target_id);
+      bucket_resolutions.push_back(b.resolution);
+      bucket_starts.push_back(to_epoch_us(b.start));
+    }
+    for (const auto& r : plan.raw) {
+      raw_targets.push_back(r.target_id);
+      raw_from.push_back(to_epoch_us(r.from));
+      raw_to.push_back(to_epoch_us(r.to));
+    }
+    // Sum per stack first (the primary keys serve each piece), then fetch each stack once.
+    const std::string at = "'epoch'::timestamptz + interval '1 microsecond' * ";
     const pqxx::result stacks = tx.exec_params(
         "SELECT st.frame_ids::text, agg.count FROM ("
-        "   SELECT s.stack_id, sum(s.count)::bigint AS count FROM samples s"
-        "   WHERE s.target_id IN (SELECT t.id FROM targets t JOIN hosts h ON h.id = t.host_id"
-        "                         WHERE t.name = $2 AND ($1 = '' OR h.name = $1))"
-        "     AND s.window_start >= $3::timestamptz AND s.window_start < $4::timestamptz"
-        "   GROUP BY s.stack_id) agg"
+        "   SELECT stack_id, sum(count)::bigint AS count FROM ("
+        "     SELECT rs.stack_id, rs.count FROM unnest($1::integer[], $2::integer[], $3::bigint[]) b(t, res, start_us)"
+        "     JOIN rollup_samples rs ON rs.target_id = b.t AND rs.resolution = b.res"
+        "                           AND rs.bucket_start = " + at + "b.start_us"
+        "     UNION ALL"
+        "     SELECT s.stack_id, s.count FROM unnest($4::integer[], $5::bigint[], $6::bigint[]) r(t, from_us, to_us)"
+        "     JOIN samples s ON s.target_id = r.t AND s.window_start >= " + at + "r.from_us"
+        "                   AND s.window_start < " + at + "r.to_us"
+        "   ) pieces GROUP BY stack_id) agg"
         " JOIN stacks st ON st.id = agg.stack_id",
-        host, target, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+        int_array_literal(bucket_targets), int_array_literal(bucket_resolutions), int_array_literal(bucket_starts),
+        int_array_literal(raw_targets), int_array_literal(raw_from), int_array_literal(raw_to));
 
     profile::Profile out;
     std::unordered_map<std::int64_t, std::uint32_t> frame_index;

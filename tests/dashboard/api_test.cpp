@@ -54,6 +54,7 @@ class ApiTest : public test::PgTest {
  protected:
   void SetUp() override {
     PgTest::SetUp();
+    if (HasFatalFailure()) return;
     auto store = storage::PgStore::connect(connect_options());
     ASSERT_TRUE(store) << store.error().message;
     for (std::int64_t t : {1000, 1010}) ASSERT_TRUE((*store)->write_window(test::sample_window("web-01", at(t))));
@@ -134,6 +135,11 @@ TEST_F(ApiTest, ProfileIsAFlameTreeOfTheRange) {
   ASSERT_TRUE(read);
   EXPECT_EQ((*read)["kind"], "kernel");
   EXPECT_EQ((*child(*main, "serve"))["value"], 4);
+  // min_share leaves out frames below that share of the total: vfs_read (6 of 10) stays, serve (4) goes.
+  const nlohmann::json pruned = json_of(get("/api/v1/targets/api/profile?from=1000&to=1020&min_share=0.5"))["tree"];
+  EXPECT_TRUE(child(*child(*child(pruned, "main"), "parse"), "vfs_read"));
+  EXPECT_FALSE(child(*child(pruned, "main"), "serve"));
+  EXPECT_EQ((*child(pruned, "main"))["value"], 10) << "pruned frames stay in their parent's value";
   // A target without samples in range is an empty tree, not an error.
   EXPECT_EQ(json_of(get("/api/v1/targets/nobody/profile?since=1h"))["total"], 0);
 }
@@ -173,6 +179,9 @@ TEST_F(ApiTest, BadParametersGet400WithAMessage) {
       {"/api/v1/targets/api/diff?base_from=5&base_to=1", "base_to must be later than base_from"},
       {"/api/v1/targets/api/pprof?format=svg", "unknown parameter 'format'"},
       {"/metrics?x=1", "this endpoint takes none"},
+      {"/api/v1/targets/api/profile?min_share=1", "min_share must be a number from 0"},
+      {"/api/v1/targets/api/profile?min_share=-0.1", "min_share must be a number from 0"},
+      {"/api/v1/targets/api/diff?base_from=1&min_share=x", "min_share must be a number from 0"},
   };
   for (const auto& [path, message] : cases) {
     Reply r = get(path);
