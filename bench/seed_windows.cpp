@@ -1,5 +1,6 @@
 // Seeds a perfwatch database with synthetic but realistically shaped profile windows, through the
-// real storage writer (WindowWriter -> PgStore), for bench/dashboard_api.py.
+// real storage writer (WindowWriter -> PgStore), then builds their rollups as perfwatchd's rollup
+// worker would; for bench/dashboard_api.py.
 //   seed_windows URI HOST TARGET END_UNIX_SECONDS HOURS [WINDOW_SECONDS=10] [HZ=99]
 // Each window holds HZ * WINDOW_SECONDS samples (one busy CPU) drawn from 3000 call stacks with
 // Zipf-distributed popularity (a few hot paths, a long tail), 8 to 40 frames deep, over 1200
@@ -12,6 +13,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "storage/rollups.h"
 #include "storage/window_writer.h"
 
 using namespace perfwatch;
@@ -90,5 +92,20 @@ int main(int argc, char** argv) {
   std::printf("seeded %llu windows (%llu errors)\n", static_cast<unsigned long long>(stats.written),
               static_cast<unsigned long long>(stats.write_errors));
   std::filesystem::remove_all(options.spool_dir);
-  return stats.written == static_cast<std::uint64_t>(windows) ? 0 : 1;
+  if (stats.written != static_cast<std::uint64_t>(windows)) return 1;
+  // What perfwatchd's rollup worker does in the background, done here until nothing is left.
+  auto conn = storage::connect_database(options.connect, false);
+  if (!conn) return 1;
+  std::uint64_t built = 0;
+  for (;;) {
+    auto r = storage::refresh_rollups(**conn, profile::TimePoint(std::chrono::seconds(end + 3600)));
+    if (!r) {
+      std::fprintf(stderr, "%s\n", r.error().message.c_str());
+      return 1;
+    }
+    built += r->buckets_built;
+    if (r->buckets_built == 0) break;
+  }
+  std::printf("built %llu rollup buckets\n", static_cast<unsigned long long>(built));
+  return 0;
 }

@@ -21,4 +21,9 @@ nlohmann::json to_flame_tree(const Profile& profile, const std::string& root_nam
 nlohmann::json to_diff_tree(const Profile& base, const Profile& comparison, const std::string& root_name = "all",
                             std::uint64_t min_value = 0);
 
+// The same trees as JSON text, written directly (the dashboard's large responses).
+std::string to_flame_tree_text(const Profile& profile, const std::string& root_name, std::uint64_t min_value);
+std::string to_diff_tree_text(const Profile& base, const Profile& comparison, const std::string& root_name,
+                              std::uint64_t min_value);
+
 }  // namespace perfwatch::profile

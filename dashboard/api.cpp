@@ -42,7 +42,12 @@ nlohmann::json range_json(const storage::TimeRange& r) {
 }  // namespace
 
 Api::Api(QueryPool& pool, ApiOptions options, std::vector<const MetricsSource*> metrics)
-    : pool_(pool), options_(std::move(options)), metrics_(std::move(metrics)) {}
+    : pool_(pool),
+      options_(std::move(options)),
+      metrics_(std::move(metrics)),
+      cache_(std::make_unique<TreeCache>(options_.cache_bytes)) {}
+
+Api::~Api() = default;
 
 void Api::install(Router& router) const {
   using A = Router::Access;
@@ -124,20 +129,44 @@ std::optional<Response> Api::load_profile(const Request& request, Scope& scope, 
   return std::nullopt;
 }
 
+// The response of a tree endpoint: the fields of `head`, then the cached tree and totals, spliced as text.
+Response tree_response(nlohmann::json head, const CachedTree& tree, bool diff) {
+  if (diff) {
+    head["base"]["total"] = tree.base_total;
+    head["comparison"]["total"] = tree.total;
+  } else {
+    head["total"] = tree.total;
+  }
+  Response r = Response::json(head);
+  r.body.pop_back();  // the closing brace
+  r.body += ",\"tree\":" + tree.json + "}";
+  return r;
+}
+
 Response Api::profile(const Request& request) const {
   if (auto ok = request.allow_only({"from", "to", "since", "host", "min_share"}); !ok) return bad_request(ok.error());
   Result<double> share = min_share(request);
   if (!share) return bad_request(share.error());
-  Scope s;
-  profile::Profile p;
-  if (auto failed = load_profile(request, s, p)) return *failed;
+  Result<Scope> s = scope(request);
+  if (!s) return bad_request(s.error());
   const std::string& target = request.params.at("target");
-  nlohmann::json doc = range_json(s.range);
-  doc["target"] = target;
-  doc["host"] = s.host.empty() ? "*" : s.host;
-  doc["total"] = p.total();
-  doc["tree"] = profile::to_flame_tree(p, target, min_value(*share, p.total()));
-  return Response::json(doc);
+  Result<QueryPool::Lease> lease = pool_.acquire();
+  if (!lease) return Response::error(503, lease.error().message);
+  auto fingerprint = (*lease)->fingerprint(s->host, target, s->range);
+  if (!fingerprint) return storage_failure(*lease, fingerprint.error());
+  const std::string key = "profile\n" + s->host + "\n" + target + "\n" + std::to_string(*share) + "\n" + *fingerprint;
+  auto tree = cache_->get(key);
+  if (!tree) {
+    auto p = (*lease)->profile(s->host, target, s->range);
+    if (!p) return storage_failure(*lease, p.error());
+    tree = std::make_shared<CachedTree>(
+        CachedTree{p->total(), 0, profile::to_flame_tree_text(*p, target, min_value(*share, p->total()))});
+    cache_->put(key, tree);
+  }
+  nlohmann::json head = range_json(s->range);
+  head["target"] = target;
+  head["host"] = s->host.empty() ? "*" : s->host;
+  return tree_response(std::move(head), *tree, false);
 }
 
 Response Api::diff(const Request& request) const {
@@ -152,19 +181,29 @@ Response Api::diff(const Request& request) const {
   const std::string& target = request.params.at("target");
   Result<QueryPool::Lease> lease = pool_.acquire();
   if (!lease) return Response::error(503, lease.error().message);
-  auto before = (*lease)->profile(s->host, target, *base);
-  if (!before) return storage_failure(*lease, before.error());
-  auto after = (*lease)->profile(s->host, target, s->range);
-  if (!after) return storage_failure(*lease, after.error());
-  nlohmann::json doc;
-  doc["target"] = target;
-  doc["host"] = s->host.empty() ? "*" : s->host;
-  doc["base"] = range_json(*base);
-  doc["base"]["total"] = before->total();
-  doc["comparison"] = range_json(s->range);
-  doc["comparison"]["total"] = after->total();
-  doc["tree"] = profile::to_diff_tree(*before, *after, target, min_value(*share, after->total()));
-  return Response::json(doc);
+  auto base_print = (*lease)->fingerprint(s->host, target, *base);
+  if (!base_print) return storage_failure(*lease, base_print.error());
+  auto comparison_print = (*lease)->fingerprint(s->host, target, s->range);
+  if (!comparison_print) return storage_failure(*lease, comparison_print.error());
+  const std::string key = "diff\n" + s->host + "\n" + target + "\n" + std::to_string(*share) + "\n" + *base_print +
+                          "\n" + *comparison_print;
+  auto tree = cache_->get(key);
+  if (!tree) {
+    auto before = (*lease)->profile(s->host, target, *base);
+    if (!before) return storage_failure(*lease, before.error());
+    auto after = (*lease)->profile(s->host, target, s->range);
+    if (!after) return storage_failure(*lease, after.error());
+    tree = std::make_shared<CachedTree>(CachedTree{
+        after->total(), before->total(),
+        profile::to_diff_tree_text(*before, *after, target, min_value(*share, after->total()))});
+    cache_->put(key, tree);
+  }
+  nlohmann::json head;
+  head["target"] = target;
+  head["host"] = s->host.empty() ? "*" : s->host;
+  head["base"] = range_json(*base);
+  head["comparison"] = range_json(s->range);
+  return tree_response(std::move(head), *tree, true);
 }
 
 Response Api::export_profile(const Request& request, Export format) const {

@@ -16,6 +16,7 @@
 // Trees take min_share=FRACTION (default 0.0001): smaller frames are left out; 0 keeps all.
 #include <array>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "dashboard/metrics.h"
 #include "dashboard/query_pool.h"
 #include "dashboard/router.h"
+#include "dashboard/tree_cache.h"
 
 namespace perfwatch::dashboard {
 
@@ -34,12 +36,14 @@ struct ApiOptions {
   std::uint32_t frequency_hz = 99;  // pprof's sampling period
   std::array<Duration, 5> tiers{};  // T1..T5 thresholds, for the UI's grading
   std::function<profile::TimePoint()> now = [] { return profile::Clock::now(); };
+  std::size_t cache_bytes = 64 << 20;  // computed trees kept for repeated requests (tree_cache.h)
 };
 
 class Api {
  public:
   // `metrics` are collected on each scrape; they and `pool` must outlive the Api.
   Api(QueryPool& pool, ApiOptions options, std::vector<const MetricsSource*> metrics);
+  ~Api();
   // Registers every route; the Api must outlive the router.
   void install(Router& router) const;
 
@@ -65,6 +69,7 @@ class Api {
   QueryPool& pool_;
   ApiOptions options_;
   std::vector<const MetricsSource*> metrics_;
+  std::unique_ptr<TreeCache> cache_;
 };
 
 }  // namespace perfwatch::dashboard

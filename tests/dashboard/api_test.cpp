@@ -163,6 +163,22 @@ TEST_F(ApiTest, DiffNormalizesEachSideToItsTotal) {
   EXPECT_DOUBLE_EQ(serve["delta"].get<double>(), 8 - 2 * 2.0);
 }
 
+TEST_F(ApiTest, RepeatedRequestsReuseTheTreeUntilTheWindowsChange) {
+  // The default range, the hour before now (5000 s), holds the window at 2000 s.
+  const nlohmann::json first = json_of(get("/api/v1/targets/api/profile"));
+  EXPECT_EQ(first["total"], 10);
+  EXPECT_EQ(json_of(get("/api/v1/targets/api/profile?from=1500&to=4000")),
+            [&] { nlohmann::json d = first; d["from"] = "1970-01-01T00:25:00Z"; d["to"] = "1970-01-01T01:06:40Z"; return d; }())
+      << "the same windows under another range: the same tree, the request's own range";
+  // A window arrives (late, from a spool) inside the range: the answer changes with it.
+  auto store = storage::PgStore::connect(connect_options());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE((*store)->write_window(test::sample_window("web-01", at(3000))));
+  const nlohmann::json second = json_of(get("/api/v1/targets/api/profile"));
+  EXPECT_EQ(second["total"], 15);
+  EXPECT_EQ((*child(second["tree"], "main"))["value"], 15);
+}
+
 TEST_F(ApiTest, BadParametersGet400WithAMessage) {
   const std::pair<std::string, std::string> cases[] = {
       {"/api/v1/targets?since=abc", "since: "},
