@@ -25,6 +25,8 @@ async function main() {
     executablePath: '/usr/bin/chromium',
     headless: true,
     viewport: { width: 1400, height: 1000 },
+    // The page's CSP forbids eval, which playwright's waitForFunction uses; the page itself runs as served.
+    bypassCSP: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync'],
   });
