@@ -249,9 +249,12 @@ TEST_F(LatencyE2E, FileReadsUnderAndOutsideAPathPrefix) {
   EXPECT_EQ(data->at("calls"), 2 * 3) << "two files under the prefix, three reads each";
   EXPECT_EQ(tree->at("calls"), 2 * 3 + 5) << "a prefix covers every directory below it";
   // Without a prefix the processes' other regular-file reads count too (the dynamic loader's, when
-  // the process was watched by then); only the pipe reads (one per process) are not regular files.
+  // the process was watched by then). Not regular files: each process's pipe read, and its read of
+  // stdin when it was watched before it blocked there.
   EXPECT_GE(files->at("calls").get<int>(), 2 * 3 + 5);
-  EXPECT_EQ(any->at("calls").get<int>() - files->at("calls").get<int>(), 2) << "regular_only: false adds the pipes";
+  const int not_regular = any->at("calls").get<int>() - files->at("calls").get<int>();
+  EXPECT_GE(not_regular, 2) << "regular_only: false adds the pipes";
+  EXPECT_LE(not_regular, 4);
   EXPECT_EQ(data->at("verdict"), "ok");
 }
 
