@@ -79,8 +79,6 @@ std::string demangle(std::string_view name) {
 // Return addresses point after the call; the call itself belongs to the caller's line and function.
 std::uint64_t lookup_address(std::size_t index, std::uint64_t ip) { return index > 0 && ip > 0 ? ip - 1 : ip; }
 
-UniqueFd open_read_only(const std::string& path) { return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); }
-
 // The file's identity when it has no build-id: a binary rebuilt in place differs in mtime or size.
 std::string file_identity(const struct stat& st) {
   char buf[96];
@@ -187,7 +185,7 @@ std::shared_ptr<const Symbolizer::Module> Symbolizer::load_module(std::int32_t p
                {{"pid", pid}, {"path", e.path}, {"deleted", e.deleted ? "yes" : "no"}, {"error", error}});
     return module;
   };
-  auto fd = open_mapped_file(pid, e);
+  auto fd = open_mapped_file(options_.proc_root, pid, e, options_.use_map_files);
   if (!fd) return unreadable(fd.error().message);
   struct stat st {};
   if (fstat(fd->get(), &st) != 0) return unreadable(std::string("fstat: ") + std::strerror(errno));
@@ -217,25 +215,6 @@ std::shared_ptr<const Symbolizer::Module> Symbolizer::load_module(std::int32_t p
   }
   module->image = cached.image;
   return module;
-}
-
-Result<UniqueFd> Symbolizer::open_mapped_file(std::int32_t pid, const MapEntry& e) const {
-  std::string proc_pid = options_.proc_root + "/" + std::to_string(pid);
-  // map_files is the mapped file itself, even deleted, replaced or in another mount namespace.
-  if (options_.use_map_files) {
-    if (UniqueFd fd = open_read_only(proc_pid + "/map_files/" + e.map_files_name())) return fd;
-  }
-  // A path may name another file by now: only the one with the mapping's device and inode will do.
-  std::string error = "no file with the mapping's device and inode";
-  for (const std::string& path : {proc_pid + "/root" + e.path, e.path}) {
-    UniqueFd fd = open_read_only(path);
-    struct stat st {};
-    if (!fd)
-      error = path + ": " + std::strerror(errno);
-    else if (fstat(fd.get(), &st) == 0 && e.same_file(st.st_dev, st.st_ino))
-      return fd;
-  }
-  return make_error(error);
 }
 
 std::shared_ptr<const ElfImage> Symbolizer::vdso_image() {
