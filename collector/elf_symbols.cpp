@@ -109,6 +109,12 @@ std::optional<std::uint64_t> file_offset_to_vaddr(std::span<const LoadSegment> s
   return std::nullopt;
 }
 
+std::optional<std::uint64_t> vaddr_to_file_offset(std::span<const LoadSegment> segments, std::uint64_t vaddr) {
+  for (const LoadSegment& s : segments)
+    if (vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz) return vaddr - s.vaddr + s.offset;
+  return std::nullopt;
+}
+
 void SymbolTable::Builder::add(std::string_view name, std::uint64_t addr, std::uint64_t size, std::uint64_t section_end,
                                Kind kind, Binding binding) {
   // Versioned definitions appear in .symtab as "name@VERSION" or "name@@VERSION".
@@ -269,8 +275,10 @@ bool ElfFile::has_symtab() const {
   return false;
 }
 
-void ElfFile::for_each_defined_symbol(const std::function<void(const char*, const Elf64_Sym&)>& visit) const {
-  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
+// Calls f(symbol, name) for each named symbol of .symtab and .dynsym defined in a section.
+template <typename F>
+void for_each_defined_symbol(Elf* elf, F&& f) {
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf, scn)) != nullptr;) {
     GElf_Shdr shdr;
     if (gelf_getshdr(scn, &shdr) == nullptr || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) ||
         shdr.sh_entsize == 0)
@@ -283,9 +291,22 @@ void ElfFile::for_each_defined_symbol(const std::function<void(const char*, cons
       GElf_Sym sym;
       if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
       if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= SHN_LORESERVE || sym.st_value == 0) continue;
-      if (const char* name = elf_strptr(elf_, shdr.sh_link, sym.st_name)) visit(name, sym);
+      const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
+      if (name != nullptr) f(sym, name);
     }
   }
+}
+
+bool ElfFile::has_section(std::string_view name) const {
+  std::size_t names_index = 0;
+  if (elf_getshdrstrndx(elf_, &names_index) != 0) return false;
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr) continue;
+    const char* section = elf_strptr(elf_, names_index, shdr.sh_name);
+    if (section != nullptr && section == name) return true;
+  }
+  return false;
 }
 
 void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
@@ -301,8 +322,7 @@ void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
     if (gelf_getshdr(scn, &shdr) != nullptr)
       sections[elf_ndxscn(scn)] = {shdr.sh_addr + shdr.sh_size, (shdr.sh_flags & SHF_EXECINSTR) != 0};
   }
-
-  for_each_defined_symbol([&](const char* name, const GElf_Sym& sym) {
+  for_each_defined_symbol(elf_, [&](const GElf_Sym& sym, const char* name) {
     if (sym.st_shndx >= sections.size()) return;
     int type = GELF_ST_TYPE(sym.st_info);
     const Section& section = sections[sym.st_shndx];
@@ -334,33 +354,37 @@ Result<std::uint32_t> ElfFile::crc32() const {
   }
 }
 
-std::map<std::string, ElfSymbol, std::less<>> ElfFile::find_symbols(std::span<const std::string_view> names) const {
+std::map<std::string, ElfSymbol, std::less<>> ElfFile::find_symbols(std::span<const std::string_view> names,
+                                                                    SymbolTypes types) const {
   std::map<std::string, ElfSymbol, std::less<>> found;
-  for_each_defined_symbol([&](const char* name, const GElf_Sym& sym) {
-    if (std::find(names.begin(), names.end(), std::string_view(name)) != names.end())
-      found.try_emplace(name, ElfSymbol{sym.st_value, sym.st_size});
+  for_each_defined_symbol(elf_, [&](const GElf_Sym& sym, const char* sym_name) {
+    if (types == SymbolTypes::functions && GELF_ST_TYPE(sym.st_info) != STT_FUNC) return;
+    // Versioned definitions appear in .symtab as "name@VERSION" or "name@@VERSION".
+    const std::string_view name = std::string_view(sym_name).substr(0, std::string_view(sym_name).find('@'));
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      found.try_emplace(std::string(name), ElfSymbol{sym.st_value, sym.st_size});
   });
   return found;
 }
 
 Result<std::vector<unsigned char>> ElfFile::read_vaddr(std::uint64_t vaddr, std::size_t size) const {
-  for (const LoadSegment& s : load_segments()) {
-    if (vaddr < s.vaddr || vaddr - s.vaddr >= s.filesz) continue;
-    if (vaddr - s.vaddr + size > s.filesz) break;
-    std::uint64_t offset = s.offset + (vaddr - s.vaddr);
-    std::vector<unsigned char> bytes(size);
-    if (!memory_.empty()) {
-      if (offset + size > memory_.size()) break;
-      std::memcpy(bytes.data(), memory_.data() + offset, size);
-      return bytes;
-    }
-    ssize_t n;
-    do n = ::pread(fd_.get(), bytes.data(), size, static_cast<off_t>(offset));
-    while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(size)) break;
+  auto missing = [&] { return make_error("no file contents at virtual address " + std::to_string(vaddr)); };
+  const std::vector<LoadSegment> segments = load_segments();
+  // Every byte must be file contents, contiguous in the file.
+  const std::optional<std::uint64_t> first = vaddr_to_file_offset(segments, vaddr);
+  const std::optional<std::uint64_t> last = vaddr_to_file_offset(segments, vaddr + size - 1);
+  if (size == 0 || !first || !last || *last - *first != size - 1) return missing();
+  std::vector<unsigned char> bytes(size);
+  if (!memory_.empty()) {
+    if (*first + size > memory_.size()) return missing();
+    std::memcpy(bytes.data(), memory_.data() + *first, size);
     return bytes;
   }
-  return make_error("no file contents at virtual address " + std::to_string(vaddr));
+  ssize_t n;
+  do n = ::pread(fd_.get(), bytes.data(), size, static_cast<off_t>(*first));
+  while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(size)) return missing();
+  return bytes;
 }
 
 bool ElfFile::keeps_frame_pointers() const {
@@ -372,7 +396,7 @@ bool ElfFile::keeps_frame_pointers() const {
                                                       "register_tm_clones", "__do_global_dtors_aux", "frame_dummy",
                                                       "_dl_relocate_static_pie"};
   std::map<std::uint64_t, std::uint64_t> by_address;
-  for_each_defined_symbol([&](const char* name, const GElf_Sym& sym) {
+  for_each_defined_symbol(elf_, [&](const GElf_Sym& sym, const char* name) {
     if (GELF_ST_TYPE(sym.st_info) == STT_FUNC && sym.st_size >= 16 &&
         std::find(std::begin(kStartupCode), std::end(kStartupCode), std::string_view(name)) == std::end(kStartupCode))
       by_address.emplace(sym.st_value, sym.st_size);
@@ -397,6 +421,20 @@ bool ElfFile::keeps_frame_pointers() const {
 std::size_t ElfImage::memory_bytes() const {
   return sizeof(*this) + build_id.capacity() + segments.capacity() * sizeof(LoadSegment) + symbols.memory_bytes() +
          debug_file.capacity();
+}
+
+std::optional<std::uint64_t> find_function(const ElfFile& file, const DebugInfoSearch& search, std::string_view name) {
+  const std::string_view names[] = {name};
+  auto address_in = [&](const ElfFile& elf) -> std::optional<std::uint64_t> {
+    auto found = elf.find_symbols(names, SymbolTypes::functions);
+    return found.empty() ? std::nullopt : std::optional(found.begin()->second.value);
+  };
+  if (auto address = address_in(file)) return address;
+  if (file.has_symtab()) return std::nullopt;
+  const std::string build_id = file.build_id();
+  auto debug = find_by_build_id(build_id, search);
+  if (!debug) debug = find_by_debuglink(file, build_id, search);
+  return debug ? address_in(debug->elf) : std::nullopt;
 }
 
 ElfImage load_elf_image(const ElfFile& file, const DebugInfoSearch& search) {

@@ -2,8 +2,6 @@
 // What symbolization needs from an ELF file, read with libelf: the PT_LOAD segments (file offset ->
 // virtual address), the build-id, .gnu_debuglink, and the functions of .symtab and .dynsym, kept
 // as one compact sorted table. Separate debug info is found by build-id or .gnu_debuglink.
-#include <elf.h>
-
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -28,6 +26,8 @@ struct LoadSegment {
 
 // The ELF virtual address of a file offset, through the PT_LOAD segment holding it.
 std::optional<std::uint64_t> file_offset_to_vaddr(std::span<const LoadSegment> segments, std::uint64_t offset);
+// The reverse: the file offset of an ELF virtual address (what a uprobe is attached at).
+std::optional<std::uint64_t> vaddr_to_file_offset(std::span<const LoadSegment> segments, std::uint64_t vaddr);
 
 // Sorted, non-overlapping address ranges with names: one blob of NUL-terminated names and 16 bytes
 // per symbol, since a daemon keeps many binaries' tables for a long time.
@@ -84,6 +84,9 @@ struct ElfSymbol {
   std::uint64_t size = 0;
 };
 
+// Which symbols a name lookup considers: any type (data too), or functions (STT_FUNC) only.
+enum class SymbolTypes { any, functions };
+
 struct Debuglink {
   std::string file;       // a file name, no directory
   std::uint32_t crc = 0;  // CRC-32 of the whole debug file
@@ -105,12 +108,15 @@ class ElfFile {
   std::optional<Debuglink> debuglink() const;
   std::vector<LoadSegment> load_segments() const;
   bool has_symtab() const;
+  bool has_section(std::string_view name) const;
   // Adds the functions of .symtab and .dynsym (both: a .symtab may omit what only .dynsym has).
   void add_symbols(SymbolTable::Builder& builder) const;
   // CRC-32 of the whole file, as .gnu_debuglink records it.
   Result<std::uint32_t> crc32() const;
-  // The defined symbols (any type) of .dynsym and .symtab with these names; absent names are missing.
-  std::map<std::string, ElfSymbol, std::less<>> find_symbols(std::span<const std::string_view> names) const;
+  // The symbols of .symtab and .dynsym defined in a section with these exact names ("@VERSION"
+  // ignored), the first found of each; absent names are missing. Unlike SymbolTable, keeps every alias.
+  std::map<std::string, ElfSymbol, std::less<>> find_symbols(std::span<const std::string_view> names,
+                                                             SymbolTypes types = SymbolTypes::any) const;
   // size bytes of the file-backed contents at ELF virtual address vaddr.
   Result<std::vector<unsigned char>> read_vaddr(std::uint64_t vaddr, std::size_t size) const;
   // Whether the functions set up a frame pointer (push %rbp; mov %rsp,%rbp), judged from the
@@ -120,8 +126,6 @@ class ElfFile {
 
  private:
   ElfFile() = default;
-  // Defined symbols of .symtab and .dynsym with a value, by name.
-  void for_each_defined_symbol(const std::function<void(const char*, const Elf64_Sym&)>& visit) const;
   UniqueFd fd_;
   std::vector<char> memory_;  // backs elf_ for from_memory(); a vector keeps its buffer when moved
   Elf* elf_ = nullptr;
@@ -146,6 +150,9 @@ struct DebugInfoSearch {
   // Opens a path as the process sees it (for debug files beside the binary); an invalid fd on failure.
   std::function<UniqueFd(const std::string& path)> open_as_process;
 };
+
+// The function's address in file, else in its separate debug info (found as load_elf_image does).
+std::optional<std::uint64_t> find_function(const ElfFile& file, const DebugInfoSearch& search, std::string_view name);
 
 // Reads file's segments and symbols. Without a .symtab, completes them from separate debug info:
 // <debug_dir>/.build-id/xx/rest.debug, then .gnu_debuglink beside the binary, in its .debug/ and

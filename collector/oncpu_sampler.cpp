@@ -161,18 +161,8 @@ Result<void> OncpuSampler::attach_all_cpus(std::uint32_t frequency_hz) {
 }
 
 OncpuSampler::Counters OncpuSampler::read_counters(std::uint32_t parity) const {
-  std::vector<oncpu_counters> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
-  Counters sum{};
-  if (int err = bpf_map__lookup_elem(skel_->maps.counters, &parity, sizeof(parity), per_cpu.data(),
-                                     per_cpu.size() * sizeof(oncpu_counters), 0)) {
-    log::error("oncpu: read counters", {{"error", std::strerror(-err)}});
-    return sum;
-  }
-  for (const oncpu_counters& c : per_cpu) {
-    for (size_t i = 0; i < ONCPU_COUNTER_MAX; ++i) sum[i] += c.c[i];
-    for (size_t i = 0; i < PY_COUNTER_MAX; ++i) sum[ONCPU_COUNTER_MAX + i] += c.py[i];
-  }
-  return sum;
+  // oncpu_counters is c[] then py[] (static_assert above): one flat array of counters per CPU.
+  return sum_per_cpu<std::tuple_size_v<Counters>>(skel_->maps.counters, parity);
 }
 
 Result<void> OncpuSampler::watch(std::int32_t tgid, std::uint32_t generation, std::uint32_t target) {
@@ -239,11 +229,7 @@ std::uint64_t OncpuSampler::total_samples() const {
 DrainResult OncpuSampler::drain() {
   std::lock_guard lock(drain_mutex_);
   DrainResult result;
-  std::uint32_t epoch = __atomic_load_n(&skel_->bss->epoch, __ATOMIC_RELAXED);
-  std::uint32_t parity = epoch & 1;
-  __atomic_store_n(&skel_->bss->epoch, epoch + 1, __ATOMIC_SEQ_CST);
-  rcu_sync_->wait();
-  // From here on nothing writes the old parity's maps until the next drain flips back.
+  const std::uint32_t parity = rcu_sync_->flip(&skel_->bss->epoch);
 
   Counters now = read_counters(parity);
   Counters& before = drained_counters_[parity];

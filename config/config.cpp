@@ -188,6 +188,74 @@ Result<std::string> cgroup_path(const std::string& text) {
   return text;
 }
 
+Result<std::string> identifier(const std::string& text) { return target_name(text); }
+
+Result<profile::Tier> tier_name(const std::string& text) {
+  if (auto tier = profile::parse_tier(text)) return *tier;
+  return make_error("expected one of T1, T2, T3, T4, T5, got '" + text + "'");
+}
+
+bool has_space(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+}
+
+Result<std::string> uprobe_spec(const std::string& text) {
+  const auto [binary, symbol] = split_uprobe(text);
+  if (binary.empty() || symbol.empty() || text.find(':') == std::string::npos)
+    return make_error("expected BINARY:SYMBOL such as /usr/bin/app:handle_request or libc.so.6:malloc, got '" +
+                      text + "'");
+  if (binary.find('/') != std::string::npos && !binary.starts_with('/'))
+    return make_error("the binary must be an absolute path or a file name without '/', got '" + binary + "'");
+  if (has_space(symbol)) return make_error("the symbol must not contain spaces (use the mangled name), got '" + symbol + "'");
+  return text;
+}
+
+// "pkg.mod.func", "pkg.mod.Class.method" or, to say where the module ends, "pkg.mod:Class.method".
+Result<std::string> python_spec(const std::string& text) {
+  const std::string example = " such as app.handlers.get_user or app.handlers:Handler.get";
+  const std::size_t colon = text.find(':');
+  if (colon != std::string::npos && text.find(':', colon + 1) != std::string::npos)
+    return make_error("expected module.qualname or module:qualname" + example + ", got '" + text + "'");
+  std::size_t components = 0;
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t end = std::min(text.find_first_of(".:", start), text.size());
+    if (end == start) return make_error("empty name component in '" + text + "'");
+    ++components;
+    start = end + 1;
+  }
+  if (has_space(text) || text.find('/') != std::string::npos)
+    return make_error("expected module.qualname" + example + ", got '" + text + "'");
+  if (components < 2) return make_error("expected module.qualname" + example + " (a module and a function), got '" + text + "'");
+  return text;
+}
+
+Result<std::string> syscall_name(const std::string& text) {
+  if (std::find(std::begin(syscall_names), std::end(syscall_names), text) != std::end(syscall_names)) return text;
+  std::string list;
+  for (std::string_view name : syscall_names) list += (list.empty() ? "" : ", ") + std::string(name);
+  return make_error("expected one of " + list + ", got '" + text + "'");
+}
+
+// The StatsD line format reserves ':', '|', '@' and '#'.
+Result<std::string> statsd_metric(const std::string& text) {
+  if (text.empty() || text.find_first_of(":|@#\n") != std::string::npos || has_space(text))
+    return make_error("expected a StatsD metric name without spaces, ':', '|', '@' or '#', got '" + text + "'");
+  return text;
+}
+
+Result<std::uint64_t> receive_buffer(const std::string& text) {
+  Result<std::uint64_t> size = parse_size(text);
+  if (size && (*size < (64ull << 10) || *size > (1ull << 30)))
+    return make_error("must be from 64KB to 1GB, got " + text);
+  return size;
+}
+
+Result<std::uint64_t> max_packet(const std::string& text) {
+  Result<std::uint64_t> size = parse_size(text);
+  if (size && (*size < 512 || *size > 65507)) return make_error("must be from 512B to 65507B, got " + text);
+  return size;
+}
+
 // ---- the reader: walks the YAML, records every problem ------------------------------------------
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -400,6 +468,67 @@ const Field<Match> match_fields[] = {
     {"cgroup", [](Reader& r, const Entry& e, Match& m) { m.cgroup = r.checked(e, cgroup_path); }},
 };
 
+// The source keys of an operation: exactly one is set.
+template <profile::OperationSource S, Result<std::string> (*Check)(const std::string&)>
+void read_source(Reader& r, const Entry& e, Operation& op) {
+  op.source = S;
+  assign(op.spec, r.checked(e, Check));
+}
+
+const Field<Operation> operation_fields[] = {
+    {"name", [](Reader& r, const Entry& e, Operation& o) { assign(o.name, r.checked(e, identifier)); }},
+    {"tier", [](Reader& r, const Entry& e, Operation& o) { assign(o.tier, r.checked(e, tier_name)); }},
+    {"threshold",
+     [](Reader& r, const Entry& e, Operation& o) {
+       assign(o.threshold, r.checked(e, [](const std::string& t) { return duration_within(t, 1us, 24h); }));
+     }},
+    {"uprobe", read_source<profile::OperationSource::uprobe, uprobe_spec>},
+    {"python", read_source<profile::OperationSource::python, python_spec>},
+    {"syscall", read_source<profile::OperationSource::syscall, syscall_name>},
+    {"statsd", read_source<profile::OperationSource::statsd, statsd_metric>},
+    {"path_prefix",
+     [](Reader& r, const Entry& e, Operation& o) { assign(o.path_prefix, r.checked(e, absolute_path)); }},
+    {"regular_only",
+     [](Reader& r, const Entry& e, Operation& o) { assign(o.regular_only, r.scalar<bool>(e, "a boolean")); }},
+};
+
+void read_operations(Reader& r, const Entry& e, std::vector<Operation>& operations) {
+  if (e.value.IsNull()) return;
+  if (!e.value.IsSequence()) {
+    r.error(e, "expected a sequence, got " + describe(e.value));
+    return;
+  }
+  std::map<std::string, int> first_line_of_name;
+  for (std::size_t i = 0; i < e.value.size(); ++i) {
+    const YAML::Node node = e.value[i];
+    const Entry item{node, e.path + "[" + std::to_string(i) + "]", node.Mark()};
+    Operation op;
+    const auto present = r.mapping<Operation>(item, operation_fields, op);
+    if (!present) continue;
+    if (!present->contains("name")) r.error(item, "missing required key 'name'");
+    const bool tier = present->contains("tier"), threshold = present->contains("threshold");
+    if (tier == threshold) r.error(item, tier ? "set tier or threshold, not both" : "missing 'tier' (T1..T5) or 'threshold'");
+    std::vector<std::string_view> sources;
+    for (std::string_view key : {"uprobe", "python", "syscall", "statsd"})
+      if (present->contains(key)) sources.push_back(key);
+    if (sources.size() != 1)
+      r.error(item, sources.empty() ? "missing the source: one of uprobe, python, syscall, statsd"
+                                    : "set exactly one source, not both " + std::string(sources[0]) + " and " +
+                                          std::string(sources[1]));
+    for (std::string_view key : {"path_prefix", "regular_only"})
+      if (present->contains(key) && !present->contains("syscall"))
+        r.error(present->at(key), std::string(key) + " only applies to a syscall operation");
+    if (!op.name.empty()) {
+      const Entry& name = present->at("name");
+      const auto [first, inserted] = first_line_of_name.emplace(op.name, name.mark.line + 1);
+      if (!inserted)
+        r.error(name, "duplicate operation name '" + op.name + "' (first used on line " +
+                          std::to_string(first->second) + ")");
+    }
+    operations.push_back(std::move(op));
+  }
+}
+
 const Field<Target> target_fields[] = {
     {"name", [](Reader& r, const Entry& e, Target& t) { assign(t.name, r.checked(e, target_name)); }},
     {"match",
@@ -409,6 +538,7 @@ const Field<Target> target_fields[] = {
      }},
     {"profile", [](Reader& r, const Entry& e, Target& t) { assign(t.profile, r.scalar<bool>(e, "a boolean")); }},
     {"python", [](Reader& r, const Entry& e, Target& t) { assign(t.python, r.checked(e, python_mode)); }},
+    {"operations", [](Reader& r, const Entry& e, Target& t) { read_operations(r, e, t.operations); }},
 };
 
 const Field<Storage> storage_fields[] = {
@@ -439,6 +569,23 @@ const Field<Sampling> sampling_fields[] = {
 
 const Field<Dashboard> dashboard_fields[] = {
     {"listen", [](Reader& r, const Entry& e, Dashboard& d) { assign(d.listen, r.checked(e, listen_address)); }},
+    {"token_file",
+     [](Reader& r, const Entry& e, Dashboard& d) { assign(d.token_file, r.checked(e, absolute_path)); }},
+    {"threads",
+     [](Reader& r, const Entry& e, Dashboard& d) {
+       if (auto n = r.integer(e, 1, 256)) d.threads = static_cast<std::uint32_t>(*n);
+     }},
+    {"queue",
+     [](Reader& r, const Entry& e, Dashboard& d) {
+       if (auto n = r.integer(e, 1, 4096)) d.queue = static_cast<std::uint32_t>(*n);
+     }},
+};
+
+const Field<Statsd> statsd_fields[] = {
+    {"listen", [](Reader& r, const Entry& e, Statsd& s) { assign(s.listen, r.checked(e, listen_address)); }},
+    {"receive_buffer",
+     [](Reader& r, const Entry& e, Statsd& s) { assign(s.receive_buffer_bytes, r.checked(e, receive_buffer)); }},
+    {"max_packet", [](Reader& r, const Entry& e, Statsd& s) { assign(s.max_packet_bytes, r.checked(e, max_packet)); }},
 };
 
 // The thresholds grade latencies from fast to slow, so each must exceed the one before it.
@@ -462,6 +609,9 @@ void read_targets(Reader& r, const Entry& e, std::vector<Target>& targets) {
     return;
   }
   std::map<std::string, int> first_line_of_name;
+  // A StatsD packet does not say which process sent it: a metric can belong to one target only.
+  std::map<std::string, std::string> statsd_owner;
+  std::size_t operations = 0;
   for (std::size_t i = 0; i < e.value.size(); ++i) {
     const YAML::Node node = e.value[i];
     const Entry item{node, e.path + "[" + std::to_string(i) + "]", node.Mark()};
@@ -477,6 +627,16 @@ void read_targets(Reader& r, const Entry& e, std::vector<Target>& targets) {
         r.error(name, "duplicate target name '" + target.name + "' (first used on line " +
                           std::to_string(first->second) + ")");
     }
+    for (const Operation& op : target.operations) {
+      if (op.source != profile::OperationSource::statsd || op.spec.empty()) continue;
+      const auto [owner, inserted] = statsd_owner.emplace(op.spec, target.name);
+      if (!inserted)
+        r.error(item, "statsd metric '" + op.spec + "' is already measured by target '" + owner->second +
+                          "'; a metric belongs to one target");
+    }
+    operations += target.operations.size();
+    if (operations > max_operations && operations - target.operations.size() <= max_operations)
+      r.error(item, "more than " + std::to_string(max_operations) + " operations in all targets");
     targets.push_back(std::move(target));
   }
 }
@@ -488,6 +648,7 @@ const Field<Config> config_fields[] = {
     {"storage", [](Reader& r, const Entry& e, Config& c) { r.mapping<Storage>(e, storage_fields, c.storage); }},
     {"sampling", [](Reader& r, const Entry& e, Config& c) { r.mapping<Sampling>(e, sampling_fields, c.sampling); }},
     {"dashboard", [](Reader& r, const Entry& e, Config& c) { r.mapping<Dashboard>(e, dashboard_fields, c.dashboard); }},
+    {"statsd", [](Reader& r, const Entry& e, Config& c) { r.mapping<Statsd>(e, statsd_fields, c.statsd); }},
     {"tiers", [](Reader& r, const Entry& e, Config& c) { read_tiers(r, e, c.tiers); }},
     {"targets", [](Reader& r, const Entry& e, Config& c) { read_targets(r, e, c.targets); }},
 };
@@ -546,7 +707,15 @@ std::vector<std::string> known_key_paths() {
   add_key_paths<Tiers>(paths, "tiers.", tier_fields);
   add_key_paths<Target>(paths, "targets[].", target_fields);
   add_key_paths<Match>(paths, "targets[].match.", match_fields);
+  add_key_paths<Operation>(paths, "targets[].operations[].", operation_fields);
+  add_key_paths<Statsd>(paths, "statsd.", statsd_fields);
   return paths;
+}
+
+std::pair<std::string, std::string> split_uprobe(const std::string& spec) {
+  const std::size_t colon = spec.find(':');
+  if (colon == std::string::npos) return {spec, ""};
+  return {spec.substr(0, colon), spec.substr(colon + 1)};
 }
 
 }  // namespace perfwatch::config

@@ -7,23 +7,33 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 
+#include "collector/latency_probes.h"
 #include "collector/oncpu_sampler.h"
 #include "collector/proc_events.h"
 #include "collector/python_code.h"
 #include "collector/python_interpreter.h"
+#include "collector/statsd.h"
 #include "collector/symbolizer.h"
 #include "collector/tracefs.h"
 #include "common/log.h"
+#include "daemon/health.h"
 #include "daemon/proc_reader.h"
 #include "daemon/process_registry.h"
 #include "daemon/python_tracker.h"
 #include "daemon/window_builder.h"
+#include "dashboard/api.h"
+#include "dashboard/assets.h"
+#include "dashboard/query_pool.h"
+#include "dashboard/server.h"
 #include "storage/embedded_postgres.h"
+#include "storage/rollups.h"
 #include "storage/window_writer.h"
 
 namespace perfwatch::daemon {
@@ -52,12 +62,15 @@ int checked(int fd, const char* what) {
 
 collector::ProcessKey to_collector(ProcessKey k) { return {k.pid, k.generation}; }
 
-// Routes the registry's decisions to the BPF watched map, the symbolizer and the Python tracker.
+static_assert(std::size(config::syscall_names) == LAT_SYS_COUNT, "probes/latency.h enumerates the same system calls");
+
+// Routes the registry's decisions to the BPF watched map, the symbolizer, the Python tracker and the
+// latency probes (which the daemon replaces on reload, hence the reference to its pointer).
 class SamplerSink final : public ProcessSink {
  public:
   SamplerSink(collector::OncpuSampler& sampler, collector::Symbolizer& symbolizer, PythonTracker& python,
-              const std::vector<config::Target>& targets)
-      : sampler_(sampler), symbolizer_(symbolizer), python_(python), targets_(targets) {}
+              const std::vector<config::Target>& targets, std::unique_ptr<collector::LatencyProbes>& latency)
+      : sampler_(sampler), symbolizer_(symbolizer), python_(python), targets_(targets), latency_(latency) {}
 
   void watch(ProcessKey key, std::size_t target) override {
     if (auto r = sampler_.watch(key.pid, key.generation, static_cast<std::uint32_t>(target)); !r)
@@ -65,11 +78,16 @@ class SamplerSink final : public ProcessSink {
     if (auto r = symbolizer_.add_process(to_collector(key)); !r)
       log::debug("process gone before its maps were read", {{"pid", key.pid}, {"error", r.error().message}});
     if (target < targets_.size()) python_.watch(key, targets_[target].python);
+    if (latency_) latency_->watch(key.pid, static_cast<std::uint32_t>(target));
   }
-  void unwatch(ProcessKey key) override { sampler_.unwatch(key.pid); }
+  void unwatch(ProcessKey key) override {
+    sampler_.unwatch(key.pid);
+    if (latency_) latency_->unwatch(key.pid);
+  }
   void retire(ProcessKey key) override {
     symbolizer_.retire_process(to_collector(key));
     python_.retire(key);
+    if (latency_) latency_->unwatch(key.pid);
   }
   // The symbolizers release all retired processes at once after each window.
   void release(ProcessKey) override {}
@@ -79,7 +97,33 @@ class SamplerSink final : public ProcessSink {
   collector::Symbolizer& symbolizer_;
   PythonTracker& python_;
   const std::vector<config::Target>& targets_;
+  std::unique_ptr<collector::LatencyProbes>& latency_;
 };
+
+// Every target's operations in config order: an operation's position is its index everywhere.
+struct OperationRef {
+  std::uint32_t target;
+  config::Operation op;
+};
+
+std::vector<OperationRef> operations_of(const config::Config& cfg) {
+  std::vector<OperationRef> ops;
+  for (std::size_t t = 0; t < cfg.targets.size(); ++t)
+    for (const config::Operation& op : cfg.targets[t].operations) ops.push_back({static_cast<std::uint32_t>(t), op});
+  return ops;
+}
+
+std::uint64_t threshold_ns(const config::Config& cfg, const config::Operation& op) {
+  return static_cast<std::uint64_t>(duration_cast<nanoseconds>(cfg.threshold_of(op)).count());
+}
+
+std::string describe(const config::Operation& op) {
+  if (op.source != profile::OperationSource::syscall) return op.spec;
+  std::string text = op.spec;
+  if (!op.path_prefix.empty()) text += " under " + op.path_prefix;
+  if (!op.regular_only) text += " (any file)";
+  return text;
+}
 
 class SymbolizerResolver final : public FrameResolver {
  public:
@@ -107,6 +151,19 @@ class SymbolizerResolver final : public FrameResolver {
   collector::Symbolizer& s_;
   collector::PythonSymbolizer& python_;
 };
+
+// The dashboard's bearer token: the first line of token_file. A file that cannot be read, or is empty,
+// is a start-up error rather than an open dashboard.
+std::string read_token(const std::string& path) {
+  if (path.empty()) return "";
+  std::ifstream in(path);
+  std::string token;
+  if (!in || !std::getline(in, token))
+    throw std::runtime_error("dashboard.token_file: cannot read " + path);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.empty()) throw std::runtime_error("dashboard.token_file: " + path + " holds no token on its first line");
+  return token;
+}
 
 std::string hostname_or(const std::string& configured) {
   if (!configured.empty()) return configured;
@@ -153,10 +210,13 @@ class Daemon {
     if (!events) throw std::runtime_error("cannot start process events: " + events.error().message);
     events_ = std::move(*events);
 
+    start_dashboard();
+
     symbolizer_ = std::make_unique<collector::Symbolizer>();
     python_symbolizer_ = std::make_unique<collector::PythonSymbolizer>(process_memory_);
     python_ = std::make_unique<PythonTracker>(*sampler_, *python_symbolizer_, python_detector_, cfg_.sampling.window);
-    sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_, *python_, cfg_.targets);
+    start_latency();
+    sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_, *python_, cfg_.targets, latency_);
     registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
     apply_targets();
 
@@ -183,6 +243,105 @@ class Daemon {
     options.spool_max_bytes = cfg_.storage.spool_max_bytes;
     options.retention = cfg_.storage.retention;
     writer_ = std::make_unique<storage::WindowWriter>(options, storage::PgStore::factory(options.connect));
+    database_ = options.connect;
+    rollups_ = std::make_unique<storage::RollupWorker>(database_);
+  }
+
+  void start_dashboard() {
+    health_ = std::make_unique<HealthMetrics>(PERFWATCH_VERSION, host_, writer_.get());
+    // One connection per serving thread at most: a request holds one while it queries.
+    query_pool_ = std::make_unique<dashboard::QueryPool>(dashboard::QueryPool::connect_with(database_),
+                                                          cfg_.dashboard.threads, seconds(5));
+    dashboard::ApiOptions api_options;
+    api_options.host = host_;
+    api_options.version = PERFWATCH_VERSION;
+    api_options.frequency_hz = cfg_.sampling.frequency_hz;
+    api_options.tiers = cfg_.tiers;
+    api_ = std::make_unique<dashboard::Api>(*query_pool_, std::move(api_options),
+                                            std::vector<const dashboard::MetricsSource*>{health_.get()});
+    router_ = std::make_unique<dashboard::Router>(read_token(cfg_.dashboard.token_file));
+    api_->install(*router_);
+    dashboard::install_assets(*router_);
+    dashboard::ServerOptions options;
+    options.listen = cfg_.dashboard.listen;
+    options.threads = static_cast<int>(cfg_.dashboard.threads);
+    options.queue = static_cast<int>(cfg_.dashboard.queue);
+    auto server = dashboard::Server::start(options, *router_);
+    if (!server) throw std::runtime_error(server.error().message);
+    server_ = std::move(*server);
+    log::info("dashboard listening", {{"listen", cfg_.dashboard.listen}, {"port", server_->port()},
+                                      {"token", cfg_.dashboard.token_file.empty() ? "none" : "required"}});
+  }
+
+  // Probes for the running config's operations (none when no operation needs them), and the StatsD
+  // listener when an operation has a statsd source. Fatal at start-up, logged on reload.
+  void start_latency() {
+    operations_ = operations_of(cfg_);
+    std::vector<collector::LatencyOperation> probed;
+    std::vector<collector::StatsdOperation> timers;
+    bool needs_probes = false;
+    for (std::size_t i = 0; i < operations_.size(); ++i) {
+      const auto& [target, op] = operations_[i];
+      collector::LatencyOperation lop{op.name, target, op.source, op.spec, 0, op.path_prefix, op.regular_only,
+                                      threshold_ns(cfg_, op)};
+      if (op.source == profile::OperationSource::syscall)
+        lop.syscall = static_cast<std::uint32_t>(
+            std::find(std::begin(config::syscall_names), std::end(config::syscall_names), op.spec) -
+            std::begin(config::syscall_names));
+      if (op.source == profile::OperationSource::statsd)
+        timers.push_back({i, op.spec, threshold_ns(cfg_, op)});
+      else
+        needs_probes = true;
+      probed.push_back(std::move(lop));
+    }
+    latency_.reset();
+    if (needs_probes) {
+      auto probes = collector::LatencyProbes::create(sampler_->watched_map_fd(), std::move(probed));
+      if (!probes) throw std::runtime_error("cannot start the latency probes: " + probes.error().message);
+      latency_ = std::move(*probes);
+    }
+    if (timers.empty()) {
+      statsd_.reset();
+    } else if (statsd_) {
+      statsd_->set_operations(std::move(timers));
+    } else {
+      auto listener = collector::StatsdListener::start(
+          {cfg_.statsd.listen, cfg_.statsd.receive_buffer_bytes, cfg_.statsd.max_packet_bytes}, std::move(timers));
+      if (!listener) throw std::runtime_error(listener.error().message);
+      statsd_ = std::move(*listener);
+    }
+  }
+
+  // The window's operations with calls, from the probes and the StatsD listener.
+  void add_latencies(profile::WindowProfile& window) {
+    std::vector<profile::LatencyHistogram> histograms(operations_.size());
+    if (latency_) {
+      collector::LatencyDrain drained = latency_->drain();
+      for (std::size_t i = 0; i < drained.histograms.size() && i < histograms.size(); ++i)
+        histograms[i] = std::move(drained.histograms[i]);
+      window.latency = drained.stats;
+    }
+    if (statsd_) {
+      collector::StatsdDrain drained = statsd_->drain();
+      for (auto& [index, h] : drained.histograms)
+        if (index < histograms.size()) histograms[index] = std::move(h);
+      const profile::LatencyStats& s = drained.stats;
+      window.latency.statsd_packets = s.statsd_packets;
+      window.latency.statsd_timings = s.statsd_timings;
+      window.latency.statsd_unknown = s.statsd_unknown;
+      window.latency.statsd_ignored = s.statsd_ignored;
+      window.latency.statsd_malformed = s.statsd_malformed;
+      window.latency.statsd_oversized = s.statsd_oversized;
+      if (s.statsd_malformed + s.statsd_oversized > 0)
+        log::warn("statsd: malformed lines or oversized datagrams in this window (counted, the rest was read)",
+                  {{"malformed", s.statsd_malformed}, {"oversized", s.statsd_oversized}});
+    }
+    for (std::size_t i = 0; i < operations_.size(); ++i) {
+      if (histograms[i].count == 0) continue;
+      const auto& [target, op] = operations_[i];
+      window.operations.push_back({target, op.name, op.source, describe(op), op.tier, threshold_ns(cfg_, op),
+                                   std::move(histograms[i])});
+    }
   }
 
   void apply_targets() {
@@ -308,6 +467,7 @@ class Daemon {
     read_timer(window_fd_->get());
     close_window();
     registry_->rescan();
+    if (latency_) latency_->refresh();
     arm_window_timer();
   }
 
@@ -332,12 +492,17 @@ class Daemon {
     input.target_pids = registry_->window_pids(cfg_.targets.size());
     auto window = build_window(std::move(input), resolver,
                                [this](ProcessKey k) { return registry_->target_of(k); });
+    add_latencies(window);
     // Processes that exited during the window stay attributable until their samples are built.
     registry_->end_window();
     symbolizer_->release_retired();
     python_symbolizer_->release_retired();
+    health_->window_closed(window.stats, registry_->live_count(), registry_->stats(), events_->stats(),
+                           symbolizer_->stats());
     log::debug("window closed", {{"stacks", window.profile.stacks.size()}, {"samples", window.stats.samples},
-                                 {"lost_unresolved", window.stats.lost_unresolved}});
+                                 {"lost_unresolved", window.stats.lost_unresolved},
+                                 {"operations", window.operations.size()}, {"probe_calls", window.latency.probe_calls},
+                                 {"statsd_timings", window.latency.statsd_timings}});
     log_python_window(drained.python);
     writer_->enqueue(std::move(window));
   }
@@ -389,6 +554,11 @@ class Daemon {
     cfg_.tiers = next->tiers;
     cfg_.log_level = next->log_level;
     log::set_level(cfg_.log_level);
+    try {
+      start_latency();
+    } catch (const std::exception& e) {
+      log::error("latency measurement stopped: the reloaded operations could not start", {{"error", e.what()}});
+    }
     apply_targets();
     log::info("config reloaded", {{"targets", cfg_.targets.size()}, {"watched", registry_->live_count()}});
     sd_notify(0, "READY=1\nSTATUS=sampling");
@@ -408,14 +578,27 @@ class Daemon {
     warn_if(next.sampling.window != cfg_.sampling.window, "sampling.window");
     warn_if(next.sampling.python_max_depth != cfg_.sampling.python_max_depth, "sampling.python_max_depth");
     warn_if(next.dashboard.listen != cfg_.dashboard.listen, "dashboard.listen");
+    warn_if(next.statsd.listen != cfg_.statsd.listen, "statsd.listen");
+    warn_if(next.statsd.receive_buffer_bytes != cfg_.statsd.receive_buffer_bytes, "statsd.receive_buffer");
+    warn_if(next.statsd.max_packet_bytes != cfg_.statsd.max_packet_bytes, "statsd.max_packet");
+    warn_if(next.dashboard.token_file != cfg_.dashboard.token_file, "dashboard.token_file");
+    warn_if(next.dashboard.threads != cfg_.dashboard.threads, "dashboard.threads");
+    warn_if(next.dashboard.queue != cfg_.dashboard.queue, "dashboard.queue");
   }
 
   void stop() {
     sd_notify(0, "STOPPING=1");
+    // Requests in flight finish first; nothing reads the database after this.
+    server_.reset();
     close_window();
     // Every window is written or spooled before exit; the spool is replayed at the next start.
     writer_->flush(seconds(20));
+    health_->set_writer(nullptr);
     writer_.reset();
+    statsd_.reset();
+    latency_.reset();
+    rollups_.reset();
+    query_pool_.reset();
     events_.reset();
     sampler_.reset();
     if (embedded_) embedded_->stop();
@@ -429,8 +612,18 @@ class Daemon {
   ProcFs proc_;
   std::unique_ptr<storage::EmbeddedPostgres> embedded_;
   std::unique_ptr<storage::WindowWriter> writer_;
+  storage::ConnectOptions database_;
+  std::unique_ptr<storage::RollupWorker> rollups_;
+  std::unique_ptr<HealthMetrics> health_;
+  std::unique_ptr<dashboard::QueryPool> query_pool_;
+  std::unique_ptr<dashboard::Api> api_;
+  std::unique_ptr<dashboard::Router> router_;
+  std::unique_ptr<dashboard::Server> server_;
   std::unique_ptr<collector::OncpuSampler> sampler_;
   std::unique_ptr<collector::ProcEvents> events_;
+  std::unique_ptr<collector::LatencyProbes> latency_;
+  std::unique_ptr<collector::StatsdListener> statsd_;
+  std::vector<OperationRef> operations_;
   std::unique_ptr<collector::Symbolizer> symbolizer_;
   collector::LiveProcessMemory process_memory_;
   collector::PythonDetector python_detector_;

@@ -166,6 +166,10 @@ TEST(ElfFile, FindsSymbolsOfAnyTypeByNameAndReadsTheirContents) {
   // .bss has no file contents to read.
   EXPECT_FALSE(fake->read_vaddr(found.at("_PyRuntime").value, 8));
   EXPECT_FALSE(fake->read_vaddr(0x7fffffff0000, 8));
+  // The functions only (what a uprobe attaches to): the same address, no data.
+  auto functions = fake->find_symbols(kNames, SymbolTypes::functions);
+  ASSERT_EQ(functions.size(), 1u);
+  EXPECT_EQ(functions.at("fake_interpreter_loop").value, found.at("fake_interpreter_loop").value);
 }
 
 TEST(ElfFile, TellsBinariesBuiltWithFramePointersFromOthers) {

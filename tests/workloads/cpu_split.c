@@ -4,6 +4,8 @@
 //   cpu_split work ROUNDS           : a fixed amount of the same 60/30/10 work; prints its wall time
 //                                     ("elapsed_ns N"), so a profiler's slowdown can be measured
 //   cpu_split duty SECONDS PERCENT  : the split, busy PERCENT of every 100 ms and asleep otherwise
+// It prints "ready PID" first and "cpu_ns N" (the process's CPU time) last, so a test can compare a
+// profiler's sample count with the CPU time it had to sample, whatever the machine's load.
 // The split is by thread CPU time, so it holds however the scheduler treats the process.
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -136,5 +138,8 @@ int main(int argc, char** argv) {
     run_duty(value, atof(argv[3]));
   else
     return 2;
+  struct timespec cpu;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+  printf("cpu_ns %lld\n", (long long)cpu.tv_sec * 1000000000 + cpu.tv_nsec);
   return 0;
 }
