@@ -59,6 +59,19 @@ def children_of(ppid):
     return out
 
 
+def hold_bpf_stats():
+    """Turns the kernel's BPF run-time stats on for as long as the returned fd stays open
+    (BPF_ENABLE_STATS). Unlike the kernel.bpf_stats_enabled sysctl, which anything else on the
+    machine may switch off in the middle of a measurement, it is reference-counted."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = (ctypes.c_uint32 * 4)()  # union bpf_attr's enable_stats.type = BPF_STATS_RUN_TIME (0)
+    fd = libc.syscall(321, 32, ctypes.byref(attr), ctypes.sizeof(attr))  # SYS_bpf (x86-64), BPF_ENABLE_STATS
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "bpf(BPF_ENABLE_STATS)")
+    return fd
+
+
 def bpf_progs():
     """{prog id: (name, run_time_ns, run_cnt)} of perf_event programs."""
     progs = json.loads(subprocess.check_output(["bpftool", "prog", "show", "-j"]))
@@ -110,6 +123,7 @@ class NoProfiler(Profiler):
 
 class Perfwatch(Profiler):
     name = "perfwatchd"
+    target_options = ""  # YAML lines added to every target (variants set python: ...)
 
     def launch(self, targets):
         state = os.path.join(self.workdir, "state")
@@ -119,7 +133,7 @@ class Perfwatch(Profiler):
         with open(config, "w") as f:
             f.write(f"state_dir: {state}\nsampling:\n  frequency_hz: {self.hz}\n  window: 10s\ntargets:\n")
             for i, pattern in enumerate(targets):
-                f.write(f"  - name: t{i}\n    match: {{cmdline: {json.dumps(pattern)}}}\n")
+                f.write(f"  - name: t{i}\n    match: {{cmdline: {json.dumps(pattern)}}}\n{self.target_options}")
         self.log = open(os.path.join(self.workdir, "perfwatchd.log"), "w")
         self.proc = subprocess.Popen([os.path.join(self.build, "daemon", "perfwatchd"), "--config", config],
                                      stdout=subprocess.DEVNULL, stderr=self.log)
@@ -256,6 +270,14 @@ def ten_targets(profiler_cls, hz, args, workdir):
     return 100 * (cpu1 - cpu0) / wall, rss, (100 * (pg1 - pg0) / wall if pg else None)
 
 
+def emit(table, out):
+    """Prints the Markdown table, and writes it to the file `out` names (if any)."""
+    print(table)
+    if out:
+        with open(out, "w") as f:
+            f.write(table)
+
+
 def fmt(value, spec, none="n/a"):
     return none if value is None else format(value, spec)
 
@@ -313,11 +335,7 @@ def main():
         cpu_text = f"{cpu:.2f}" + (f" (+{pg_cpu:.2f} PostgreSQL)" if pg_cpu is not None else "")
         lines.append(f"| {name} | {hz} | {fmt(cost['user'], '.0f')} | {fmt(cost['kernel'], '.0f')} | "
                      f"{fmt(cost['mixed'], '.0f')} | {fmt(ratio, '.2f')} | {slowdown:+.2f}% | {cpu_text} | {rss:.1f} |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table)
+    emit("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

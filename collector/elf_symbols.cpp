@@ -290,7 +290,7 @@ void for_each_defined_symbol(Elf* elf, F&& f) {
     for (std::size_t i = 0; i < count; ++i) {
       GElf_Sym sym;
       if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
-      if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
+      if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= SHN_LORESERVE || sym.st_value == 0) continue;
       const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
       if (name != nullptr) f(sym, name);
     }
@@ -323,7 +323,7 @@ void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
       sections[elf_ndxscn(scn)] = {shdr.sh_addr + shdr.sh_size, (shdr.sh_flags & SHF_EXECINSTR) != 0};
   }
   for_each_defined_symbol(elf_, [&](const GElf_Sym& sym, const char* name) {
-    if (sym.st_shndx >= std::min<std::size_t>(SHN_LORESERVE, sections.size())) return;
+    if (sym.st_shndx >= sections.size()) return;
     int type = GELF_ST_TYPE(sym.st_info);
     const Section& section = sections[sym.st_shndx];
     SymbolTable::Kind kind;
@@ -341,16 +341,6 @@ void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
   });
 }
 
-std::optional<std::uint64_t> ElfFile::function_address(std::string_view name) const {
-  std::optional<std::uint64_t> address;
-  for_each_defined_symbol(elf_, [&](const GElf_Sym& sym, const char* sym_name) {
-    const std::string_view found(sym_name);
-    if (!address && GELF_ST_TYPE(sym.st_info) == STT_FUNC && found.substr(0, found.find('@')) == name)
-      address = sym.st_value;
-  });
-  return address;
-}
-
 Result<std::uint32_t> ElfFile::crc32() const {
   uLong crc = ::crc32(0L, Z_NULL, 0);
   std::vector<unsigned char> buf(1 << 16);
@@ -364,18 +354,87 @@ Result<std::uint32_t> ElfFile::crc32() const {
   }
 }
 
+std::map<std::string, ElfSymbol, std::less<>> ElfFile::find_symbols(std::span<const std::string_view> names,
+                                                                    SymbolTypes types) const {
+  std::map<std::string, ElfSymbol, std::less<>> found;
+  for_each_defined_symbol(elf_, [&](const GElf_Sym& sym, const char* sym_name) {
+    if (types == SymbolTypes::functions && GELF_ST_TYPE(sym.st_info) != STT_FUNC) return;
+    // Versioned definitions appear in .symtab as "name@VERSION" or "name@@VERSION".
+    const std::string_view name = std::string_view(sym_name).substr(0, std::string_view(sym_name).find('@'));
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      found.try_emplace(std::string(name), ElfSymbol{sym.st_value, sym.st_size});
+  });
+  return found;
+}
+
+Result<std::vector<unsigned char>> ElfFile::read_vaddr(std::uint64_t vaddr, std::size_t size) const {
+  auto missing = [&] { return make_error("no file contents at virtual address " + std::to_string(vaddr)); };
+  const std::vector<LoadSegment> segments = load_segments();
+  // Every byte must be file contents, contiguous in the file.
+  const std::optional<std::uint64_t> first = vaddr_to_file_offset(segments, vaddr);
+  const std::optional<std::uint64_t> last = vaddr_to_file_offset(segments, vaddr + size - 1);
+  if (size == 0 || !first || !last || *last - *first != size - 1) return missing();
+  std::vector<unsigned char> bytes(size);
+  if (!memory_.empty()) {
+    if (*first + size > memory_.size()) return missing();
+    std::memcpy(bytes.data(), memory_.data() + *first, size);
+    return bytes;
+  }
+  ssize_t n;
+  do n = ::pread(fd_.get(), bytes.data(), size, static_cast<off_t>(*first));
+  while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(size)) return missing();
+  return bytes;
+}
+
+bool ElfFile::keeps_frame_pointers() const {
+  GElf_Ehdr ehdr;
+  if (gelf_getehdr(elf_, &ehdr) == nullptr || ehdr.e_machine != EM_X86_64) return false;
+  // The larger functions: small ones (stubs, tail calls) often have no frame even when built with one.
+  // The toolchain's start-up code (crt*.o) is the same in every binary: it tells nothing.
+  static constexpr std::string_view kStartupCode[] = {"_start", "_init", "_fini", "deregister_tm_clones",
+                                                      "register_tm_clones", "__do_global_dtors_aux", "frame_dummy",
+                                                      "_dl_relocate_static_pie"};
+  std::map<std::uint64_t, std::uint64_t> by_address;
+  for_each_defined_symbol(elf_, [&](const GElf_Sym& sym, const char* name) {
+    if (GELF_ST_TYPE(sym.st_info) == STT_FUNC && sym.st_size >= 16 &&
+        std::find(std::begin(kStartupCode), std::end(kStartupCode), std::string_view(name)) == std::end(kStartupCode))
+      by_address.emplace(sym.st_value, sym.st_size);
+  });
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> functions(by_address.begin(), by_address.end());
+  std::sort(functions.begin(), functions.end(), [](auto a, auto b) { return a.second > b.second; });
+  functions.resize(std::min<std::size_t>(functions.size(), 64));
+  std::size_t judged = 0, with_frame = 0;
+  for (auto [addr, size] : functions) {
+    auto code = read_vaddr(addr, 8);
+    if (!code) continue;
+    const unsigned char* p = code->data();
+    if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa) p += 4;  // endbr64
+    ++judged;
+    // push %rbp; mov %rsp,%rbp (either encoding of the mov)
+    if (p[0] == 0x55 && p[1] == 0x48 && (p[2] == 0x89 || p[2] == 0x8b) && (p[3] == 0xe5 || p[3] == 0xec)) ++with_frame;
+  }
+  // Without frame pointers, compilers still set one up in the odd function (alloca, VLAs).
+  return judged >= 3 && with_frame * 2 > judged;
+}
+
 std::size_t ElfImage::memory_bytes() const {
   return sizeof(*this) + build_id.capacity() + segments.capacity() * sizeof(LoadSegment) + symbols.memory_bytes() +
          debug_file.capacity();
 }
 
 std::optional<std::uint64_t> find_function(const ElfFile& file, const DebugInfoSearch& search, std::string_view name) {
-  if (auto address = file.function_address(name)) return address;
+  const std::string_view names[] = {name};
+  auto address_in = [&](const ElfFile& elf) -> std::optional<std::uint64_t> {
+    auto found = elf.find_symbols(names, SymbolTypes::functions);
+    return found.empty() ? std::nullopt : std::optional(found.begin()->second.value);
+  };
+  if (auto address = address_in(file)) return address;
   if (file.has_symtab()) return std::nullopt;
   const std::string build_id = file.build_id();
   auto debug = find_by_build_id(build_id, search);
   if (!debug) debug = find_by_debuglink(file, build_id, search);
-  return debug ? debug->elf.function_address(name) : std::nullopt;
+  return debug ? address_in(debug->elf) : std::nullopt;
 }
 
 ElfImage load_elf_image(const ElfFile& file, const DebugInfoSearch& search) {
@@ -393,6 +452,7 @@ ElfImage load_elf_image(const ElfFile& file, const DebugInfoSearch& search) {
     }
   }
   image.symbols = std::move(builder).build();
+  image.frame_pointers = file.keeps_frame_pointers();
   return image;
 }
 

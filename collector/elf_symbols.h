@@ -4,6 +4,7 @@
 // as one compact sorted table. Separate debug info is found by build-id or .gnu_debuglink.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -77,6 +78,15 @@ class SymbolTable {
   std::string names_;
 };
 
+// A symbol found by name: its value (an ELF virtual address for data and code) and size.
+struct ElfSymbol {
+  std::uint64_t value = 0;
+  std::uint64_t size = 0;
+};
+
+// Which symbols a name lookup considers: any type (data too), or functions (STT_FUNC) only.
+enum class SymbolTypes { any, functions };
+
 struct Debuglink {
   std::string file;       // a file name, no directory
   std::uint32_t crc = 0;  // CRC-32 of the whole debug file
@@ -101,11 +111,18 @@ class ElfFile {
   bool has_section(std::string_view name) const;
   // Adds the functions of .symtab and .dynsym (both: a .symtab may omit what only .dynsym has).
   void add_symbols(SymbolTable::Builder& builder) const;
-  // The address of the defined function (STT_FUNC) of that exact name ("@VERSION" ignored) in .symtab
-  // or .dynsym. Unlike SymbolTable, keeps every alias.
-  std::optional<std::uint64_t> function_address(std::string_view name) const;
   // CRC-32 of the whole file, as .gnu_debuglink records it.
   Result<std::uint32_t> crc32() const;
+  // The symbols of .symtab and .dynsym defined in a section with these exact names ("@VERSION"
+  // ignored), the first found of each; absent names are missing. Unlike SymbolTable, keeps every alias.
+  std::map<std::string, ElfSymbol, std::less<>> find_symbols(std::span<const std::string_view> names,
+                                                             SymbolTypes types = SymbolTypes::any) const;
+  // size bytes of the file-backed contents at ELF virtual address vaddr.
+  Result<std::vector<unsigned char>> read_vaddr(std::uint64_t vaddr, std::size_t size) const;
+  // Whether the functions set up a frame pointer (push %rbp; mov %rsp,%rbp), judged from the
+  // prologues of up to 64 of the larger functions in .dynsym/.symtab; false when there are too few
+  // to judge by, or the file is not x86-64.
+  bool keeps_frame_pointers() const;
 
  private:
   ElfFile() = default;
@@ -120,6 +137,9 @@ struct ElfImage {
   std::vector<LoadSegment> segments;
   SymbolTable symbols;
   std::string debug_file;  // the separate debug file the symbols were completed from; "" when none
+  // Its functions keep a frame pointer (see keeps_frame_pointers): the caller of a frame in this
+  // binary, as a frame-pointer unwinder finds it, is reliable.
+  bool frame_pointers = false;
 
   std::size_t memory_bytes() const;
 };

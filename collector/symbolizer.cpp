@@ -79,15 +79,6 @@ std::string demangle(std::string_view name) {
 // Return addresses point after the call; the call itself belongs to the caller's line and function.
 std::uint64_t lookup_address(std::size_t index, std::uint64_t ip) { return index > 0 && ip > 0 ? ip - 1 : ip; }
 
-// The file's identity when it has no build-id: a binary rebuilt in place differs in mtime or size.
-std::string file_identity(const struct stat& st) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "file:%llx:%llx:%lld.%09ld:%lld", static_cast<unsigned long long>(st.st_dev),
-                static_cast<unsigned long long>(st.st_ino), static_cast<long long>(st.st_mtim.tv_sec),
-                st.st_mtim.tv_nsec, static_cast<long long>(st.st_size));
-  return buf;
-}
-
 // The daemon's own vDSO image: the kernel maps the same one into every 64-bit process.
 std::span<const char> own_vdso() {
   auto base = getauxval(AT_SYSINFO_EHDR);
@@ -193,7 +184,8 @@ std::shared_ptr<const Symbolizer::Module> Symbolizer::load_module(std::int32_t p
   if (!elf) return unreadable(elf.error().message);
 
   std::string build_id = elf->build_id();
-  module->cache_key = build_id.empty() ? file_identity(st) : "build-id:" + build_id;
+  // Without a build-id: a binary rebuilt in place differs in mtime or size.
+  module->cache_key = build_id.empty() ? "file:" + file_identity(st) : "build-id:" + build_id;
   CachedBinary& cached = binaries_[module->cache_key];
   cached.last_used = ++use_clock_;
   if (cached.image) {
@@ -303,14 +295,17 @@ profile::Frame Symbolizer::user_frame(const Mapping* mapping, std::uint64_t addr
   return frame;
 }
 
-std::vector<profile::Frame> Symbolizer::symbolize_user(ProcessKey key, std::span<const std::uint64_t> ips) {
+std::vector<profile::Frame> Symbolizer::symbolize_user(ProcessKey key, std::span<const std::uint64_t> ips,
+                                                       std::vector<bool>* frame_pointers) {
   std::vector<profile::Frame> frames;
   frames.reserve(ips.size());
+  if (frame_pointers) frame_pointers->clear();
   auto it = processes_.find(key);
   for (std::size_t i = 0; i < ips.size(); ++i) {
     std::uint64_t addr = lookup_address(i, ips[i]);
     const Mapping* mapping = it == processes_.end() ? nullptr : find_mapping(key, it->second, addr);
     frames.push_back(user_frame(mapping, addr));
+    if (frame_pointers) frame_pointers->push_back(mapping && mapping->module->image && mapping->module->image->frame_pointers);
   }
   return frames;
 }

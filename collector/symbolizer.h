@@ -92,7 +92,10 @@ class Symbolizer {
   // be named is "module+0xOFFSET", OFFSET being the looked-up address as an ELF virtual address (what
   // addr2line takes), or the file offset in a file that is not ELF; "[anon]+0xADDRESS" in anonymous
   // memory (JIT code); "[unknown]+0xADDRESS" in no mapping, even after re-reading the maps.
-  std::vector<profile::Frame> symbolize_user(ProcessKey key, std::span<const std::uint64_t> ips);
+  // frame_pointers, when given, receives per frame whether its binary keeps frame pointers (so a
+  // frame-pointer unwind found the frame after it reliably).
+  std::vector<profile::Frame> symbolize_user(ProcessKey key, std::span<const std::uint64_t> ips,
+                                             std::vector<bool>* frame_pointers = nullptr);
   std::vector<profile::Frame> symbolize_kernel(std::span<const std::uint64_t> ips);
 
   SymbolizerStats stats() const;

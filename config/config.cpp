@@ -151,6 +151,13 @@ Result<std::string> comm_name(const std::string& text) {
   return text;
 }
 
+Result<PythonMode> python_mode(const std::string& text) {
+  if (text == "auto") return PythonMode::auto_detect;
+  if (text == "on") return PythonMode::on;
+  if (text == "off") return PythonMode::off;
+  return make_error("expected one of auto, on, off, got '" + text + "'");
+}
+
 Result<std::string> cmdline_regex(const std::string& text) {
   if (text.empty()) return make_error("must not be empty (it would match every process)");
   try {
@@ -530,6 +537,7 @@ const Field<Target> target_fields[] = {
        if (present && present->empty()) r.error(e, "must set at least one of " + key_list<Match>(match_fields));
      }},
     {"profile", [](Reader& r, const Entry& e, Target& t) { assign(t.profile, r.scalar<bool>(e, "a boolean")); }},
+    {"python", [](Reader& r, const Entry& e, Target& t) { assign(t.python, r.checked(e, python_mode)); }},
     {"operations", [](Reader& r, const Entry& e, Target& t) { read_operations(r, e, t.operations); }},
 };
 
@@ -552,6 +560,10 @@ const Field<Sampling> sampling_fields[] = {
     {"window",
      [](Reader& r, const Entry& e, Sampling& s) {
        assign(s.window, r.checked(e, [](const std::string& t) { return duration_within(t, 1s, 1h); }));
+     }},
+    {"python_max_depth",
+     [](Reader& r, const Entry& e, Sampling& s) {
+       if (auto depth = r.integer(e, 1, max_python_depth)) s.python_max_depth = static_cast<std::uint32_t>(*depth);
      }},
 };
 

@@ -26,6 +26,11 @@ struct Match {
   std::optional<std::string> cgroup;        // cgroup path prefix, e.g. "/system.slice/kb-api.service"
 };
 
+// Whether a target's samples carry CPython frames: auto detects the interpreter in each process
+// (no interpreter: native frames only, silently); on expects one and logs why when it cannot be
+// profiled; off never walks Python frames.
+enum class PythonMode : std::uint8_t { auto_detect, on, off };
+
 // File I/O system calls a `syscall` operation can time (the kernel's names).
 inline constexpr std::string_view syscall_names[] = {"read",  "pread64", "readv",    "preadv", "preadv2",
                                                      "write", "pwrite64", "writev",  "pwritev", "pwritev2",
@@ -48,6 +53,7 @@ struct Target {
   std::string name;  // unique, [A-Za-z0-9_.-]+; labels the target's profiles in storage and the dashboard
   Match match;
   bool profile = true;
+  PythonMode python = PythonMode::auto_detect;
   std::vector<Operation> operations;
 };
 
@@ -60,9 +66,13 @@ struct Storage {
   std::uint64_t spool_max_bytes = 256ull << 20;  // windows held while the database is unreachable
 };
 
+// The most Python frames recorded per sample (PY_MAX_DEPTH in probes/pystack.h).
+inline constexpr std::uint32_t max_python_depth = 128;
+
 struct Sampling {
   std::uint32_t frequency_hz = 99;
   Duration window = std::chrono::seconds(10);
+  std::uint32_t python_max_depth = 64;  // Python frames recorded per sample; deeper stacks are truncated
 };
 
 struct Dashboard {

@@ -17,6 +17,8 @@
 #include "collector/latency_probes.h"
 #include "collector/oncpu_sampler.h"
 #include "collector/proc_events.h"
+#include "collector/python_code.h"
+#include "collector/python_interpreter.h"
 #include "collector/statsd.h"
 #include "collector/symbolizer.h"
 #include "collector/tracefs.h"
@@ -24,6 +26,7 @@
 #include "daemon/health.h"
 #include "daemon/proc_reader.h"
 #include "daemon/process_registry.h"
+#include "daemon/python_tracker.h"
 #include "daemon/window_builder.h"
 #include "dashboard/api.h"
 #include "dashboard/assets.h"
@@ -61,19 +64,20 @@ collector::ProcessKey to_collector(ProcessKey k) { return {k.pid, k.generation};
 
 static_assert(std::size(config::syscall_names) == LAT_SYS_COUNT, "probes/latency.h enumerates the same system calls");
 
-// Routes the registry's decisions to the BPF watched map, the symbolizer and the latency probes
-// (which the daemon replaces on reload, hence the reference to its pointer).
+// Routes the registry's decisions to the BPF watched map, the symbolizer, the Python tracker and the
+// latency probes (which the daemon replaces on reload, hence the reference to its pointer).
 class SamplerSink final : public ProcessSink {
  public:
-  SamplerSink(collector::OncpuSampler& sampler, collector::Symbolizer& symbolizer,
-              std::unique_ptr<collector::LatencyProbes>& latency)
-      : sampler_(sampler), symbolizer_(symbolizer), latency_(latency) {}
+  SamplerSink(collector::OncpuSampler& sampler, collector::Symbolizer& symbolizer, PythonTracker& python,
+              const std::vector<config::Target>& targets, std::unique_ptr<collector::LatencyProbes>& latency)
+      : sampler_(sampler), symbolizer_(symbolizer), python_(python), targets_(targets), latency_(latency) {}
 
   void watch(ProcessKey key, std::size_t target) override {
     if (auto r = sampler_.watch(key.pid, key.generation, static_cast<std::uint32_t>(target)); !r)
       log::warn("cannot watch process", {{"pid", key.pid}, {"error", r.error().message}});
     if (auto r = symbolizer_.add_process(to_collector(key)); !r)
       log::debug("process gone before its maps were read", {{"pid", key.pid}, {"error", r.error().message}});
+    if (target < targets_.size()) python_.watch(key, targets_[target].python);
     if (latency_) latency_->watch(key.pid, static_cast<std::uint32_t>(target));
   }
   void unwatch(ProcessKey key) override {
@@ -82,14 +86,17 @@ class SamplerSink final : public ProcessSink {
   }
   void retire(ProcessKey key) override {
     symbolizer_.retire_process(to_collector(key));
+    python_.retire(key);
     if (latency_) latency_->unwatch(key.pid);
   }
-  // The symbolizer releases all retired processes at once after each window.
+  // The symbolizers release all retired processes at once after each window.
   void release(ProcessKey) override {}
 
  private:
   collector::OncpuSampler& sampler_;
   collector::Symbolizer& symbolizer_;
+  PythonTracker& python_;
+  const std::vector<config::Target>& targets_;
   std::unique_ptr<collector::LatencyProbes>& latency_;
 };
 
@@ -120,14 +127,29 @@ std::string describe(const config::Operation& op) {
 
 class SymbolizerResolver final : public FrameResolver {
  public:
-  explicit SymbolizerResolver(collector::Symbolizer& s) : s_(s) {}
-  std::vector<profile::Frame> user(ProcessKey p, std::span<const std::uint64_t> ips) override {
-    return s_.symbolize_user(to_collector(p), ips);
+  SymbolizerResolver(collector::Symbolizer& s, collector::PythonSymbolizer& python) : s_(s), python_(python) {}
+  std::vector<NativeFrame> user(ProcessKey p, std::span<const std::uint64_t> ips) override {
+    std::vector<bool> frame_pointers;
+    auto frames = s_.symbolize_user(to_collector(p), ips, &frame_pointers);
+    const collector::PythonInterpreter* interpreter = python_.interpreter(to_collector(p));
+    std::vector<NativeFrame> out;
+    out.reserve(frames.size());
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      bool in_interpreter = interpreter && frames[i].module == interpreter->binary;
+      bool eval_loop = in_interpreter && frames[i].name == "_PyEval_EvalFrameDefault";
+      out.push_back({std::move(frames[i]), frame_pointers[i], in_interpreter, eval_loop});
+    }
+    return out;
   }
   std::vector<profile::Frame> kernel(std::span<const std::uint64_t> ips) override { return s_.symbolize_kernel(ips); }
+  bool runs_python(ProcessKey p) override { return python_.interpreter(to_collector(p)) != nullptr; }
+  std::vector<profile::Frame> python(ProcessKey p, std::span<const py_frame> frames) override {
+    return python_.symbolize(to_collector(p), frames);
+  }
 
  private:
   collector::Symbolizer& s_;
+  collector::PythonSymbolizer& python_;
 };
 
 // The dashboard's bearer token: the first line of token_file. A file that cannot be read, or is empty,
@@ -180,6 +202,7 @@ class Daemon {
 
     collector::OncpuOptions sampler_options;
     sampler_options.frequency_hz = cfg_.sampling.frequency_hz;
+    sampler_options.python_max_depth = cfg_.sampling.python_max_depth;
     auto sampler = collector::OncpuSampler::create(sampler_options);
     if (!sampler) throw std::runtime_error("cannot start the CPU sampler: " + sampler.error().message);
     sampler_ = std::move(*sampler);
@@ -190,8 +213,10 @@ class Daemon {
     start_dashboard();
 
     symbolizer_ = std::make_unique<collector::Symbolizer>();
+    python_symbolizer_ = std::make_unique<collector::PythonSymbolizer>(process_memory_);
+    python_ = std::make_unique<PythonTracker>(*sampler_, *python_symbolizer_, python_detector_, cfg_.sampling.window);
     start_latency();
-    sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_, latency_);
+    sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_, *python_, cfg_.targets, latency_);
     registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
     apply_targets();
 
@@ -341,6 +366,7 @@ class Daemon {
     signal_fd_ = std::make_unique<Fd>(checked(signalfd(-1, &mask, SFD_CLOEXEC), "signalfd"));
     window_fd_ = std::make_unique<Fd>(checked(timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC), "timerfd"));
     arm_window_timer();
+    python_retry_fd_ = std::make_unique<Fd>(checked(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd"));
 
     std::uint64_t watchdog_usec = 0;
     if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
@@ -354,7 +380,8 @@ class Daemon {
     }
 
     epoll_fd_ = std::make_unique<Fd>(checked(epoll_create1(EPOLL_CLOEXEC), "epoll_create1"));
-    for (int fd : {signal_fd_->get(), window_fd_->get(), events_->fd(), watchdog_fd_ ? watchdog_fd_->get() : -1}) {
+    for (int fd : {signal_fd_->get(), window_fd_->get(), events_->fd(), sampler_->python_stacks_fd(),
+                   python_retry_fd_->get(), watchdog_fd_ ? watchdog_fd_->get() : -1}) {
       if (fd < 0) continue;
       epoll_event ev{};
       ev.events = EPOLLIN;
@@ -377,6 +404,8 @@ class Daemon {
   void loop() {
     epoll_event ready[8];
     while (running_) {
+      // Any event may have watched a process whose interpreter is still to be found.
+      arm_python_retry_timer();
       int n = epoll_wait(epoll_fd_->get(), ready, 8, -1);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -386,6 +415,8 @@ class Daemon {
         int fd = ready[i].data.fd;
         if (fd == signal_fd_->get()) on_signal();
         else if (fd == events_->fd()) drain_process_events();
+        else if (fd == sampler_->python_stacks_fd()) read_new_python_stacks();
+        else if (fd == python_retry_fd_->get()) on_python_retry_timer();
         else if (fd == window_fd_->get()) on_window_timer();
         else if (watchdog_fd_ && fd == watchdog_fd_->get()) on_watchdog();
       }
@@ -400,6 +431,25 @@ class Daemon {
         case collector::ProcEventType::exit: registry_->on_exit(e.pid, e.generation); break;
       }
     });
+  }
+
+  void arm_python_retry_timer() {
+    itimerspec spec{};  // all zero disarms
+    if (auto next = python_->next_retry()) {
+      auto at = std::max(next->time_since_epoch(), nanoseconds(1));  // 0 would disarm
+      spec.it_value.tv_sec = duration_cast<seconds>(at).count();
+      spec.it_value.tv_nsec = (at % seconds(1)).count();
+    }
+    timerfd_settime(python_retry_fd_->get(), TFD_TIMER_ABSTIME, &spec, nullptr);
+  }
+
+  void on_python_retry_timer() {
+    read_timer(python_retry_fd_->get());
+    python_->retry(steady_clock::now());
+  }
+
+  void read_new_python_stacks() {
+    sampler_->poll_python_stacks([this](const collector::NewPythonStack& s) { python_->on_new_stack(s); });
   }
 
   static std::uint64_t read_timer(int fd) {
@@ -424,6 +474,7 @@ class Daemon {
   void close_window() {
     // Events already queued belong to this window: apply them before draining.
     drain_process_events();
+    read_new_python_stacks();
     auto drained = sampler_->drain();
     WindowInput input;
     input.host = host_;
@@ -434,9 +485,10 @@ class Daemon {
     input.stats = drained.stats;
     input.samples.reserve(drained.stacks.size());
     for (auto& s : drained.stacks)
-      input.samples.push_back({{s.tgid, s.generation}, std::move(s.user_ips), std::move(s.kernel_ips), s.count});
+      input.samples.push_back(
+          {{s.tgid, s.generation}, std::move(s.user_ips), std::move(s.kernel_ips), std::move(s.python), s.count});
 
-    SymbolizerResolver resolver(*symbolizer_);
+    SymbolizerResolver resolver(*symbolizer_, *python_symbolizer_);
     input.target_pids = registry_->window_pids(cfg_.targets.size());
     auto window = build_window(std::move(input), resolver,
                                [this](ProcessKey k) { return registry_->target_of(k); });
@@ -444,13 +496,35 @@ class Daemon {
     // Processes that exited during the window stay attributable until their samples are built.
     registry_->end_window();
     symbolizer_->release_retired();
+    python_symbolizer_->release_retired();
     health_->window_closed(window.stats, registry_->live_count(), registry_->stats(), events_->stats(),
                            symbolizer_->stats());
     log::debug("window closed", {{"stacks", window.profile.stacks.size()}, {"samples", window.stats.samples},
                                  {"lost_unresolved", window.stats.lost_unresolved},
                                  {"operations", window.operations.size()}, {"probe_calls", window.latency.probe_calls},
                                  {"statsd_timings", window.latency.statsd_timings}});
+    log_python_window(drained.python);
     writer_->enqueue(std::move(window));
+  }
+
+  // The walker's health: losses are worth a warning, the rest is for debugging.
+  void log_python_window(const collector::PythonSamplerStats& p) const {
+    if (python_->python_processes() == 0 && p.samples == 0) return;
+    std::uint64_t lost = p.lost_read_error + p.lost_collision + p.lost_map_full + p.lost_unresolved;
+    auto symbols = python_symbolizer_->stats();
+    log::write(lost > 0 ? log::Level::warn : log::Level::debug,
+               lost > 0 ? "python window closed; some python stacks were lost" : "python window closed",
+               {{"python_samples", p.samples},
+                {"truncated", p.truncated},
+                {"no_thread_state", p.no_thread_state},
+                {"lost_read_error", p.lost_read_error},
+                {"lost_collision", p.lost_collision},
+                {"lost_map_full", p.lost_map_full},
+                {"lost_unresolved", p.lost_unresolved},
+                {"announce_drops", p.event_drops},
+                {"code_objects", symbols.code_objects},
+                {"code_unreadable", symbols.unreadable},
+                {"code_reused", symbols.reused}});
   }
 
   void on_signal() {
@@ -502,6 +576,7 @@ class Daemon {
     warn_if(next.storage.spool_max_bytes != cfg_.storage.spool_max_bytes, "storage.spool_max");
     warn_if(next.sampling.frequency_hz != cfg_.sampling.frequency_hz, "sampling.frequency_hz");
     warn_if(next.sampling.window != cfg_.sampling.window, "sampling.window");
+    warn_if(next.sampling.python_max_depth != cfg_.sampling.python_max_depth, "sampling.python_max_depth");
     warn_if(next.dashboard.listen != cfg_.dashboard.listen, "dashboard.listen");
     warn_if(next.statsd.listen != cfg_.statsd.listen, "statsd.listen");
     warn_if(next.statsd.receive_buffer_bytes != cfg_.statsd.receive_buffer_bytes, "statsd.receive_buffer");
@@ -550,9 +625,13 @@ class Daemon {
   std::unique_ptr<collector::StatsdListener> statsd_;
   std::vector<OperationRef> operations_;
   std::unique_ptr<collector::Symbolizer> symbolizer_;
+  collector::LiveProcessMemory process_memory_;
+  collector::PythonDetector python_detector_;
+  std::unique_ptr<collector::PythonSymbolizer> python_symbolizer_;
+  std::unique_ptr<PythonTracker> python_;
   std::unique_ptr<SamplerSink> sink_;
   std::unique_ptr<ProcessRegistry> registry_;
-  std::unique_ptr<Fd> signal_fd_, window_fd_, watchdog_fd_, epoll_fd_;
+  std::unique_ptr<Fd> signal_fd_, window_fd_, watchdog_fd_, python_retry_fd_, epoll_fd_;
   system_clock::time_point window_start_;
 };
 

@@ -30,6 +30,25 @@ class FrameTable {
   std::unordered_map<profile::Frame, std::uint32_t, FrameHash> ids_;
 };
 
+// The sample's user frames, root first.
+std::vector<profile::Frame> user_frames(const RawSample& sample, FrameResolver& resolver) {
+  std::vector<NativeFrame> native;
+  if (!sample.user_ips.empty()) native = resolver.user(sample.process, sample.user_ips);
+  std::vector<profile::Frame> out;
+  if (resolver.runs_python(sample.process)) {
+    PythonSampleStack stack{std::move(native), {}, sample.python.truncated, sample.python.lost};
+    auto python = resolver.python(sample.process, sample.python.frames);
+    for (std::size_t i = 0; i < python.size(); ++i)
+      stack.python.push_back({std::move(python[i]), i < sample.python.entry.size() && sample.python.entry[i]});
+    out = merge_python_stack(stack);
+  } else {
+    for (auto it = native.rbegin(); it != native.rend(); ++it) out.push_back(std::move(it->frame));
+  }
+  // A user stack the kernel could not take (collision, fault) still counts, under one marker frame.
+  if (out.empty()) out.push_back({profile::FrameKind::native, "[unknown user stack]", ""});
+  return out;
+}
+
 }  // namespace
 
 profile::WindowProfile build_window(WindowInput input, FrameResolver& resolver,
@@ -55,13 +74,7 @@ profile::WindowProfile build_window(WindowInput input, FrameResolver& resolver,
     profile::Stack stack;
     stack.target_index = static_cast<std::uint32_t>(*target);
     stack.count = sample.count;
-    // A user stack the kernel could not take (collision, fault) still counts, under one marker frame.
-    if (sample.user_ips.empty()) {
-      stack.frame_ids.push_back(table.id({profile::FrameKind::native, "[unknown user stack]", ""}));
-    } else {
-      auto frames = resolver.user(sample.process, sample.user_ips);
-      for (auto it = frames.rbegin(); it != frames.rend(); ++it) stack.frame_ids.push_back(table.id(std::move(*it)));
-    }
+    for (profile::Frame& frame : user_frames(sample, resolver)) stack.frame_ids.push_back(table.id(std::move(frame)));
     if (!sample.kernel_ips.empty()) {
       auto frames = resolver.kernel(sample.kernel_ips);
       for (auto it = frames.rbegin(); it != frames.rend(); ++it) stack.frame_ids.push_back(table.id(std::move(*it)));

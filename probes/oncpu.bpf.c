@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* On-CPU stack sampler: a perf_event (cpu-clock) program that counts (tgid, generation, user
- * stack, kernel stack) for watched processes only.
+ * stack, kernel stack, Python stack) for watched processes only. The Python stack of a sample is
+ * walked by pystack.bpf.h for processes user space registered in py_procs.
  *
  * Windows are double-buffered: samples go to the maps of parity `epoch & 1`. At window close
  * user space increments `epoch`, waits until every program that may still have read the old
@@ -11,6 +12,7 @@
  * one atomic per sample instead of entries x CPUs x 8 bytes of memory (32 MiB for 65536 entries
  * on 64 CPUs), and drain reads one value per key instead of summing over CPUs. */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include "oncpu.h"
 
@@ -18,6 +20,8 @@
 #define EFAULT 14
 
 char LICENSE[] SEC("license") = "GPL";
+
+#include "pystack.bpf.h"
 
 /* All max_entries below are set by user space before load. */
 struct {
@@ -60,7 +64,7 @@ __u32 epoch;
 
 /* Inlined once per parity so each call site sees constant map pointers. */
 static __always_inline void count_sample(struct bpf_perf_event_data *ctx, void *counts, void *stacks,
-					 struct oncpu_counters *ctr, __u32 tgid,
+					 void *py_stacks, struct oncpu_counters *ctr, __u32 tgid, __u32 tid,
 					 const struct watch_value *w)
 {
 	struct count_key key = { .tgid = tgid, .generation = w->generation };
@@ -89,6 +93,7 @@ static __always_inline void count_sample(struct bpf_perf_event_data *ctx, void *
 			ctr->c[ONCPU_STACK_ERROR]++;
 		return;
 	}
+	key.py_stack = py_collect(py_stacks, ctr, tgid, tid, w->generation);
 
 	count = bpf_map_lookup_elem(counts, &key);
 	if (!count) {
@@ -112,7 +117,8 @@ SEC("perf_event")
 int oncpu_sample(struct bpf_perf_event_data *ctx)
 {
 	__u32 parity = *(volatile __u32 *)&epoch & 1;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
 	struct oncpu_counters *ctr;
 	struct watch_value *w;
 
@@ -126,8 +132,8 @@ int oncpu_sample(struct bpf_perf_event_data *ctx)
 		return 0;
 	}
 	if (parity)
-		count_sample(ctx, &counts_1, &stacks_1, ctr, tgid, w);
+		count_sample(ctx, &counts_1, &stacks_1, &py_stacks_1, ctr, tgid, (__u32)pid_tgid, w);
 	else
-		count_sample(ctx, &counts_0, &stacks_0, ctr, tgid, w);
+		count_sample(ctx, &counts_0, &stacks_0, &py_stacks_0, ctr, tgid, (__u32)pid_tgid, w);
 	return 0;
 }

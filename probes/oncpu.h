@@ -1,18 +1,21 @@
 /* Types shared by oncpu.bpf.c and collector/oncpu_sampler.cpp. */
 #pragma once
 
+#include "pystack.h"
 #include "watched.h"
 
 /* PERF_MAX_STACK_DEPTH: the deepest stack bpf_get_stackid records. */
 #define ONCPU_MAX_STACK_DEPTH 127
 
 /* Counts map key. A stack id of -1 means "no such stack": the kernel stack of a sample taken in
- * user mode, or the user stack of a process that has released its memory while exiting. */
+ * user mode, or the user stack of a process that has released its memory while exiting.
+ * py_stack: PY_STACK_NONE, PY_STACK_LOST or the key of the sample's Python stack (pystack.h). */
 struct count_key {
 	__u32 tgid;
 	__u32 generation;
 	__s32 user_stack_id;
 	__s32 kernel_stack_id;
+	__u64 py_stack;
 };
 
 enum oncpu_counter {
@@ -28,4 +31,5 @@ enum oncpu_counter {
  * counters are as exact as its counts. */
 struct oncpu_counters {
 	__u64 c[ONCPU_COUNTER_MAX];
+	__u64 py[PY_COUNTER_MAX];
 };

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <array>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <tuple>
@@ -147,6 +148,42 @@ TEST(ElfFile, ReadsTheDebuglinkAndItsCrc) {
   auto debug = open_elf(std::string(PW_TARGET_DEBUGLINK) + ".debug");
   ASSERT_TRUE(debug);
   EXPECT_EQ(debug->crc32().value(), expected);
+}
+
+TEST(ElfFile, FindsSymbolsOfAnyTypeByNameAndReadsTheirContents) {
+  auto fake = open_elf(PW_FAKE_PYTHON39);
+  ASSERT_TRUE(fake) << fake.error().message;
+  static constexpr std::string_view kNames[] = {"_PyRuntime", "Py_Version", "fake_interpreter_loop", "absent"};
+  auto found = fake->find_symbols(kNames);
+  ASSERT_EQ(found.size(), 3u);
+  EXPECT_EQ(found.at("_PyRuntime").size, 4096u);  // an object in .bss
+  EXPECT_EQ(found.count("absent"), 0u);
+  auto version = fake->read_vaddr(found.at("Py_Version").value, 8);
+  ASSERT_TRUE(version) << version.error().message;
+  std::uint64_t value = 0;
+  std::memcpy(&value, version->data(), 8);
+  EXPECT_EQ(value, 0x030912f0u);
+  // .bss has no file contents to read.
+  EXPECT_FALSE(fake->read_vaddr(found.at("_PyRuntime").value, 8));
+  EXPECT_FALSE(fake->read_vaddr(0x7fffffff0000, 8));
+  // The functions only (what a uprobe attaches to): the same address, no data.
+  auto functions = fake->find_symbols(kNames, SymbolTypes::functions);
+  ASSERT_EQ(functions.size(), 1u);
+  EXPECT_EQ(functions.at("fake_interpreter_loop").value, found.at("fake_interpreter_loop").value);
+}
+
+TEST(ElfFile, TellsBinariesBuiltWithFramePointersFromOthers) {
+  for (const char* with : {PW_TARGET_PIE, PW_TARGET_NOPIE, PW_EXT}) {
+    auto elf = open_elf(with);
+    ASSERT_TRUE(elf) << with;
+    EXPECT_TRUE(elf->keeps_frame_pointers()) << with;
+  }
+  // Debian builds its packages without frame pointers.
+  for (const char* without : {"/usr/bin/python3.11", "/usr/lib/x86_64-linux-gnu/libc.so.6"}) {
+    auto elf = open_elf(without);
+    ASSERT_TRUE(elf) << without;
+    EXPECT_FALSE(elf->keeps_frame_pointers()) << without;
+  }
 }
 
 TEST(ElfFile, RejectsWhatIsNotElf) {

@@ -58,6 +58,7 @@ TEST(ConfigDefaults, EmptyDocumentKeepsEveryDefault) {
     EXPECT_EQ(c.storage.spool_max_bytes, 256ull << 20);
     EXPECT_EQ(c.sampling.frequency_hz, 99u);
     EXPECT_EQ(c.sampling.window, 10s);
+    EXPECT_EQ(c.sampling.python_max_depth, 64u);
     EXPECT_EQ(c.dashboard.listen, "127.0.0.1:7460");
     EXPECT_EQ(c.dashboard.token_file, "");
     EXPECT_EQ(c.dashboard.threads, 8u);
@@ -87,6 +88,7 @@ storage:
 sampling:
   frequency_hz: 49
   window: 1m
+  python_max_depth: 128
 dashboard:
   listen: "[::1]:8080"
   token_file: /etc/perfwatch/dashboard.token
@@ -101,8 +103,13 @@ targets:
       systemd_unit: kb-api.service
       cmdline: "gunicorn .*kb_api"
     profile: false
+    python: off
   - name: worker.v2
     match: {pid: 4242, comm: python3.11, exe: /usr/bin/python3.11, cgroup: /system.slice/worker.service}
+    python: on
+  - name: batch
+    match: {comm: batch}
+    python: auto
 )");
   EXPECT_EQ(c.state_dir, "/srv/perfwatch");
   EXPECT_EQ(c.host, "web-01");
@@ -113,12 +120,16 @@ targets:
   EXPECT_EQ(c.storage.spool_max_bytes, 1ull << 30);
   EXPECT_EQ(c.sampling.frequency_hz, 49u);
   EXPECT_EQ(c.sampling.window, 1min);
+  EXPECT_EQ(c.sampling.python_max_depth, 128u);
   EXPECT_EQ(c.dashboard.listen, "[::1]:8080");
   EXPECT_EQ(c.dashboard.token_file, "/etc/perfwatch/dashboard.token");
   EXPECT_EQ(c.dashboard.threads, 16u);
   EXPECT_EQ(c.dashboard.queue, 128u);
   EXPECT_EQ(c.tiers, (std::array<Duration, tier_count>{50ms, 500ms, 2s, 4s, 10s}));
-  ASSERT_EQ(c.targets.size(), 2u);
+  ASSERT_EQ(c.targets.size(), 3u);
+  EXPECT_EQ(c.targets[0].python, PythonMode::off);
+  EXPECT_EQ(c.targets[1].python, PythonMode::on);
+  EXPECT_EQ(c.targets[2].python, PythonMode::auto_detect);
   EXPECT_EQ(c.targets[0].name, "api");
   EXPECT_EQ(c.targets[0].match.systemd_unit, "kb-api.service");
   EXPECT_EQ(c.targets[0].match.cmdline, "gunicorn .*kb_api");
@@ -287,18 +298,24 @@ INSTANTIATE_TEST_SUITE_P(
                  "/system.slice/app.service, got 'system.slice'"},
         BadValue{"profile_not_bool", "targets:\n  - name: a\n    match: {pid: 1}\n    profile: maybe\n",
                  "perfwatch.yaml:4:14: targets[0].profile: expected a boolean, got 'maybe'"},
+        BadValue{"python_mode", "targets:\n  - name: a\n    match: {pid: 1}\n    python: yes\n",
+                 "perfwatch.yaml:4:13: targets[0].python: expected one of auto, on, off, got 'yes'"},
+        BadValue{"python_depth_zero", "sampling:\n  python_max_depth: 0\n",
+                 "perfwatch.yaml:2:21: sampling.python_max_depth: must be from 1 to 128, got 0"},
+        BadValue{"python_depth_too_deep", "sampling:\n  python_max_depth: 129\n",
+                 "perfwatch.yaml:2:21: sampling.python_max_depth: must be from 1 to 128, got 129"},
         BadValue{"unknown_top_key_suggested", "stroage: {}\n",
                  "perfwatch.yaml:1:1: stroage: unknown key 'stroage' (did you mean 'storage'?)"},
         BadValue{"unknown_nested_key_suggested", "sampling:\n  frequency: 99\n",
                  "perfwatch.yaml:2:3: sampling.frequency: unknown key 'frequency' (known keys: frequency_hz, "
-                 "window)"},
+                 "window, python_max_depth)"},
         BadValue{"unknown_tier_suggested", "tiers: {t1: 1ms}\n",
                  "perfwatch.yaml:1:9: tiers.t1: unknown key 't1' (did you mean 'T1'?)"},
         BadValue{"unknown_match_key_suggested", "targets:\n  - name: a\n    match: {pid: 1, cmd_line: x}\n",
                  "perfwatch.yaml:3:21: targets[0].match.cmd_line: unknown key 'cmd_line' (did you mean 'cmdline'?)"},
         BadValue{"unknown_target_key_listed", "targets:\n  - name: a\n    match: {pid: 1}\n    enabled: true\n",
                  "perfwatch.yaml:4:5: targets[0].enabled: unknown key 'enabled' (known keys: name, match, profile, "
-                 "operations)"},
+                 "python, operations)"},
         BadValue{"operations_not_sequence", "targets:\n  - name: a\n    match: {pid: 1}\n    operations: 5\n",
                  "perfwatch.yaml:4:17: targets[0].operations: expected a sequence, got '5'"},
         BadValue{"operation_without_name", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
@@ -495,12 +512,14 @@ TEST(ConfigExample, IsValidAndMatchesTheQuickStart) {
   EXPECT_EQ(c.storage.postgres, "");
   EXPECT_EQ(c.sampling.frequency_hz, 99u);
   EXPECT_EQ(c.sampling.window, 10s);
+  EXPECT_EQ(c.sampling.python_max_depth, 64u);
   EXPECT_EQ(c.dashboard.listen, "127.0.0.1:7460");
   EXPECT_EQ(c.tiers, Config{}.tiers);
   ASSERT_EQ(c.targets.size(), 1u);
   EXPECT_EQ(c.targets[0].name, "demo");
   EXPECT_EQ(c.targets[0].match.cmdline, "perfwatch-demo");
   EXPECT_TRUE(c.targets[0].profile);
+  EXPECT_EQ(c.targets[0].python, PythonMode::auto_detect);
   // The demo's operations span every tier.
   std::set<profile::Tier> tiers;
   for (const Operation& op : c.targets[0].operations) tiers.insert(op.tier);
@@ -524,7 +543,8 @@ TEST(ConfigExample, DocumentsEveryKey) {
 TEST(ConfigExample, KnownKeyPathsNameTheSchema) {
   const std::vector<std::string> paths = known_key_paths();
   for (const char* expected : {"state_dir", "storage.password_file", "sampling.window", "dashboard.listen", "tiers.T5",
-                               "targets[].profile", "targets[].match.systemd_unit"})
+                               "targets[].profile", "targets[].python", "sampling.python_max_depth",
+                               "targets[].match.systemd_unit"})
     EXPECT_THAT(paths, ::testing::Contains(expected));
 }
 

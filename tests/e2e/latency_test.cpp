@@ -361,6 +361,12 @@ TEST_F(LatencyE2E, ExampleConfigMeasuresTheDemoInEveryTier) {
   EXPECT_EQ(tiers, (std::set<std::string>{"T1", "T2", "T3", "T4", "T5"})) << doc.dump(2);
   EXPECT_EQ(sources, (std::set<std::string>{"uprobe", "python", "syscall", "statsd"})) << doc.dump(2);
   EXPECT_EQ(doc.at("operations").size(), 6u) << doc.dump(2);
+  // The same daemon profiles the demo with Python frames (the example's `python: auto`) while its
+  // USDT probes and no-op profile function time the Python operations.
+  Folded flame(daemon_->folded("demo", "1m"));
+  EXPECT_GT(flame.total, 100u);
+  EXPECT_GT(flame.share("serve"), 80.0);
+  EXPECT_GT(flame.share("handle_request"), 50.0);
 }
 
 }  // namespace
