@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace perfwatch::collector {
@@ -19,6 +20,14 @@ Result<std::string> read_file(const std::string& path) {
     if (n == 0) return text;
     text.append(buf, static_cast<std::size_t>(n));
   }
+}
+
+std::string file_identity(const struct stat& st) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%llx:%llx:%lld.%09ld:%lld", static_cast<unsigned long long>(st.st_dev),
+                static_cast<unsigned long long>(st.st_ino), static_cast<long long>(st.st_mtim.tv_sec),
+                st.st_mtim.tv_nsec, static_cast<long long>(st.st_size));
+  return buf;
 }
 
 }  // namespace perfwatch::collector

@@ -1,6 +1,7 @@
 #pragma once
-// File helpers for the symbolizer: an owned descriptor and whole-file reads (of /proc files, whose
-// size stat cannot tell).
+// File helpers for the symbolizer: an owned descriptor, whole-file reads (of /proc files, whose
+// size stat cannot tell) and file identities.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -39,5 +40,9 @@ class UniqueFd {
 
 // The whole file; the error names the path and errno's text.
 Result<std::string> read_file(const std::string& path);
+
+// "DEV:INODE:MTIME:SIZE": names one version of a file (a file rewritten in place differs in mtime
+// or size), for caches of what was parsed from it.
+std::string file_identity(const struct stat& st);
 
 }  // namespace perfwatch::collector

@@ -81,15 +81,6 @@ std::uint64_t lookup_address(std::size_t index, std::uint64_t ip) { return index
 
 UniqueFd open_read_only(const std::string& path) { return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); }
 
-// The file's identity when it has no build-id: a binary rebuilt in place differs in mtime or size.
-std::string file_identity(const struct stat& st) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "file:%llx:%llx:%lld.%09ld:%lld", static_cast<unsigned long long>(st.st_dev),
-                static_cast<unsigned long long>(st.st_ino), static_cast<long long>(st.st_mtim.tv_sec),
-                st.st_mtim.tv_nsec, static_cast<long long>(st.st_size));
-  return buf;
-}
-
 // The daemon's own vDSO image: the kernel maps the same one into every 64-bit process.
 std::span<const char> own_vdso() {
   auto base = getauxval(AT_SYSINFO_EHDR);
@@ -187,7 +178,7 @@ std::shared_ptr<const Symbolizer::Module> Symbolizer::load_module(std::int32_t p
                {{"pid", pid}, {"path", e.path}, {"deleted", e.deleted ? "yes" : "no"}, {"error", error}});
     return module;
   };
-  auto fd = open_mapped_file(pid, e);
+  auto fd = open_mapped_file(options_.proc_root, pid, e, options_.use_map_files);
   if (!fd) return unreadable(fd.error().message);
   struct stat st {};
   if (fstat(fd->get(), &st) != 0) return unreadable(std::string("fstat: ") + std::strerror(errno));
@@ -195,7 +186,8 @@ std::shared_ptr<const Symbolizer::Module> Symbolizer::load_module(std::int32_t p
   if (!elf) return unreadable(elf.error().message);
 
   std::string build_id = elf->build_id();
-  module->cache_key = build_id.empty() ? file_identity(st) : "build-id:" + build_id;
+  // Without a build-id: a binary rebuilt in place differs in mtime or size.
+  module->cache_key = build_id.empty() ? "file:" + file_identity(st) : "build-id:" + build_id;
   CachedBinary& cached = binaries_[module->cache_key];
   cached.last_used = ++use_clock_;
   if (cached.image) {
@@ -217,25 +209,6 @@ std::shared_ptr<const Symbolizer::Module> Symbolizer::load_module(std::int32_t p
   }
   module->image = cached.image;
   return module;
-}
-
-Result<UniqueFd> Symbolizer::open_mapped_file(std::int32_t pid, const MapEntry& e) const {
-  std::string proc_pid = options_.proc_root + "/" + std::to_string(pid);
-  // map_files is the mapped file itself, even deleted, replaced or in another mount namespace.
-  if (options_.use_map_files) {
-    if (UniqueFd fd = open_read_only(proc_pid + "/map_files/" + e.map_files_name())) return fd;
-  }
-  // A path may name another file by now: only the one with the mapping's device and inode will do.
-  std::string error = "no file with the mapping's device and inode";
-  for (const std::string& path : {proc_pid + "/root" + e.path, e.path}) {
-    UniqueFd fd = open_read_only(path);
-    struct stat st {};
-    if (!fd)
-      error = path + ": " + std::strerror(errno);
-    else if (fstat(fd.get(), &st) == 0 && e.same_file(st.st_dev, st.st_ino))
-      return fd;
-  }
-  return make_error(error);
 }
 
 std::shared_ptr<const ElfImage> Symbolizer::vdso_image() {

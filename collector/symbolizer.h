@@ -105,7 +105,6 @@ class Symbolizer {
 
   Result<std::vector<Mapping>> snapshot(ProcessKey key, const std::vector<Mapping>& previous);
   std::shared_ptr<const Module> load_module(std::int32_t pid, const MapEntry& entry);
-  Result<UniqueFd> open_mapped_file(std::int32_t pid, const MapEntry& entry) const;
   std::shared_ptr<const ElfImage> vdso_image();
   const Mapping* find_mapping(ProcessKey key, Process& process, std::uint64_t addr);
   profile::Frame user_frame(const Mapping* mapping, std::uint64_t addr);
