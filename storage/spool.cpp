@@ -21,7 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr int format_version = 1;
+// 2 added deploy markers; version 1 files (without them) are still read.
+constexpr int format_version = 2;
+constexpr int oldest_readable_version = 1;
 constexpr const char* suffix = ".window";
 
 std::int64_t to_us(profile::TimePoint t) {
@@ -67,6 +69,12 @@ std::vector<std::uint8_t> encode_window(const profile::WindowProfile& w) {
   for (const auto& f : w.profile.frames) frames.push_back({static_cast<int>(f.kind), f.name, f.module});
   json stacks = json::array();
   for (const auto& s : w.profile.stacks) stacks.push_back({s.target_index, s.frame_ids, s.count});
+  json deploys = json::array();
+  for (const auto& d : w.deploys) {
+    json changes = json::array();
+    for (const auto& c : d.changes) changes.push_back({c.kind, c.path, c.before, c.after});
+    deploys.push_back({d.target_index, to_us(d.at), d.summary, std::move(changes)});
+  }
   const auto& st = w.stats;
   json doc = {{"v", format_version},
               {"host", w.host},
@@ -75,16 +83,18 @@ std::vector<std::uint8_t> encode_window(const profile::WindowProfile& w) {
               {"targets", std::move(targets)},
               {"frames", std::move(frames)},
               {"stacks", std::move(stacks)},
-              {"stats", {st.samples, st.lost_stack_collision, st.lost_stack_error, st.lost_map_full, st.lost_unresolved}}};
+              {"stats", {st.samples, st.lost_stack_collision, st.lost_stack_error, st.lost_map_full, st.lost_unresolved}},
+              {"deploys", std::move(deploys)}};
   return json::to_cbor(doc);
 }
 
 Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& bytes) {
   try {
     const json doc = json::from_cbor(bytes);
-    if (doc.at("v").get<int>() != format_version)
+    const int version = doc.at("v").get<int>();
+    if (version < oldest_readable_version || version > format_version)
       return make_error("spooled window has format version " + doc.at("v").dump() + ", expected " +
-                        std::to_string(format_version));
+                        std::to_string(oldest_readable_version) + " to " + std::to_string(format_version));
     profile::WindowProfile w;
     w.host = doc.at("host").get<std::string>();
     w.start = from_us(doc.at("start_us").get<std::int64_t>());
@@ -108,6 +118,16 @@ Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& by
     const json& st = doc.at("stats");
     w.stats = {st.at(0).get<std::uint64_t>(), st.at(1).get<std::uint64_t>(), st.at(2).get<std::uint64_t>(),
                st.at(3).get<std::uint64_t>(), st.at(4).get<std::uint64_t>()};
+    if (version >= 2)
+      for (const json& d : doc.at("deploys")) {
+        profile::DeployMarker marker{d.at(0).get<std::uint32_t>(), from_us(d.at(1).get<std::int64_t>()),
+                                     d.at(2).get<std::string>(), {}};
+        if (marker.target_index >= w.targets.size()) return make_error("deploy marker refers to a missing target");
+        for (const json& c : d.at(3))
+          marker.changes.push_back({c.at(0).get<std::string>(), c.at(1).get<std::string>(), c.at(2).get<std::string>(),
+                                    c.at(3).get<std::string>()});
+        w.deploys.push_back(std::move(marker));
+      }
     return w;
   } catch (const json::exception& e) {
     return make_error(std::string("corrupt spooled window: ") + e.what());

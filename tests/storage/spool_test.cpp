@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "storage/spool.h"
 #include "tests/storage/support.h"
@@ -40,6 +41,33 @@ TEST(WindowCodecTest, RoundTripsEveryField) {
   EXPECT_EQ(back->profile.frames, w.profile.frames);
   EXPECT_EQ(profile::to_folded(back->profile), profile::to_folded(w.profile));
   EXPECT_EQ(back->stats.lost_unresolved, 4u);
+}
+
+TEST(WindowCodecTest, RoundTripsDeployMarkers) {
+  profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
+  w.deploys = {{1, at(1'700'000'005), "executable /srv/worker build-id 1a2b -> 3c4d",
+                {{"executable", "/srv/worker", "build-id:1a2b", "build-id:3c4d"}, {"library", "/lib/x.so", "", "file:1"}}}};
+  Result<profile::WindowProfile> back = decode_window(encode_window(w));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->deploys, w.deploys);
+
+  w.deploys[0].target_index = 7;
+  Result<profile::WindowProfile> bad = decode_window(encode_window(w));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("missing target"), std::string::npos);
+}
+
+// Windows spooled by the previous version (format 1, before deploy markers) are still written.
+TEST(WindowCodecTest, ReadsVersionOneWindows) {
+  nlohmann::json doc = nlohmann::json::from_cbor(encode_window(sample_window("h", at(100))));
+  doc["v"] = 1;
+  doc.erase("deploys");
+  Result<profile::WindowProfile> back = decode_window(nlohmann::json::to_cbor(doc));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->targets.size(), 2u);
+  EXPECT_TRUE(back->deploys.empty());
+  doc["v"] = 3;
+  EXPECT_FALSE(decode_window(nlohmann::json::to_cbor(doc)).ok());
 }
 
 TEST(WindowCodecTest, RejectsCorruptAndInconsistentData) {
