@@ -123,6 +123,70 @@ int print_flame(const Options& options, Context& ctx, std::FILE* out, std::FILE*
   return 0;
 }
 
+nlohmann::json time_or_null(const std::optional<profile::TimePoint>& t) {
+  return t ? nlohmann::json(format_time(*t)) : nlohmann::json(nullptr);
+}
+
+// What an alert is about: target, and operation or cache when it has one.
+std::string subject_of(const storage::AlertRecord& a) {
+  const auto label = [&](const char* key) {
+    auto it = a.labels.find(key);
+    return it == a.labels.end() ? std::string() : it->second;
+  };
+  std::string subject = label("target");
+  for (const char* key : {"operation", "cache"})
+    if (!label(key).empty()) subject += "/" + label(key);
+  return subject.empty() ? "-" : subject;
+}
+
+int list_alerts(const Options& options, Context& ctx, std::FILE* out, std::FILE* err) {
+  auto found = ctx.query->alerts(ctx.host, options.range);
+  if (!found) {
+    std::fprintf(err, "perfwatch: %s\n", found.error().message.c_str());
+    return 1;
+  }
+  if (options.format == "json") {
+    nlohmann::json doc = nlohmann::json::array();
+    for (const storage::AlertRecord& a : *found) {
+      nlohmann::json history = nlohmann::json::array();
+      for (const auto& e : a.history)
+        history.push_back({{"at", format_time(e.at)}, {"state", e.state}, {"value", e.value}, {"summary", e.summary}});
+      nlohmann::json deliveries = nlohmann::json::array();
+      for (const auto& d : a.deliveries)
+        deliveries.push_back({{"receiver", d.receiver}, {"status", d.status}, {"state", d.state},
+                              {"attempts", d.attempts}, {"queued_at", format_time(d.queued_at)},
+                              {"done_at", time_or_null(d.done_at)}, {"last_error", d.last_error}});
+      doc.push_back({{"fingerprint", a.fingerprint}, {"host", a.host}, {"rule", a.rule}, {"state", a.state},
+                     {"labels", a.labels}, {"annotations", a.annotations}, {"value", a.value},
+                     {"starts_at", time_or_null(a.starts_at)}, {"ends_at", time_or_null(a.ends_at)},
+                     {"updated_at", format_time(a.updated_at)}, {"history", std::move(history)},
+                     {"deliveries", std::move(deliveries)}});
+    }
+    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    return 0;
+  }
+  if (found->empty()) {
+    std::fprintf(out, "no alerts between %s and %s\n", format_time(options.range.from).c_str(),
+                 format_time(options.range.to).c_str());
+    return 0;
+  }
+  for (const storage::AlertRecord& a : *found) {
+    const auto name = a.labels.count("alertname") ? a.labels.at("alertname") : a.rule;
+    const auto summary = a.annotations.count("summary") ? a.annotations.at("summary") : "";
+    std::fprintf(out, "%-8s  %s  %s  %s  (%s)\n", a.state.c_str(), name.c_str(), subject_of(a).c_str(),
+                 a.host.c_str(), a.fingerprint.c_str());
+    if (!summary.empty()) std::fprintf(out, "    %s\n", summary.c_str());
+    for (const auto& e : a.history) std::fprintf(out, "    %s  %-9s\n", format_time(e.at).c_str(), e.state.c_str());
+    for (const auto& d : a.deliveries)
+      std::fprintf(out, "    %s  %s to %s: %s after %d attempt%s%s%s\n", format_time(d.queued_at).c_str(),
+                   d.status.c_str(), d.receiver.c_str(), d.state.c_str(), d.attempts, d.attempts == 1 ? "" : "s",
+                   d.last_error.empty() ? "" : "; last error: ", d.last_error.c_str());
+    if (auto link = a.annotations.find("dashboard"); link != a.annotations.end())
+      std::fprintf(out, "    %s\n", link->second.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::string usage() {
@@ -133,6 +197,9 @@ std::string usage() {
          "      targets with their matched pids and sample counts\n"
          "  flame --target NAME [RANGE] [--format folded|json]\n"
          "      the target's merged profile; folded is 'root;child;leaf COUNT' (flamegraph.pl input)\n"
+         "  alerts [RANGE] [--format table|json]\n"
+         "      alerts that changed state in the range (default --since 1d) or are active, with their history\n"
+         "      and deliveries\n"
          "\n"
          "RANGE: --since DURATION (default 10m; 250ms, 2s, 10m, 14d) or --from TIME [--to TIME]\n"
          "       TIME: 2026-11-24T10:00:00Z or Unix seconds; --to defaults to now\n"
@@ -164,6 +231,7 @@ Result<Options> parse_args(std::span<const std::string> args, profile::TimePoint
   if (!command) return make_error("no command given");
   if (*command == "targets") o.command = Command::targets;
   else if (*command == "flame") o.command = Command::flame;
+  else if (*command == "alerts") o.command = Command::alerts;
   else return make_error("unknown command '" + *command + "'");
 
   if (o.command == Command::flame && o.target.empty()) return make_error("flame needs --target NAME");
@@ -185,7 +253,7 @@ Result<Options> parse_args(std::span<const std::string> args, profile::TimePoint
     if (*t <= *f) return make_error("--to must be later than --from");
     o.range = {*f, *t};
   } else {
-    Result<Duration> d = parse_duration(since.value_or("10m"));
+    Result<Duration> d = parse_duration(since.value_or(o.command == Command::alerts ? "1d" : "10m"));
     if (!d) return make_error("--since: " + d.error().message);
     if (d->count() == 0) return make_error("--since must be longer than 0");
     o.range = {now - std::chrono::duration_cast<profile::Clock::duration>(*d), now};
@@ -202,6 +270,7 @@ int run(const Options& options, std::FILE* out, std::FILE* err) {
   switch (options.command) {
     case Command::targets: return list_targets(options, *ctx, out, err);
     case Command::flame: return print_flame(options, *ctx, out, err);
+    case Command::alerts: return list_alerts(options, *ctx, out, err);
   }
   return 1;
 }

@@ -14,7 +14,7 @@ namespace perfwatch::cli {
 
 inline constexpr const char* default_config_path = "/etc/perfwatch/perfwatch.yaml";
 
-enum class Command { targets, flame };
+enum class Command { targets, flame, alerts };
 
 struct Options {
   std::string config_path = default_config_path;
@@ -22,7 +22,7 @@ struct Options {
   bool all_hosts = false;           // --all-hosts: merge every host's data
   Command command = Command::targets;
   std::string target;               // flame --target
-  std::string format;               // table|json (targets), folded|json (flame)
+  std::string format;               // table|json (targets, alerts), folded|json (flame)
   storage::TimeRange range;
 };
 

@@ -12,11 +12,16 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "alerts/dispatcher.h"
+#include "alerts/engine.h"
+#include "alerts/receivers.h"
+#include "collector/code_identity.h"
 #include "collector/oncpu_sampler.h"
 #include "collector/proc_events.h"
 #include "collector/symbolizer.h"
 #include "collector/tracefs.h"
 #include "common/log.h"
+#include "daemon/deploy_tracker.h"
 #include "daemon/proc_reader.h"
 #include "daemon/process_registry.h"
 #include "daemon/window_builder.h"
@@ -131,6 +136,8 @@ class Daemon {
     sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_);
     registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
     apply_targets();
+    code_watcher_ = std::make_unique<CodeWatcher>(code_reader_);
+    deploys_ = std::make_unique<DeployTracker>(cfg_.state_dir + "/deploys.json");
 
     window_start_ = system_clock::now();
     setup_fds();
@@ -149,12 +156,43 @@ class Daemon {
       embedded_ = storage::EmbeddedPostgres::start(options);
       uri = embedded_->uri();
     }
+    const storage::ConnectOptions connect{uri, cfg_.storage.password_file};
+    start_alerts(connect);
     storage::WriterOptions options;
-    options.connect = {uri, cfg_.storage.password_file};
+    options.connect = connect;
     options.spool_dir = cfg_.state_dir + "/spool";
     options.spool_max_bytes = cfg_.storage.spool_max_bytes;
     options.retention = cfg_.storage.retention;
+    // The alert rules read what is stored: evaluate as soon as a window is.
+    options.on_written = [this](const profile::WindowProfile&) { engine_->wake(); };
     writer_ = std::make_unique<storage::WindowWriter>(options, storage::PgStore::factory(options.connect));
+  }
+
+  // Delivery first, so the engine can wake it; both reach the database on their own threads.
+  void start_alerts(const storage::ConnectOptions& connect) {
+    auto receivers = alerts::resolve_receivers(cfg_.alerts.receivers);
+    if (!receivers) throw std::runtime_error("alert receivers: " + receivers.error().message);
+    alerts::DispatcherOptions delivery;
+    delivery.host = host_;
+    delivery.connect = connect;
+    delivery.external_url = cfg_.alerts.external_url;
+    delivery.receivers = std::move(*receivers);
+    dispatcher_ = std::make_unique<alerts::Dispatcher>(std::move(delivery), std::make_shared<alerts::PocoHttpClient>());
+    alerts::EngineOptions evaluation;
+    evaluation.host = host_;
+    evaluation.connect = connect;
+    evaluation.alerts = cfg_.alerts;
+    evaluation.profiled_targets = profiled_target_names();
+    evaluation.retention = cfg_.storage.retention;
+    evaluation.on_notifications = [this] { dispatcher_->wake(); };
+    engine_ = std::make_unique<alerts::Engine>(std::move(evaluation), alerts::stored_sources);
+  }
+
+  std::vector<std::string> profiled_target_names() const {
+    std::vector<std::string> names;
+    for (const config::Target& t : cfg_.targets)
+      if (t.profile) names.push_back(t.name);
+    return names;
   }
 
   void apply_targets() {
@@ -277,12 +315,25 @@ class Daemon {
     input.target_pids = registry_->window_pids(cfg_.targets.size());
     auto window = build_window(std::move(input), resolver,
                                [this](ProcessKey k) { return registry_->target_of(k); });
+    mark_deploys(window);
     // Processes that exited during the window stay attributable until their samples are built.
     registry_->end_window();
     symbolizer_->release_retired();
     log::debug("window closed", {{"stacks", window.profile.stacks.size()}, {"samples", window.stats.samples},
                                  {"lost_unresolved", window.stats.lost_unresolved}});
     writer_->enqueue(std::move(window));
+  }
+
+  void mark_deploys(profile::WindowProfile& window) {
+    const auto newest = registry_->newest_processes(cfg_.targets.size());
+    const auto python = python_files(window);
+    for (std::size_t i = 0; i < cfg_.targets.size(); ++i) {
+      const TargetCode code = code_watcher_->code_of(i, newest[i], python[i]);
+      if (auto marker = deploys_->observe(cfg_.targets[i].name, static_cast<std::uint32_t>(i), code, window.end))
+        window.deploys.push_back(std::move(*marker));
+    }
+    if (auto saved = deploys_->save(); !saved)
+      log::warn("cannot keep what targets run across restarts", {{"error", saved.error().message}});
   }
 
   void on_signal() {
@@ -305,14 +356,23 @@ class Daemon {
       sd_notify(0, "READY=1\nSTATUS=reload failed, running the previous config");
       return;
     }
+    auto receivers = alerts::resolve_receivers(next->alerts.receivers);
+    if (!receivers) {
+      log::error("reload failed; keeping the running config", {{"config", config_path_}, {"errors", receivers.error().message}});
+      sd_notify(0, "READY=1\nSTATUS=reload failed, running the previous config");
+      return;
+    }
     warn_restart_only_changes(*next);
     // Close the open window under the old targets, so its samples keep their old target names.
     close_window();
     cfg_.targets = next->targets;
     cfg_.tiers = next->tiers;
     cfg_.log_level = next->log_level;
+    cfg_.alerts = next->alerts;
     log::set_level(cfg_.log_level);
     apply_targets();
+    dispatcher_->set_receivers(std::move(*receivers), cfg_.alerts.external_url);
+    engine_->reconfigure(cfg_.alerts, profiled_target_names());
     log::info("config reloaded", {{"targets", cfg_.targets.size()}, {"watched", registry_->live_count()}});
     sd_notify(0, "READY=1\nSTATUS=sampling");
   }
@@ -338,6 +398,8 @@ class Daemon {
     // Every window is written or spooled before exit; the spool is replayed at the next start.
     writer_->flush(seconds(20));
     writer_.reset();
+    engine_.reset();
+    dispatcher_.reset();
     events_.reset();
     sampler_.reset();
     if (embedded_) embedded_->stop();
@@ -350,12 +412,17 @@ class Daemon {
   bool running_ = true;
   ProcFs proc_;
   std::unique_ptr<storage::EmbeddedPostgres> embedded_;
+  std::unique_ptr<alerts::Dispatcher> dispatcher_;
+  std::unique_ptr<alerts::Engine> engine_;
   std::unique_ptr<storage::WindowWriter> writer_;
   std::unique_ptr<collector::OncpuSampler> sampler_;
   std::unique_ptr<collector::ProcEvents> events_;
   std::unique_ptr<collector::Symbolizer> symbolizer_;
   std::unique_ptr<SamplerSink> sink_;
   std::unique_ptr<ProcessRegistry> registry_;
+  collector::CodeReader code_reader_;
+  std::unique_ptr<CodeWatcher> code_watcher_;
+  std::unique_ptr<DeployTracker> deploys_;
   std::unique_ptr<Fd> signal_fd_, window_fd_, watchdog_fd_, epoll_fd_;
   system_clock::time_point window_start_;
 };
