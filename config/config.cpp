@@ -503,6 +503,16 @@ const Field<Sampling> sampling_fields[] = {
 
 const Field<Dashboard> dashboard_fields[] = {
     {"listen", [](Reader& r, const Entry& e, Dashboard& d) { assign(d.listen, r.checked(e, listen_address)); }},
+    {"token_file",
+     [](Reader& r, const Entry& e, Dashboard& d) { assign(d.token_file, r.checked(e, absolute_path)); }},
+    {"threads",
+     [](Reader& r, const Entry& e, Dashboard& d) {
+       if (auto n = r.integer(e, 1, 256)) d.threads = static_cast<std::uint32_t>(*n);
+     }},
+    {"queue",
+     [](Reader& r, const Entry& e, Dashboard& d) {
+       if (auto n = r.integer(e, 1, 4096)) d.queue = static_cast<std::uint32_t>(*n);
+     }},
 };
 
 // An integer count within [min, max].

@@ -47,6 +47,10 @@ struct Sampling {
 
 struct Dashboard {
   std::string listen = "127.0.0.1:7460";  // HOST:PORT; HOST is IPv4, [IPv6] or a host name
+  std::string token_file;  // optional absolute path of a file whose first line is the API's bearer token;
+                           // only the path is kept here, the daemon reads the file
+  std::uint32_t threads = 8;  // HTTP requests served at once
+  std::uint32_t queue = 64;   // connections waiting for a thread before new ones are refused
 };
 
 inline constexpr std::size_t tier_count = 5;

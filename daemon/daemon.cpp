@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 
 #include "alerts/dispatcher.h"
@@ -22,10 +23,16 @@
 #include "collector/tracefs.h"
 #include "common/log.h"
 #include "daemon/deploy_tracker.h"
+#include "daemon/health.h"
 #include "daemon/proc_reader.h"
 #include "daemon/process_registry.h"
 #include "daemon/window_builder.h"
+#include "dashboard/api.h"
+#include "dashboard/assets.h"
+#include "dashboard/query_pool.h"
+#include "dashboard/server.h"
 #include "storage/embedded_postgres.h"
+#include "storage/rollups.h"
 #include "storage/window_writer.h"
 
 namespace perfwatch::daemon {
@@ -88,6 +95,19 @@ class SymbolizerResolver final : public FrameResolver {
   collector::Symbolizer& s_;
 };
 
+// The dashboard's bearer token: the first line of token_file. A file that cannot be read, or is empty,
+// is a start-up error rather than an open dashboard.
+std::string read_token(const std::string& path) {
+  if (path.empty()) return "";
+  std::ifstream in(path);
+  std::string token;
+  if (!in || !std::getline(in, token))
+    throw std::runtime_error("dashboard.token_file: cannot read " + path);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.empty()) throw std::runtime_error("dashboard.token_file: " + path + " holds no token on its first line");
+  return token;
+}
+
 std::string hostname_or(const std::string& configured) {
   if (!configured.empty()) return configured;
   char buf[256] = {};
@@ -132,6 +152,8 @@ class Daemon {
     if (!events) throw std::runtime_error("cannot start process events: " + events.error().message);
     events_ = std::move(*events);
 
+    start_dashboard();
+
     symbolizer_ = std::make_unique<collector::Symbolizer>();
     sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_);
     registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
@@ -156,31 +178,58 @@ class Daemon {
       embedded_ = storage::EmbeddedPostgres::start(options);
       uri = embedded_->uri();
     }
-    const storage::ConnectOptions connect{uri, cfg_.storage.password_file};
-    start_alerts(connect);
+    database_ = {uri, cfg_.storage.password_file};
+    start_alerts();
     storage::WriterOptions options;
-    options.connect = connect;
+    options.connect = database_;
     options.spool_dir = cfg_.state_dir + "/spool";
     options.spool_max_bytes = cfg_.storage.spool_max_bytes;
     options.retention = cfg_.storage.retention;
     // The alert rules read what is stored: evaluate as soon as a window is.
     options.on_written = [this](const profile::WindowProfile&) { engine_->wake(); };
     writer_ = std::make_unique<storage::WindowWriter>(options, storage::PgStore::factory(options.connect));
+    rollups_ = std::make_unique<storage::RollupWorker>(database_);
+  }
+
+  void start_dashboard() {
+    health_ = std::make_unique<HealthMetrics>(PERFWATCH_VERSION, host_, writer_.get());
+    // One connection per serving thread at most: a request holds one while it queries.
+    query_pool_ = std::make_unique<dashboard::QueryPool>(dashboard::QueryPool::connect_with(database_),
+                                                          cfg_.dashboard.threads, seconds(5));
+    dashboard::ApiOptions api_options;
+    api_options.host = host_;
+    api_options.version = PERFWATCH_VERSION;
+    api_options.frequency_hz = cfg_.sampling.frequency_hz;
+    api_options.tiers = cfg_.tiers;
+    api_ = std::make_unique<dashboard::Api>(*query_pool_, std::move(api_options),
+                                            std::vector<const dashboard::MetricsSource*>{health_.get()});
+    router_ = std::make_unique<dashboard::Router>(read_token(cfg_.dashboard.token_file));
+    api_->install(*router_);
+    dashboard::install_assets(*router_);
+    dashboard::ServerOptions options;
+    options.listen = cfg_.dashboard.listen;
+    options.threads = static_cast<int>(cfg_.dashboard.threads);
+    options.queue = static_cast<int>(cfg_.dashboard.queue);
+    auto server = dashboard::Server::start(options, *router_);
+    if (!server) throw std::runtime_error(server.error().message);
+    server_ = std::move(*server);
+    log::info("dashboard listening", {{"listen", cfg_.dashboard.listen}, {"port", server_->port()},
+                                      {"token", cfg_.dashboard.token_file.empty() ? "none" : "required"}});
   }
 
   // Delivery first, so the engine can wake it; both reach the database on their own threads.
-  void start_alerts(const storage::ConnectOptions& connect) {
+  void start_alerts() {
     auto receivers = alerts::resolve_receivers(cfg_.alerts.receivers);
     if (!receivers) throw std::runtime_error("alert receivers: " + receivers.error().message);
     alerts::DispatcherOptions delivery;
     delivery.host = host_;
-    delivery.connect = connect;
+    delivery.connect = database_;
     delivery.external_url = cfg_.alerts.external_url;
     delivery.receivers = std::move(*receivers);
     dispatcher_ = std::make_unique<alerts::Dispatcher>(std::move(delivery), std::make_shared<alerts::PocoHttpClient>());
     alerts::EngineOptions evaluation;
     evaluation.host = host_;
-    evaluation.connect = connect;
+    evaluation.connect = database_;
     evaluation.alerts = cfg_.alerts;
     evaluation.profiled_targets = profiled_target_names();
     evaluation.retention = cfg_.storage.retention;
@@ -319,6 +368,8 @@ class Daemon {
     // Processes that exited during the window stay attributable until their samples are built.
     registry_->end_window();
     symbolizer_->release_retired();
+    health_->window_closed(window.stats, registry_->live_count(), registry_->stats(), events_->stats(),
+                           symbolizer_->stats());
     log::debug("window closed", {{"stacks", window.profile.stacks.size()}, {"samples", window.stats.samples},
                                  {"lost_unresolved", window.stats.lost_unresolved}});
     writer_->enqueue(std::move(window));
@@ -390,16 +441,24 @@ class Daemon {
     warn_if(next.sampling.frequency_hz != cfg_.sampling.frequency_hz, "sampling.frequency_hz");
     warn_if(next.sampling.window != cfg_.sampling.window, "sampling.window");
     warn_if(next.dashboard.listen != cfg_.dashboard.listen, "dashboard.listen");
+    warn_if(next.dashboard.token_file != cfg_.dashboard.token_file, "dashboard.token_file");
+    warn_if(next.dashboard.threads != cfg_.dashboard.threads, "dashboard.threads");
+    warn_if(next.dashboard.queue != cfg_.dashboard.queue, "dashboard.queue");
   }
 
   void stop() {
     sd_notify(0, "STOPPING=1");
+    // Requests in flight finish first; nothing reads the database after this.
+    server_.reset();
     close_window();
     // Every window is written or spooled before exit; the spool is replayed at the next start.
     writer_->flush(seconds(20));
+    health_->set_writer(nullptr);
     writer_.reset();
     engine_.reset();
     dispatcher_.reset();
+    rollups_.reset();
+    query_pool_.reset();
     events_.reset();
     sampler_.reset();
     if (embedded_) embedded_->stop();
@@ -415,6 +474,13 @@ class Daemon {
   std::unique_ptr<alerts::Dispatcher> dispatcher_;
   std::unique_ptr<alerts::Engine> engine_;
   std::unique_ptr<storage::WindowWriter> writer_;
+  storage::ConnectOptions database_;
+  std::unique_ptr<storage::RollupWorker> rollups_;
+  std::unique_ptr<HealthMetrics> health_;
+  std::unique_ptr<dashboard::QueryPool> query_pool_;
+  std::unique_ptr<dashboard::Api> api_;
+  std::unique_ptr<dashboard::Router> router_;
+  std::unique_ptr<dashboard::Server> server_;
   std::unique_ptr<collector::OncpuSampler> sampler_;
   std::unique_ptr<collector::ProcEvents> events_;
   std::unique_ptr<collector::Symbolizer> symbolizer_;

@@ -38,10 +38,19 @@ for _ in $(seq 1 60); do
   sleep 2
 done
 /usr/local/bin/perfwatch targets || true
+# The dashboard listens where the config says (dashboard.listen, 127.0.0.1:7460 by default).
+listen=$(sed -n 's/^  listen: *//p' /etc/perfwatch/perfwatch.yaml | tr -d '"' | head -n 1)
+listen=${listen:-127.0.0.1:7460}
+for _ in $(seq 1 30); do
+  curl -fsS "http://$listen/healthz" >/dev/null 2>&1 && break
+  sleep 1
+done
 cat <<MSG
 
 perfwatch is running (logs: $logs).
   targets:          perfwatch targets
   flame graph:      perfwatch flame --target demo --since 10m
   (flamegraph.pl):  perfwatch flame --target demo --since 10m --format folded > demo.folded
+
+Dashboard: http://$listen/
 MSG

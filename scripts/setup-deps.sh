@@ -24,8 +24,10 @@ test_pkgs=(
   prometheus prometheus-alertmanager golang-go
   chromium wrk hyperfine curl systemd
 )
-# Node.js may already come from another repository (with npm bundled); Debian's nodejs+npm only when absent.
-command -v npm >/dev/null 2>&1 || test_pkgs+=(nodejs npm)
+# Node.js and npm build the dashboard's UI (npm ci + esbuild, dashboard/CMakeLists.txt) and run its browser
+# tests (playwright-core driving Debian's chromium). They may already come from another repository (with
+# npm bundled); Debian's nodejs+npm only when absent.
+command -v npm >/dev/null 2>&1 || build_pkgs+=(nodejs npm)
 
 missing=()
 for p in "${build_pkgs[@]}" "${run_pkgs[@]}" "${test_pkgs[@]}"; do

@@ -23,6 +23,10 @@ profile::TimePoint from_epoch_us(std::int64_t us) {
   return profile::TimePoint(std::chrono::duration_cast<profile::Clock::duration>(std::chrono::microseconds(us)));
 }
 
+std::int64_t to_epoch_us(profile::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
 std::string epoch_us_sql(std::string_view column) {
   // extract(epoch) is numeric since PostgreSQL 14, so this is exact.
   return "(extract(epoch FROM " + std::string(column) + ") * 1000000)::bigint";

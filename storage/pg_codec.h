@@ -15,6 +15,7 @@ namespace perfwatch::storage {
 // microseconds, so finer precision is truncated.
 std::string to_pg_timestamp(profile::TimePoint t);
 profile::TimePoint from_epoch_us(std::int64_t us);
+std::int64_t to_epoch_us(profile::TimePoint t);
 // SQL expression giving a timestamptz column as integer microseconds since the epoch.
 std::string epoch_us_sql(std::string_view column);
 

@@ -4,10 +4,12 @@
 #include <pqxx/result>
 #include <pqxx/transaction>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "storage/pg_codec.h"
+#include "storage/rollups.h"
 
 namespace perfwatch::storage {
 namespace {
@@ -67,16 +69,42 @@ Result<std::vector<TargetSummary>> Query::targets(const std::string& host, TimeR
 Result<profile::Profile> Query::profile(const std::string& host, const std::string& target, TimeRange range) {
   return guarded("cannot read the profile", [&]() -> Result<profile::Profile> {
     pqxx::read_transaction tx(*conn_);
-    // Sum per stack first (the samples index serves the range), then fetch each stack once.
+    std::vector<int> target_ids;
+    for (const auto& row : tx.exec_params("SELECT t.id FROM targets t JOIN hosts h ON h.id = t.host_id"
+                                          " WHERE t.name = $2 AND ($1 = '' OR h.name = $1)",
+                                          host, target))
+      target_ids.push_back(row[0].as<int>());
+    // Fresh rollup buckets where they cover the range, raw windows for the rest (storage/rollups.h).
+    // One branch per piece with constant bounds, so the planner prunes partitions and uses the keys.
+    const RollupPlan plan = plan_rollups(tx, target_ids, range.from, range.to);
+    std::vector<std::string> params, branches;
+    auto param = [&](std::string value, const char* type) {
+      params.push_back(std::move(value));
+      return "$" + std::to_string(params.size()) + "::" + type;
+    };
+    std::map<std::pair<int, int>, std::string> bucket_starts;  // (target, resolution) -> timestamptz[] literal
+    for (const auto& b : plan.buckets) {
+      std::string& list = bucket_starts[{b.target_id, b.resolution}];
+      list += (list.empty() ? "{\"" : ",\"") + to_pg_timestamp(b.start) + "\"";
+    }
+    for (auto& [key, list] : bucket_starts)
+      branches.push_back("SELECT stack_id, count FROM rollup_samples WHERE target_id = " +
+                         param(std::to_string(key.first), "integer") + " AND resolution = " +
+                         param(std::to_string(key.second), "integer") + " AND bucket_start = ANY(" +
+                         param(list + "}", "timestamptz[]") + ")");
+    for (const auto& r : plan.raw)
+      branches.push_back("SELECT stack_id, count FROM samples WHERE target_id = " +
+                         param(std::to_string(r.target_id), "integer") + " AND window_start >= " +
+                         param(to_pg_timestamp(r.from), "timestamptz") + " AND window_start < " +
+                         param(to_pg_timestamp(r.to), "timestamptz"));
+    if (branches.empty()) return profile::Profile{};
+    std::string pieces;
+    for (const std::string& b : branches) pieces += (pieces.empty() ? "" : " UNION ALL ") + b;
+    // Sum per stack first, then fetch each stack once.
     const pqxx::result stacks = tx.exec_params(
-        "SELECT st.frame_ids::text, agg.count FROM ("
-        "   SELECT s.stack_id, sum(s.count)::bigint AS count FROM samples s"
-        "   WHERE s.target_id IN (SELECT t.id FROM targets t JOIN hosts h ON h.id = t.host_id"
-        "                         WHERE t.name = $2 AND ($1 = '' OR h.name = $1))"
-        "     AND s.window_start >= $3::timestamptz AND s.window_start < $4::timestamptz"
-        "   GROUP BY s.stack_id) agg"
-        " JOIN stacks st ON st.id = agg.stack_id",
-        host, target, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+        "SELECT st.frame_ids::text, agg.count FROM (SELECT stack_id, sum(count)::bigint AS count FROM (" + pieces +
+            ") pieces GROUP BY stack_id) agg JOIN stacks st ON st.id = agg.stack_id",
+        pqxx::prepare::make_dynamic_params(params));
 
     profile::Profile out;
     std::unordered_map<std::int64_t, std::uint32_t> frame_index;
@@ -103,6 +131,21 @@ Result<profile::Profile> Query::profile(const std::string& host, const std::stri
       }
     }
     return out;
+  });
+}
+
+Result<std::string> Query::fingerprint(const std::string& host, const std::string& target, TimeRange range) {
+  return guarded("cannot read the windows", [&]() -> Result<std::string> {
+    pqxx::read_transaction tx(*conn_);
+    const pqxx::row row = tx.exec_params1(
+        "SELECT count(*)::text || '/' || coalesce(sum(w.samples), 0)::text || '/' || coalesce(" +
+            epoch_us_sql("min(w.window_start)") + ", 0)::text || '/' || coalesce(" + epoch_us_sql("max(w.window_start)") +
+            ", 0)::text"
+            " FROM windows w WHERE w.target_id IN (SELECT t.id FROM targets t JOIN hosts h ON h.id = t.host_id"
+            "                                     WHERE t.name = $2 AND ($1 = '' OR h.name = $1))"
+            "   AND w.window_start >= $3::timestamptz AND w.window_start < $4::timestamptz",
+        host, target, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+    return row[0].as<std::string>();
   });
 }
 

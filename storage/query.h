@@ -84,6 +84,10 @@ class Query {
   // The merged profile of one target over the range (every host's when host is ""); stacks carry
   // target_index 0.
   Result<profile::Profile> profile(const std::string& host, const std::string& target, TimeRange range);
+  // What identifies the windows a profile over the range sums: their count, samples, first and last
+  // start. Equal fingerprints mean the same windows (ranges select whole windows, contiguous in time),
+  // so a cached answer can be reused for a slightly different range or a later request.
+  Result<std::string> fingerprint(const std::string& host, const std::string& target, TimeRange range);
   // Sampler health summed over the range's windows (each window counted once per host).
   Result<profile::SamplerStats> sampler_stats(const std::string& host, TimeRange range);
   // Alerts that changed state in range or are pending or firing now, firing first, then the most

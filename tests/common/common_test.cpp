@@ -68,6 +68,36 @@ TEST(ProfileTest, FlameTreeValuesAreInclusive) {
   EXPECT_EQ(main["children"][0]["value"], 7);
   EXPECT_EQ(main["children"][0]["children"][0]["kind"], "kernel");
   EXPECT_EQ(main["children"][1]["value"], 3);
+  EXPECT_FALSE(tree.contains("delta")) << "only diff trees carry deltas";
+}
+
+TEST(ProfileTest, DiffTreeMatchesFramesAcrossProfilesAndNormalizesEachSide) {
+  // Base: main;a;b;do_syscall_64 7, main;c 3, main 1 (11 samples). The comparison lists its frames in
+  // another order, has 22 samples, and drops c: a grows from 7/11 to 20/22, c vanishes.
+  const profile::Profile base = sample_profile();
+  profile::Profile comparison;
+  comparison.frames = {{FrameKind::native, "a;b", "/bin/app"}, {FrameKind::native, "main", "/bin/app"},
+                       {FrameKind::native, "d", "/bin/app"}};
+  comparison.stacks = {{0, {1, 0}, 20}, {0, {1, 2}, 2}};
+  const auto tree = profile::to_diff_tree(base, comparison, "api");
+  EXPECT_EQ(tree["name"], "api");
+  EXPECT_EQ(tree["value"], 22);
+  EXPECT_EQ(tree["base"], 11);
+  EXPECT_DOUBLE_EQ(tree["delta"].get<double>(), 0);
+  const auto& main = tree["children"][0];
+  ASSERT_EQ(main["children"].size(), 3u);
+  const auto& a = main["children"][0];
+  EXPECT_EQ(a["name"], "a;b");
+  EXPECT_EQ(a["value"], 20);
+  EXPECT_EQ(a["base"], 7);
+  EXPECT_DOUBLE_EQ(a["delta"].get<double>(), 20 - 7 * 2.0);
+  const auto& c = main["children"][1];
+  EXPECT_EQ(c["name"], "c");
+  EXPECT_EQ(c["value"], 0);
+  EXPECT_DOUBLE_EQ(c["delta"].get<double>(), -6);
+  const auto& d = main["children"][2];
+  EXPECT_EQ(d["base"], 0);
+  EXPECT_DOUBLE_EQ(d["delta"].get<double>(), 2) << "a new frame's delta is its whole value";
 }
 
 }  // namespace

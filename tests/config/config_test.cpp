@@ -58,6 +58,9 @@ TEST(ConfigDefaults, EmptyDocumentKeepsEveryDefault) {
     EXPECT_EQ(c.sampling.frequency_hz, 99u);
     EXPECT_EQ(c.sampling.window, 10s);
     EXPECT_EQ(c.dashboard.listen, "127.0.0.1:7460");
+    EXPECT_EQ(c.dashboard.token_file, "");
+    EXPECT_EQ(c.dashboard.threads, 8u);
+    EXPECT_EQ(c.dashboard.queue, 64u);
     EXPECT_EQ(c.tiers, (std::array<Duration, tier_count>{100ms, 500ms, 2s, 5s, 10s}));
     EXPECT_TRUE(c.targets.empty());
   }
@@ -85,6 +88,9 @@ sampling:
   window: 1m
 dashboard:
   listen: "[::1]:8080"
+  token_file: /etc/perfwatch/dashboard.token
+  threads: 16
+  queue: 128
 tiers:
   T1: 50ms
   T4: 4s
@@ -107,6 +113,9 @@ targets:
   EXPECT_EQ(c.sampling.frequency_hz, 49u);
   EXPECT_EQ(c.sampling.window, 1min);
   EXPECT_EQ(c.dashboard.listen, "[::1]:8080");
+  EXPECT_EQ(c.dashboard.token_file, "/etc/perfwatch/dashboard.token");
+  EXPECT_EQ(c.dashboard.threads, 16u);
+  EXPECT_EQ(c.dashboard.queue, 128u);
   EXPECT_EQ(c.tiers, (std::array<Duration, tier_count>{50ms, 500ms, 2s, 4s, 10s}));
   ASSERT_EQ(c.targets.size(), 2u);
   EXPECT_EQ(c.targets[0].name, "api");
@@ -204,6 +213,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"listen_without_port", "dashboard:\n  listen: 127.0.0.1\n",
                  "perfwatch.yaml:2:11: dashboard.listen: expected HOST:PORT such as 127.0.0.1:7460 or [::1]:7460, "
                  "got '127.0.0.1'"},
+        BadValue{"relative_token_file", "dashboard: {token_file: token.txt}\n",
+                 "perfwatch.yaml:1:25: dashboard.token_file: expected an absolute path, got 'token.txt'"},
+        BadValue{"dashboard_threads_zero", "dashboard: {threads: 0}\n",
+                 "perfwatch.yaml:1:22: dashboard.threads: must be from 1 to 256, got 0"},
+        BadValue{"dashboard_queue_high", "dashboard: {queue: 5000}\n",
+                 "perfwatch.yaml:1:20: dashboard.queue: must be from 1 to 4096, got 5000"},
         BadValue{"listen_port_zero", "dashboard: {listen: '127.0.0.1:0'}\n",
                  "perfwatch.yaml:1:21: dashboard.listen: port must be a number from 1 to 65535, got '0'"},
         BadValue{"listen_port_high", "dashboard: {listen: '127.0.0.1:65536'}\n",

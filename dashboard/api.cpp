@@ -1,0 +1,256 @@
+#include "dashboard/api.h"
+
+#include <charconv>
+#include <cmath>
+
+#include "common/flame_tree.h"
+#include "daemon/cli_time.h"
+#include "dashboard/exports.h"
+
+namespace perfwatch::dashboard {
+namespace {
+
+using daemon::format_time;
+
+Response bad_request(const Error& e) { return Response::error(400, e.message); }
+
+// The smallest node a tree keeps, as a share of the total: default 0.01%, narrower than a pixel.
+Result<double> min_share(const Request& request) {
+  const std::string* text = request.get("min_share");
+  if (!text) return 0.0001;
+  double value = -1;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc{} || end != text->data() + text->size() || !(value >= 0 && value < 1))
+    return make_error("min_share must be a number from 0 (keep every frame) to below 1, got '" + *text + "'");
+  return value;
+}
+
+std::uint64_t min_value(double share, std::uint64_t total) {
+  return static_cast<std::uint64_t>(std::ceil(share * static_cast<double>(total)));
+}
+
+// A query failed: the connection may be the reason, so it is not reused.
+Response storage_failure(QueryPool::Lease& lease, const Error& e) {
+  lease.discard();
+  return Response::error(503, e.message);
+}
+
+nlohmann::json range_json(const storage::TimeRange& r) {
+  return {{"from", format_time(r.from)}, {"to", format_time(r.to)}};
+}
+
+}  // namespace
+
+Api::Api(QueryPool& pool, ApiOptions options, std::vector<const MetricsSource*> metrics)
+    : pool_(pool),
+      options_(std::move(options)),
+      metrics_(std::move(metrics)),
+      cache_(std::make_unique<TreeCache>(options_.cache_bytes)) {}
+
+Api::~Api() = default;
+
+void Api::install(Router& router) const {
+  using A = Router::Access;
+  router.add("GET", "/healthz", A::open, [](const Request&) { return Response::json({{"status", "ok"}}); });
+  router.add("GET", "/metrics", A::token, [this](const Request& r) { return metrics(r); });
+  router.add("GET", "/api/v1/info", A::token, [this](const Request& r) { return info(r); });
+  router.add("GET", "/api/v1/targets", A::token, [this](const Request& r) { return targets(r); });
+  router.add("GET", "/api/v1/targets/{target}/profile", A::token, [this](const Request& r) { return profile(r); });
+  router.add("GET", "/api/v1/targets/{target}/diff", A::token, [this](const Request& r) { return diff(r); });
+  router.add("GET", "/api/v1/targets/{target}/pprof", A::token,
+             [this](const Request& r) { return export_profile(r, Export::pprof); });
+  router.add("GET", "/api/v1/targets/{target}/folded", A::token,
+             [this](const Request& r) { return export_profile(r, Export::folded); });
+  router.add("GET", "/api/v1/targets/{target}/speedscope", A::token,
+             [this](const Request& r) { return export_profile(r, Export::speedscope); });
+}
+
+Result<storage::TimeRange> Api::range(const Request& request, const std::string& prefix, bool required) const {
+  const std::string *from = request.get(prefix + "from"), *to = request.get(prefix + "to"),
+                    *since = request.get(prefix + "since");
+  const profile::TimePoint now = options_.now();
+  if (since && (from || to)) return make_error("use either " + prefix + "since or " + prefix + "from/" + prefix + "to, not both");
+  if (to && !from) return make_error(prefix + "to needs " + prefix + "from");
+  if (from) {
+    Result<profile::TimePoint> f = daemon::parse_time(*from);
+    if (!f) return make_error(prefix + "from: " + f.error().message);
+    Result<profile::TimePoint> t = to ? daemon::parse_time(*to) : Result<profile::TimePoint>(now);
+    if (!t) return make_error(prefix + "to: " + t.error().message);
+    if (*t <= *f) return make_error(prefix + "to must be later than " + prefix + "from");
+    return storage::TimeRange{*f, *t};
+  }
+  if (required && !since) return make_error("missing " + prefix + "from (or " + prefix + "since)");
+  Result<Duration> d = parse_duration(since ? *since : "1h");
+  if (!d) return make_error(prefix + "since: " + d.error().message);
+  if (d->count() <= 0) return make_error(prefix + "since must be longer than 0");
+  return storage::TimeRange{now - std::chrono::duration_cast<profile::Clock::duration>(*d), now};
+}
+
+Result<Api::Scope> Api::scope(const Request& request) const {
+  Result<storage::TimeRange> r = range(request, "", false);
+  if (!r) return r.error();
+  const std::string* host = request.get("host");
+  std::string selected = host ? (*host == "*" ? "" : *host) : options_.host;
+  if (host && host->empty()) return make_error("host must not be empty (use * for every host)");
+  return Scope{std::move(selected), *r};
+}
+
+Response Api::targets(const Request& request) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host"}); !ok) return bad_request(ok.error());
+  Result<Scope> s = scope(request);
+  if (!s) return bad_request(s.error());
+  Result<QueryPool::Lease> lease = pool_.acquire();
+  if (!lease) return Response::error(503, lease.error().message);
+  auto found = (*lease)->targets(s->host, s->range);
+  if (!found) return storage_failure(*lease, found.error());
+  nlohmann::json list = nlohmann::json::array();
+  for (const storage::TargetSummary& t : *found)
+    list.push_back({{"host", t.host},
+                    {"name", t.name},
+                    {"pids", t.pids},
+                    {"samples", t.samples},
+                    {"windows", t.windows},
+                    {"last_window_end", t.last_window_end ? nlohmann::json(format_time(*t.last_window_end)) : nullptr}});
+  nlohmann::json doc = range_json(s->range);
+  doc["host"] = s->host.empty() ? "*" : s->host;
+  doc["targets"] = std::move(list);
+  return Response::json(doc);
+}
+
+std::optional<Response> Api::load_profile(const Request& request, Scope& scope, profile::Profile& out) const {
+  Result<Scope> s = this->scope(request);
+  if (!s) return bad_request(s.error());
+  scope = std::move(*s);
+  Result<QueryPool::Lease> lease = pool_.acquire();
+  if (!lease) return Response::error(503, lease.error().message);
+  auto p = (*lease)->profile(scope.host, request.params.at("target"), scope.range);
+  if (!p) return storage_failure(*lease, p.error());
+  out = std::move(*p);
+  return std::nullopt;
+}
+
+// The response of a tree endpoint: the fields of `head`, then the cached tree and totals, spliced as text.
+Response tree_response(nlohmann::json head, const CachedTree& tree, bool diff) {
+  if (diff) {
+    head["base"]["total"] = tree.base_total;
+    head["comparison"]["total"] = tree.total;
+  } else {
+    head["total"] = tree.total;
+  }
+  Response r = Response::json(head);
+  r.body.pop_back();  // the closing brace
+  r.body += ",\"tree\":" + tree.json + "}";
+  return r;
+}
+
+Response Api::profile(const Request& request) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host", "min_share"}); !ok) return bad_request(ok.error());
+  Result<double> share = min_share(request);
+  if (!share) return bad_request(share.error());
+  Result<Scope> s = scope(request);
+  if (!s) return bad_request(s.error());
+  const std::string& target = request.params.at("target");
+  Result<QueryPool::Lease> lease = pool_.acquire();
+  if (!lease) return Response::error(503, lease.error().message);
+  auto fingerprint = (*lease)->fingerprint(s->host, target, s->range);
+  if (!fingerprint) return storage_failure(*lease, fingerprint.error());
+  const std::string key = "profile\n" + s->host + "\n" + target + "\n" + std::to_string(*share) + "\n" + *fingerprint;
+  auto tree = cache_->get(key);
+  if (!tree) {
+    auto p = (*lease)->profile(s->host, target, s->range);
+    if (!p) return storage_failure(*lease, p.error());
+    tree = std::make_shared<CachedTree>(
+        CachedTree{p->total(), 0, profile::to_flame_tree_text(*p, target, min_value(*share, p->total()))});
+    cache_->put(key, tree);
+  }
+  nlohmann::json head = range_json(s->range);
+  head["target"] = target;
+  head["host"] = s->host.empty() ? "*" : s->host;
+  return tree_response(std::move(head), *tree, false);
+}
+
+Response Api::diff(const Request& request) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host", "base_from", "base_to", "min_share"}); !ok)
+    return bad_request(ok.error());
+  Result<double> share = min_share(request);
+  if (!share) return bad_request(share.error());
+  Result<Scope> s = scope(request);
+  if (!s) return bad_request(s.error());
+  Result<storage::TimeRange> base = range(request, "base_", true);
+  if (!base) return bad_request(base.error());
+  const std::string& target = request.params.at("target");
+  Result<QueryPool::Lease> lease = pool_.acquire();
+  if (!lease) return Response::error(503, lease.error().message);
+  auto base_print = (*lease)->fingerprint(s->host, target, *base);
+  if (!base_print) return storage_failure(*lease, base_print.error());
+  auto comparison_print = (*lease)->fingerprint(s->host, target, s->range);
+  if (!comparison_print) return storage_failure(*lease, comparison_print.error());
+  const std::string key = "diff\n" + s->host + "\n" + target + "\n" + std::to_string(*share) + "\n" + *base_print +
+                          "\n" + *comparison_print;
+  auto tree = cache_->get(key);
+  if (!tree) {
+    auto before = (*lease)->profile(s->host, target, *base);
+    if (!before) return storage_failure(*lease, before.error());
+    auto after = (*lease)->profile(s->host, target, s->range);
+    if (!after) return storage_failure(*lease, after.error());
+    tree = std::make_shared<CachedTree>(CachedTree{
+        after->total(), before->total(),
+        profile::to_diff_tree_text(*before, *after, target, min_value(*share, after->total()))});
+    cache_->put(key, tree);
+  }
+  nlohmann::json head;
+  head["target"] = target;
+  head["host"] = s->host.empty() ? "*" : s->host;
+  head["base"] = range_json(*base);
+  head["comparison"] = range_json(s->range);
+  return tree_response(std::move(head), *tree, true);
+}
+
+Response Api::export_profile(const Request& request, Export format) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host"}); !ok) return bad_request(ok.error());
+  Scope s;
+  profile::Profile p;
+  if (auto failed = load_profile(request, s, p)) return *failed;
+  const std::string& target = request.params.at("target");
+  const ExportInfo export_info{target, s.range, options_.frequency_hz};
+  Response r;
+  std::string file = target;
+  switch (format) {
+    case Export::pprof:
+      r = Response::bytes("application/octet-stream", to_pprof_gzip(p, export_info));
+      file += ".pb.gz";
+      break;
+    case Export::folded:
+      r = Response::bytes("text/plain; charset=utf-8", profile::to_folded(p));
+      file += ".folded";
+      break;
+    case Export::speedscope:
+      r = Response::json(to_speedscope(p, export_info));
+      file += ".speedscope.json";
+      break;
+  }
+  // Target names are [A-Za-z0-9_.-]+ (config), so the file name needs no quoting beyond this.
+  r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + file + "\"");
+  return r;
+}
+
+Response Api::metrics(const Request& request) const {
+  if (auto ok = request.allow_only({}); !ok) return bad_request(ok.error());
+  MetricsWriter out;
+  for (const MetricsSource* source : metrics_) source->collect(out);
+  return Response::bytes("text/plain; version=0.0.4; charset=utf-8", out.text());
+}
+
+Response Api::info(const Request& request) const {
+  if (auto ok = request.allow_only({}); !ok) return bad_request(ok.error());
+  nlohmann::json tiers = nlohmann::json::array();
+  for (std::size_t i = 0; i < options_.tiers.size(); ++i)
+    tiers.push_back({{"name", "T" + std::to_string(i + 1)},
+                     {"threshold_ms", std::chrono::duration<double, std::milli>(options_.tiers[i]).count()}});
+  return Response::json({{"host", options_.host},
+                         {"version", options_.version},
+                         {"frequency_hz", options_.frequency_hz},
+                         {"tiers", std::move(tiers)}});
+}
+
+}  // namespace perfwatch::dashboard

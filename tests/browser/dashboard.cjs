@@ -1,0 +1,128 @@
+// Browser test of the dashboard: Debian's chromium driven by playwright-core against a running
+// perfwatchd.
+//   node dashboard.cjs BASE_URL TARGET OUT_DIR DIFF_QUERY GREW SHRANK FUNCTION FUNCTION...
+// Opens the overview, opens the target, finds each FUNCTION in the rendered flame graph, zooms by
+// clicking, searches, opens the differential view, then the diff of the ranges in DIFF_QUERY
+// (from=..&to=..&base_from=..&base_to=..), where GREW must be drawn red and SHRANK blue. Saves a
+// screenshot of each step in OUT_DIR; exits non-zero with the failed check on stderr.
+const { chromium } = require('playwright-core');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const [baseUrl, target, outDir, diffQuery, grew, shrank, ...functions] = process.argv.slice(2);
+if (!baseUrl || !target || !outDir || !diffQuery || !grew || !shrank || functions.length < 2) {
+  console.error('usage: node dashboard.cjs BASE_URL TARGET OUT_DIR DIFF_QUERY GREW SHRANK FUNCTION FUNCTION...');
+  process.exit(2);
+}
+
+async function main() {
+  fs.mkdirSync(outDir, { recursive: true });
+  const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'perfwatch-chromium-'));
+  // A fresh profile directory per run (playwright passes it as --user-data-dir).
+  const browser = await chromium.launchPersistentContext(profileDir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1400, height: 1000 },
+    // The page's CSP forbids eval, which playwright's waitForFunction uses; the page itself runs as served.
+    bypassCSP: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  const errors = [];
+  const offsite = [];
+  try {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    // Nothing may come from the internet: every request goes to the daemon.
+    page.on('request', (r) => { if (!r.url().startsWith(baseUrl) && !r.url().startsWith('data:')) offsite.push(r.url()); });
+    const ready = () => page.waitForSelector('body[data-ready="true"]', { timeout: 20000 });
+    const shot = (name) => page.screenshot({ path: path.join(outDir, name), fullPage: true });
+
+    // Overview: the target is listed with its samples.
+    await page.goto(`${baseUrl}/#/?since=15m`);
+    await ready();
+    const row = page.locator(`tr[data-target="${target}"]`);
+    await row.waitFor();
+    assert.ok(Number(await row.locator('td.num').innerText()) > 0, 'the overview shows no samples for the target');
+    await shot('overview.png');
+
+    // Target page: the workload's functions are frames of the rendered flame graph.
+    await row.locator('a').first().click();
+    await ready();
+    assert.equal(await page.locator('#target-name').innerText(), target);
+    for (const fn of functions) {
+      await page.waitForSelector(`#flame svg g.frame[name="${fn}"]`, { timeout: 20000 });
+    }
+    // Labels are drawn after the transition.
+    await page.waitForFunction((fn) => [...document.querySelectorAll('#flame .d3-flame-graph-label')]
+      .some((d) => d.textContent === fn), functions[0]);
+    const svgWidth = await page.locator('#flame svg').evaluate((s) => s.getBoundingClientRect().width);
+    const widthOf = (fn) => page.locator(`#flame svg g.frame[name="${fn}"] rect`).first()
+      .evaluate((r) => r.getBoundingClientRect().width);
+    const before = await widthOf(functions[1]);
+    assert.ok(before < svgWidth * 0.9, `${functions[1]} already spans the graph before zooming`);
+    // Tooltip with counts and shares on hover.
+    await page.locator(`#flame svg g.frame[name="${functions[0]}"]`).first().hover();
+    const tip = page.locator('.flame-tip');
+    await tip.waitFor({ state: 'visible' });
+    assert.match(await tip.innerText(), /samples\s+\d+ \(\d+\.\d+% of all/);
+    await shot('target.png');
+
+    // Zoom: clicking a frame widens it to the whole graph and hides the others.
+    await page.locator(`#flame svg g.frame[name="${functions[1]}"]`).first().click();
+    await page.waitForFunction(([fn, w]) => {
+      const r = document.querySelector(`#flame svg g.frame[name="${fn}"] rect`);
+      return r && r.getBoundingClientRect().width > w * 0.95;
+    }, [functions[1], svgWidth], { timeout: 10000 });
+    const hidden = await page.locator(`#flame svg g.frame[name="${functions[0]}"] rect`).evaluateAll(
+      (rects) => rects.every((r) => r.getBoundingClientRect().width < 1));
+    assert.ok(hidden, `${functions[0]} is still drawn after zooming into ${functions[1]}`);
+    await shot('zoomed.png');
+    await page.click('#flame-reset');
+
+    // Search highlights the matching frames.
+    await page.fill('#flame-search', functions[2] || functions[0]);
+    await page.waitForFunction((fn) => {
+      const r = document.querySelector(`#flame svg g.frame[name="${fn}"] rect`);
+      return r && r.getAttribute('fill') === '#e600e6';
+    }, functions[2] || functions[0]);
+    assert.match(await page.locator('#flame-details').innerText(), /search: \d+ of \d+ total samples/);
+
+    // Differential view: the tab (default base: the period before the comparison), then two given ranges.
+    await page.click('#tab-diff');
+    await ready();
+    assert.match(await page.locator('#flame-details').innerText(), /base \d+ samples, comparison \d+ samples/);
+    await page.goto('about:blank');  // a fresh load, not a hash change the old view could answer
+    await page.goto(`${baseUrl}/#/target/${encodeURIComponent(target)}?view=diff&${diffQuery}`);
+    await ready();
+    const drawn = (fn) => page.waitForFunction((name) => [...document.querySelectorAll(`#flame svg g.frame[name="${name}"] rect`)]
+      .some((r) => r.getBoundingClientRect().width > 2), fn, { timeout: 20000 });
+    await drawn(grew);
+    await drawn(shrank);
+    // Growth is red (r > b), shrink blue (b > r).
+    const colour = (fn) => page.locator(`#flame svg g.frame[name="${fn}"] rect`).first().evaluate((r) => {
+      const [red, , blue] = r.getAttribute('fill').match(/\d+/g).map(Number);
+      return red > blue ? 'red' : blue > red ? 'blue' : 'grey';
+    });
+    assert.equal(await colour(grew), 'red', `${grew} grew but is not red`);
+    assert.equal(await colour(shrank), 'blue', `${shrank} shrank but is not blue`);
+    await page.locator(`#flame svg g.frame[name="${shrank}"]`).first().hover();
+    assert.match(await page.locator('.flame-tip').innerText(), /before\s+\d+ samples[\s\S]*after\s+\d+ samples[\s\S]*change\s+-/);
+    await shot('diff.png');
+
+    assert.deepEqual(errors, [], 'the page logged errors');
+    assert.deepEqual(offsite, [], 'the page requested something outside the daemon');
+    console.log(`ok: overview, target, ${functions.length} functions, zoom, search, diff; screenshots in ${outDir}`);
+  } finally {
+    await browser.close();
+    fs.rmSync(profileDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e.stack || String(e));
+  process.exit(1);
+});

@@ -1,0 +1,298 @@
+// The dashboard API over real HTTP (Poco server and client) against a real PostgreSQL, with windows
+// written by the real storage writer.
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "dashboard/api.h"
+#include "dashboard/server.h"
+#include "tests/storage/support.h"
+
+namespace perfwatch::dashboard {
+namespace {
+
+using test::at;
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  Poco::Net::HTTPResponse response;
+};
+
+Reply http(std::uint16_t port, const std::string& path, const std::vector<std::pair<std::string, std::string>>& headers = {},
+           const std::string& method = "GET") {
+  Poco::Net::HTTPClientSession session("127.0.0.1", port);
+  session.setTimeout(Poco::Timespan(30, 0));
+  Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+  for (const auto& [k, v] : headers) request.set(k, v);
+  session.sendRequest(request);
+  Reply reply;
+  std::istream& in = session.receiveResponse(reply.response);
+  reply.body.assign(std::istreambuf_iterator<char>(in), {});
+  reply.status = reply.response.getStatus();
+  return reply;
+}
+
+nlohmann::json json_of(const Reply& r) { return nlohmann::json::parse(r.body); }
+
+const nlohmann::json* child(const nlohmann::json& node, const std::string& name) {
+  for (const auto& c : node["children"])
+    if (c["name"] == name) return &c;
+  return nullptr;
+}
+
+// Windows at 1000 s and 1010 s (the support's sample: api has main;parse;vfs_read 3 and main;serve 2),
+// and at 2000 s one where api's serve grew: main;parse;vfs_read 2 and main;serve 8.
+class ApiTest : public test::PgTest {
+ protected:
+  void SetUp() override {
+    PgTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto store = storage::PgStore::connect(connect_options());
+    ASSERT_TRUE(store) << store.error().message;
+    for (std::int64_t t : {1000, 1010}) ASSERT_TRUE((*store)->write_window(test::sample_window("web-01", at(t))));
+    profile::WindowProfile grown = test::sample_window("web-01", at(2000));
+    grown.profile.stacks = {{0, {0, 1, 2}, 2}, {0, {0, 3}, 8}, {1, {0, 4}, 5}};
+    ASSERT_TRUE((*store)->write_window(grown));
+    ASSERT_TRUE((*store)->write_window(test::sample_window("web-02", at(1000))));
+    start("");
+  }
+  void TearDown() override {
+    server_.reset();
+    pool_.reset();
+    PgTest::TearDown();
+  }
+
+  void start(const std::string& token, int threads = 4, QueryPool::Factory factory = nullptr) {
+    server_.reset();
+    pool_ = std::make_unique<QueryPool>(factory ? factory : QueryPool::connect_with(connect_options()), threads,
+                                        std::chrono::seconds(5));
+    ApiOptions options;
+    options.host = "web-01";
+    options.version = "test";
+    options.frequency_hz = 100;
+    options.now = [] { return at(5000); };
+    api_ = std::make_unique<Api>(*pool_, options, std::vector<const MetricsSource*>{});
+    router_ = std::make_unique<Router>(token);
+    api_->install(*router_);
+    ServerOptions server_options;
+    server_options.listen = "127.0.0.1:0";
+    server_options.threads = threads;
+    auto server = Server::start(server_options, *router_);
+    ASSERT_TRUE(server) << server.error().message;
+    server_ = std::move(*server);
+  }
+
+  Reply get(const std::string& path, const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    return http(server_->port(), path, headers);
+  }
+
+  std::unique_ptr<QueryPool> pool_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<Router> router_;
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(ApiTest, ListsTheTargetsOfTheHostInRange) {
+  Reply r = get("/api/v1/targets?from=900&to=1500");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const nlohmann::json doc = json_of(r);
+  EXPECT_EQ(doc["host"], "web-01");
+  ASSERT_EQ(doc["targets"].size(), 2u);
+  EXPECT_EQ(doc["targets"][0]["name"], "api");
+  EXPECT_EQ(doc["targets"][0]["samples"], 10);
+  EXPECT_EQ(doc["targets"][0]["windows"], 2);
+  EXPECT_EQ(doc["targets"][0]["pids"], (nlohmann::json{100, 101}));
+  EXPECT_EQ(doc["targets"][1]["name"], "worker");
+  // Every host with host=*.
+  EXPECT_EQ(json_of(get("/api/v1/targets?from=900&to=1500&host=*"))["targets"].size(), 4u);
+  // The default range is the last hour before now (5000 s): the window at 2000 s only.
+  EXPECT_EQ(json_of(get("/api/v1/targets"))["targets"][0]["windows"], 1);
+}
+
+TEST_F(ApiTest, ProfileIsAFlameTreeOfTheRange) {
+  Reply r = get("/api/v1/targets/api/profile?from=1970-01-01T00:15:00Z&to=1970-01-01T00:25:00Z");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const nlohmann::json doc = json_of(r);
+  EXPECT_EQ(doc["total"], 10);
+  EXPECT_EQ(doc["from"], "1970-01-01T00:15:00Z");
+  const nlohmann::json& tree = doc["tree"];
+  EXPECT_EQ(tree["name"], "api");
+  EXPECT_EQ(tree["value"], 10);
+  const nlohmann::json* main = child(tree, "main");
+  ASSERT_TRUE(main);
+  EXPECT_EQ((*main)["kind"], "native");
+  ASSERT_TRUE(child(*main, "parse"));
+  EXPECT_EQ((*child(*main, "parse"))["value"], 6);
+  const nlohmann::json* read = child(*child(*main, "parse"), "vfs_read");
+  ASSERT_TRUE(read);
+  EXPECT_EQ((*read)["kind"], "kernel");
+  EXPECT_EQ((*child(*main, "serve"))["value"], 4);
+  // min_share leaves out frames below that share of the total: vfs_read (6 of 10) stays, serve (4) goes.
+  const nlohmann::json pruned = json_of(get("/api/v1/targets/api/profile?from=1000&to=1020&min_share=0.5"))["tree"];
+  EXPECT_TRUE(child(*child(*child(pruned, "main"), "parse"), "vfs_read"));
+  EXPECT_FALSE(child(*child(pruned, "main"), "serve"));
+  EXPECT_EQ((*child(pruned, "main"))["value"], 10) << "pruned frames stay in their parent's value";
+  // A target without samples in range is an empty tree, not an error.
+  EXPECT_EQ(json_of(get("/api/v1/targets/nobody/profile?since=1h"))["total"], 0);
+}
+
+TEST_F(ApiTest, DiffNormalizesEachSideToItsTotal) {
+  // Base: 1000-1020 (parse 6 of 10, serve 4 of 10); comparison: 2000 (parse 2 of 10, serve 8 of 10).
+  Reply r = get("/api/v1/targets/api/diff?base_from=1000&base_to=1020&from=2000&to=2010");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const nlohmann::json doc = json_of(r);
+  EXPECT_EQ(doc["base"]["total"], 10);
+  EXPECT_EQ(doc["comparison"]["total"], 10);
+  const nlohmann::json& main = *child(doc["tree"], "main");
+  EXPECT_DOUBLE_EQ((*child(main, "serve"))["delta"].get<double>(), 8 - 4);
+  EXPECT_DOUBLE_EQ((*child(main, "parse"))["delta"].get<double>(), 2 - 6);
+  EXPECT_DOUBLE_EQ(main["delta"].get<double>(), 0);
+  // A base of half the samples counts double: only shares matter.
+  const nlohmann::json one_base = json_of(get("/api/v1/targets/api/diff?base_from=1000&base_to=1005&from=2000&to=2010"));
+  EXPECT_EQ(one_base["base"]["total"], 5);
+  const nlohmann::json& serve = *child(*child(one_base["tree"], "main"), "serve");
+  EXPECT_EQ(serve["base"], 2);
+  EXPECT_DOUBLE_EQ(serve["delta"].get<double>(), 8 - 2 * 2.0);
+}
+
+TEST_F(ApiTest, RepeatedRequestsReuseTheTreeUntilTheWindowsChange) {
+  // The default range, the hour before now (5000 s), holds the window at 2000 s.
+  const nlohmann::json first = json_of(get("/api/v1/targets/api/profile"));
+  EXPECT_EQ(first["total"], 10);
+  EXPECT_EQ(json_of(get("/api/v1/targets/api/profile?from=1500&to=4000")),
+            [&] { nlohmann::json d = first; d["from"] = "1970-01-01T00:25:00Z"; d["to"] = "1970-01-01T01:06:40Z"; return d; }())
+      << "the same windows under another range: the same tree, the request's own range";
+  // A window arrives (late, from a spool) inside the range: the answer changes with it.
+  auto store = storage::PgStore::connect(connect_options());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE((*store)->write_window(test::sample_window("web-01", at(3000))));
+  const nlohmann::json second = json_of(get("/api/v1/targets/api/profile"));
+  EXPECT_EQ(second["total"], 15);
+  EXPECT_EQ((*child(second["tree"], "main"))["value"], 15);
+}
+
+TEST_F(ApiTest, BadParametersGet400WithAMessage) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"/api/v1/targets?since=abc", "since: "},
+      {"/api/v1/targets?since=0s", "since must be longer than 0"},
+      {"/api/v1/targets?from=yesterday", "from: cannot read time 'yesterday'"},
+      {"/api/v1/targets?from=2000&to=1000", "to must be later than from"},
+      {"/api/v1/targets?to=1000", "to needs from"},
+      {"/api/v1/targets?since=1h&from=1000", "use either since or from/to, not both"},
+      {"/api/v1/targets?sinse=1h", "unknown parameter 'sinse'"},
+      {"/api/v1/targets?since=1h&since=2h", "parameter 'since' given more than once"},
+      {"/api/v1/targets?host=", "host must not be empty"},
+      {"/api/v1/targets?since=%zz", "malformed percent-escape"},
+      {"/api/v1/targets/api/diff?since=1h", "missing base_from"},
+      {"/api/v1/targets/api/diff?base_from=5&base_to=1", "base_to must be later than base_from"},
+      {"/api/v1/targets/api/pprof?format=svg", "unknown parameter 'format'"},
+      {"/metrics?x=1", "this endpoint takes none"},
+      {"/api/v1/targets/api/profile?min_share=1", "min_share must be a number from 0"},
+      {"/api/v1/targets/api/profile?min_share=-0.1", "min_share must be a number from 0"},
+      {"/api/v1/targets/api/diff?base_from=1&min_share=x", "min_share must be a number from 0"},
+  };
+  for (const auto& [path, message] : cases) {
+    Reply r = get(path);
+    EXPECT_EQ(r.status, 400) << path;
+    EXPECT_EQ(r.response.getContentType(), "application/json") << path;
+    EXPECT_NE(json_of(r)["error"].get<std::string>().find(message), std::string::npos) << path << ": " << r.body;
+  }
+}
+
+TEST_F(ApiTest, UnknownRoutesGet404) {
+  for (const char* path : {"/api/v1/nothing", "/api/v2/targets", "/api/v1/targets/api", "/index.php"}) {
+    Reply r = get(path);
+    EXPECT_EQ(r.status, 404) << path;
+    EXPECT_NE(json_of(r)["error"].get<std::string>().find("no such endpoint"), std::string::npos);
+  }
+  EXPECT_EQ(http(server_->port(), "/api/v1/targets", {}, "DELETE").status, 405);
+}
+
+TEST_F(ApiTest, BearerTokenGuardsTheApiButNotHealthz) {
+  start("0123456789abcdef");
+  EXPECT_EQ(get("/api/v1/targets").status, 401);
+  EXPECT_EQ(get("/metrics").status, 401);
+  EXPECT_EQ(get("/api/v1/targets", {{"Authorization", "Bearer 0123456789abcdeX"}}).status, 401);
+  EXPECT_EQ(get("/api/v1/targets", {{"Authorization", "Bearer 0123456789abcdef"}}).status, 200);
+  EXPECT_EQ(get("/healthz").status, 200);
+}
+
+TEST_F(ApiTest, SendsNoCorsHeaders) {
+  Reply r = get("/api/v1/targets", {{"Origin", "http://attacker.example"}});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_FALSE(r.response.has("Access-Control-Allow-Origin"));
+  Reply preflight = http(server_->port(), "/api/v1/targets",
+                         {{"Origin", "http://attacker.example"}, {"Access-Control-Request-Method", "GET"}}, "OPTIONS");
+  EXPECT_EQ(preflight.status, 405);
+  EXPECT_FALSE(preflight.response.has("Access-Control-Allow-Origin"));
+}
+
+TEST_F(ApiTest, ExportsFoldedSpeedscopeAndPprofThatGoToolPprofReads) {
+  Reply folded = get("/api/v1/targets/api/folded?from=1000&to=1020");
+  ASSERT_EQ(folded.status, 200);
+  EXPECT_EQ(folded.body, "main;parse;vfs_read 6\nmain;serve 4\n");
+  EXPECT_EQ(folded.response.get("Content-Disposition"), "attachment; filename=\"api.folded\"");
+
+  Reply speedscope = get("/api/v1/targets/api/speedscope?from=1000&to=1020");
+  ASSERT_EQ(speedscope.status, 200);
+  EXPECT_EQ(json_of(speedscope)["profiles"][0]["endValue"], 10);
+
+  Reply pprof = get("/api/v1/targets/api/pprof?from=1000&to=1020");
+  ASSERT_EQ(pprof.status, 200);
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("pw-pprof-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "api.pb.gz").string();
+  std::ofstream(file, std::ios::binary) << pprof.body;
+  // HOME and GOCACHE in the scratch directory: the tool may write there, and CI's may be unset.
+  const std::string command = "HOME=" + dir.string() + " GOCACHE=" + dir.string() + " " + GO_PATH +
+                              " tool pprof -top -sample_index=samples " + file + " 2>&1";
+  std::unique_ptr<FILE, decltype(&pclose)> pipe(popen(command.c_str(), "r"), pclose);
+  ASSERT_TRUE(pipe);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = fread(buf, 1, sizeof buf, pipe.get())) out.append(buf, n);
+  EXPECT_EQ(pclose(pipe.release()), 0) << out;
+  std::filesystem::remove_all(dir);
+  // -top: flat and cumulative sample counts per function.
+  EXPECT_NE(out.find("Type: samples"), std::string::npos) << out;
+  EXPECT_NE(out.find("Showing nodes accounting for 10, 100% of 10 total"), std::string::npos) << out;
+  EXPECT_NE(out.find("6 60.00% 60.00%          6 60.00%  vfs_read"), std::string::npos) << out;
+  EXPECT_NE(out.find("0     0%   100%         10   100%  main"), std::string::npos) << out;
+}
+
+TEST_F(ApiTest, FiftyConcurrentClientsOnFourThreadsAllSucceed) {
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 50; ++c)
+    clients.emplace_back([&] {
+      for (int i = 0; i < 4; ++i) {
+        try {
+          (get("/api/v1/targets/api/profile?from=1000&to=1020").status == 200 ? ok : failed)++;
+        } catch (const std::exception&) {
+          failed++;
+        }
+      }
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 200);
+  EXPECT_EQ(failed.load(), 0);
+}
+
+TEST_F(ApiTest, UnreachableDatabaseIs503WithTheReason) {
+  start("", 2, [] { return Result<std::unique_ptr<storage::Query>>(make_error("cannot connect to PostgreSQL: refused")); });
+  Reply r = get("/api/v1/targets");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(json_of(r)["error"], "cannot connect to PostgreSQL: refused");
+  EXPECT_EQ(get("/healthz").status, 200);
+}
+
+}  // namespace
+}  // namespace perfwatch::dashboard
