@@ -68,7 +68,7 @@ std::vector<Round> per_window(std::span<const W> windows, const char* rule, Hold
 }
 
 std::string deploy_text(const std::optional<Deploy>& deploy) {
-  return deploy ? " after the deploy at " + format_time(deploy->at) + " (" + deploy->summary + ")" : "";
+  return deploy ? ", following the deploy at " + format_time(deploy->at) + " (" + deploy->summary + ")" : "";
 }
 
 }  // namespace

@@ -125,7 +125,7 @@ TEST(RegressionObservations, SayWhatRoseWhenAndAfterWhichDeploy) {
   EXPECT_TRUE(o.condition);
   EXPECT_EQ(o.labels.at("alertname"), "LatencyRegression");
   EXPECT_EQ(o.annotations.at("summary"),
-            "p95 latency of api/load rose +25% (20ms -> 25ms) at 2027-01-15T08:10:00Z after the deploy at "
+            "p95 latency of api/load rose +25% (20ms -> 25ms) at 2027-01-15T08:10:00Z, following the deploy at "
             "2027-01-15T08:09:50Z (executable /srv/api build-id 1a2b3c4d5e6f -> 6f5e4d3c2b1a)");
 
   FunctionTable functions;

@@ -1,11 +1,8 @@
 // End to end: the real perfwatchd profiles tests/workloads/cpu_split and serves its dashboard; a real
 // Prometheus scrapes /metrics (label bpf) and Debian's chromium, driven by playwright-core, uses the
 // web UI (label browser). Needs root, BTF, prometheus, node and chromium; fails loudly without them.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <Poco/Net/HTTPClientSession.h>
@@ -23,19 +20,6 @@ namespace perfwatch::e2e {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A port no one listens on right now (the kernel's pick for an ephemeral bind).
-std::uint16_t free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path) {
   try {
