@@ -252,5 +252,32 @@ TEST_F(DeliveryTest, AnUnreadableNotificationIsSetAsideAndTheRestDelivered) {
   EXPECT_EQ(receiver_.requests().size(), 1u);
 }
 
+// HTTPS through Poco NetSSL: a receiver whose certificate the configured CA vouches for gets the
+// notification; one the system does not trust is a transport error, retried, never sent in clear.
+TEST_F(DeliveryTest, HttpsReceiversAreVerified) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("pw-tls-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
+  const std::string command = std::string(OPENSSL_PATH) +
+                              " req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+                              " -addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert +
+                              " 2>/dev/null";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  WebhookReceiver tls(test::TlsFiles{cert, key});
+  config::Receiver trusted = webhook("trusted", tls.url("/trusted"));
+  trusted.ca_file = cert;
+  config::Receiver untrusted = webhook("untrusted", tls.url("/untrusted"));
+  start({trusted, untrusted});
+  queue("trusted", notice("load", true));
+  queue("untrusted", notice("load", true));
+  ASSERT_TRUE(eventually("receiver = 'trusted' AND state = 'delivered'"));
+  ASSERT_TRUE(eventually("receiver = 'untrusted' AND state = 'pending' AND attempts >= 1 AND last_error LIKE 'transport:%'"));
+  const auto got = tls.requests();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].path, "/trusted");
+  EXPECT_EQ(got[0].json()["version"], "4");
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace perfwatch::alerts

@@ -5,6 +5,8 @@
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/StreamCopier.h>
 
@@ -44,12 +46,12 @@ class Factory final : public Poco::Net::HTTPRequestHandlerFactory {
 
 }  // namespace
 
-WebhookReceiver::WebhookReceiver() { start(); }
+WebhookReceiver::WebhookReceiver(std::optional<TlsFiles> tls) : tls_(std::move(tls)) { start(); }
 
 WebhookReceiver::~WebhookReceiver() { stop(); }
 
 std::string WebhookReceiver::url(const std::string& path) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + path;
+  return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_) + path;
 }
 
 void WebhookReceiver::respond_with(std::vector<int> statuses) {
@@ -59,6 +61,11 @@ void WebhookReceiver::respond_with(std::vector<int> statuses) {
 
 void WebhookReceiver::start() {
   Poco::Net::ServerSocket socket;
+  if (tls_) {
+    Poco::Net::initializeSSL();
+    socket = Poco::Net::SecureServerSocket(new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, tls_->key,
+                                                                  tls_->certificate, "", Poco::Net::Context::VERIFY_NONE));
+  }
   socket.bind(Poco::Net::SocketAddress("127.0.0.1", port_), true);
   socket.listen();
   port_ = socket.address().port();

@@ -1,5 +1,5 @@
 #pragma once
-// A real HTTP webhook receiver for the alert tests (Poco's HTTP server on 127.0.0.1): records every
+// A real HTTP(S) webhook receiver for the alert tests (Poco's HTTP server on 127.0.0.1): records every
 // request and answers with the statuses it is told to, then 200. It can be stopped and started again
 // on the same port, to play a receiver that is down for a while.
 #include <Poco/Net/HTTPServer.h>
@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -25,9 +26,15 @@ struct ReceivedRequest {
   nlohmann::json json() const { return nlohmann::json::parse(body, nullptr, false); }
 };
 
+// A certificate and its private key (PEM files): the receiver then speaks HTTPS.
+struct TlsFiles {
+  std::string certificate;
+  std::string key;
+};
+
 class WebhookReceiver {
  public:
-  WebhookReceiver();  // listening on an ephemeral port
+  explicit WebhookReceiver(std::optional<TlsFiles> tls = std::nullopt);  // listening on an ephemeral port
   ~WebhookReceiver();
   WebhookReceiver(const WebhookReceiver&) = delete;
   WebhookReceiver& operator=(const WebhookReceiver&) = delete;
@@ -52,6 +59,7 @@ class WebhookReceiver {
   mutable std::condition_variable arrived_;
   std::vector<ReceivedRequest> requests_;
   std::deque<int> statuses_;
+  std::optional<TlsFiles> tls_;
   std::uint16_t port_ = 0;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
