@@ -22,6 +22,7 @@
 #include "collector/symbolizer.h"
 #include "collector/tracefs.h"
 #include "common/log.h"
+#include "daemon/alert_metrics.h"
 #include "daemon/deploy_tracker.h"
 #include "daemon/health.h"
 #include "daemon/proc_reader.h"
@@ -193,6 +194,7 @@ class Daemon {
 
   void start_dashboard() {
     health_ = std::make_unique<HealthMetrics>(PERFWATCH_VERSION, host_, writer_.get());
+    alert_metrics_ = std::make_unique<AlertMetrics>(engine_.get(), dispatcher_.get());
     // One connection per serving thread at most: a request holds one while it queries.
     query_pool_ = std::make_unique<dashboard::QueryPool>(dashboard::QueryPool::connect_with(database_),
                                                           cfg_.dashboard.threads, seconds(5));
@@ -202,7 +204,8 @@ class Daemon {
     api_options.frequency_hz = cfg_.sampling.frequency_hz;
     api_options.tiers = cfg_.tiers;
     api_ = std::make_unique<dashboard::Api>(*query_pool_, std::move(api_options),
-                                            std::vector<const dashboard::MetricsSource*>{health_.get()});
+                                            std::vector<const dashboard::MetricsSource*>{health_.get(),
+                                                                                         alert_metrics_.get()});
     router_ = std::make_unique<dashboard::Router>(read_token(cfg_.dashboard.token_file));
     api_->install(*router_);
     dashboard::install_assets(*router_);
@@ -455,6 +458,7 @@ class Daemon {
     writer_->flush(seconds(20));
     health_->set_writer(nullptr);
     writer_.reset();
+    alert_metrics_->detach();
     engine_.reset();
     dispatcher_.reset();
     rollups_.reset();
@@ -477,6 +481,7 @@ class Daemon {
   storage::ConnectOptions database_;
   std::unique_ptr<storage::RollupWorker> rollups_;
   std::unique_ptr<HealthMetrics> health_;
+  std::unique_ptr<AlertMetrics> alert_metrics_;
   std::unique_ptr<dashboard::QueryPool> query_pool_;
   std::unique_ptr<dashboard::Api> api_;
   std::unique_ptr<dashboard::Router> router_;

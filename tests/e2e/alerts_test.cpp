@@ -21,10 +21,10 @@ const std::string cpu_split = CPU_SPLIT_PATH;
 const std::string cpu_split_v2 = CPU_SPLIT_V2_PATH;
 
 // 1-second windows at 999 Hz: a point of the CPU series per window; regressions examined every 2 s.
-std::string config(const std::string& receiver_url, const std::string& cmdline) {
+std::string config(const std::string& receiver_url, const std::string& cmdline, std::uint16_t dashboard_port = 0) {
   return "log_level: info\n"
          "sampling:\n  frequency_hz: 999\n  window: 1s\n"
-         "dashboard:\n  listen: 127.0.0.1:" + std::to_string(free_port()) + "\n"
+         "dashboard:\n  listen: 127.0.0.1:" + std::to_string(dashboard_port ? dashboard_port : free_port()) + "\n"
          "alerts:\n"
          "  external_url: http://perfwatch.test:7460\n"
          "  evaluation_interval: 1s\n"
@@ -71,7 +71,8 @@ void expect_names_hot_b(const nlohmann::json& alert) {
 
 TEST(AlertsE2E, AHotFunctionTwentyPercentSlowerMidRunIsNamed) {
   test::WebhookReceiver receiver;
-  Daemon daemon("alerts-slowdown", config(receiver.url(), "cpu_split slowdown"));
+  const std::uint16_t dashboard = free_port();
+  Daemon daemon("alerts-slowdown", config(receiver.url(), "cpu_split slowdown", dashboard));
   ASSERT_TRUE(daemon.started());
   auto [code, out] = run({cpu_split, "slowdown", "50", "25"});
   ASSERT_EQ(code, 0) << out;
@@ -94,6 +95,12 @@ TEST(AlertsE2E, AHotFunctionTwentyPercentSlowerMidRunIsNamed) {
   auto [table_code, table] = daemon.cli({"alerts"});
   EXPECT_EQ(table_code, 0);
   EXPECT_NE(table.find("firing    CpuRegression  app"), std::string::npos) << table;
+
+  // And /metrics counts the delivery.
+  const auto [status, metrics] = http_get(dashboard, "/metrics");
+  ASSERT_EQ(status, 200) << metrics;
+  EXPECT_NE(metrics.find("perfwatch_alert_notifications_total{result=\"delivered\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("perfwatch_alerts_active 1\n"), std::string::npos) << metrics;
 }
 
 TEST(AlertsE2E, ARegressionSaysWhichDeployItFollows) {

@@ -5,9 +5,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
 #include <nlohmann/json.hpp>
 
 #include <ctime>
@@ -20,20 +17,6 @@ namespace perfwatch::e2e {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path) {
-  try {
-    Poco::Net::HTTPClientSession session("127.0.0.1", port);
-    session.setTimeout(Poco::Timespan(10, 0));
-    Poco::Net::HTTPRequest request("GET", path, Poco::Net::HTTPMessage::HTTP_1_1);
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    return {response.getStatus(), std::string(std::istreambuf_iterator<char>(in), {})};
-  } catch (const std::exception& e) {
-    return {0, e.what()};
-  }
-}
 
 std::string iso_time(std::time_t t) {
   std::tm tm{};

@@ -29,6 +29,8 @@ std::pair<int, std::string> run(const std::vector<std::string>& argv, const std:
 std::string slurp(const std::string& path);
 // A port no one listens on right now (the kernel's pick for an ephemeral bind).
 std::uint16_t free_port();
+// GET http://127.0.0.1:PORT/PATH: {status, body}, or {0, the error} when it cannot connect.
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path);
 
 // A running perfwatchd in a private directory (state, config, log), stopped with SIGTERM by stop().
 class Daemon {
