@@ -9,6 +9,7 @@ namespace perfwatch::alerts {
 namespace {
 
 using namespace std::chrono_literals;
+using profile::format_ns;
 
 std::string printf_string(const char* format, auto... args) {
   char buf[512];
@@ -72,13 +73,6 @@ std::string deploy_text(const std::optional<Deploy>& deploy) {
 }
 
 }  // namespace
-
-std::string format_ns(double ns) {
-  if (ns < 1e3) return printf_string("%.3gns", ns);
-  if (ns < 1e6) return printf_string("%.3gus", ns / 1e3);
-  if (ns < 1e9) return printf_string("%.3gms", ns / 1e6);
-  return printf_string("%.3gs", ns / 1e9);
-}
 
 std::vector<Round> tier_rounds(std::span<const LatencyWindow> windows, const config::TierRule& rule,
                                const RuleContext& context) {

@@ -74,7 +74,4 @@ inline constexpr const char* cache_rule = "cache_floor";
 inline constexpr const char* latency_regression_rule = "latency_regression";
 inline constexpr const char* cpu_regression_rule = "cpu_regression";
 
-// "812ms", "1.25s", "35us": latencies in notifications.
-std::string format_ns(double ns);
-
 }  // namespace perfwatch::alerts

@@ -21,6 +21,8 @@ function(perfwatch_bpf_skeleton name source)
     COMMAND "${BPF_CLANG}" -g -O2 -target bpf -D__TARGET_ARCH_x86 -mcpu=v3
             -Wall -Werror
             -I "${PERFWATCH_VMLINUX_DIR}" -I "${CMAKE_SOURCE_DIR}/probes"
+            # <bpf/usdt.bpf.h> includes <linux/errno.h>, whose <asm/errno.h> is arch-specific.
+            -idirafter "/usr/include/${CMAKE_LIBRARY_ARCHITECTURE}"
             -MD -MF "${dep}" -MT "${obj}"
             -c "${src}" -o "${obj}.tmp"
     # Strip DWARF (BTF stays): smaller skeleton, same CO-RE relocations.

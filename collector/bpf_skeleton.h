@@ -3,6 +3,9 @@
 // skeletons, whose C++ API provides Skel::open/load/destroy. libbpf errors become Results.
 #include <bpf/libbpf.h>
 
+#include <array>
+#include <vector>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -10,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/log.h"
 #include "common/result.h"
 
 namespace perfwatch::collector {
@@ -31,6 +35,20 @@ inline Result<void> set_max_entries(bpf_map* map, std::uint32_t entries) {
   if (int err = bpf_map__set_max_entries(map, entries))
     return libbpf_error(std::string("map ") + bpf_map__name(map) + ": set_max_entries", err);
   return {};
+}
+
+// The value at key of a per-CPU array of N counters, summed over CPUs; zeros (logged) on failure.
+template <std::size_t N>
+std::array<std::uint64_t, N> sum_per_cpu(const bpf_map* map, std::uint32_t key) {
+  std::vector<std::array<std::uint64_t, N>> per_cpu(static_cast<std::size_t>(libbpf_num_possible_cpus()));
+  std::array<std::uint64_t, N> sum{};
+  if (int err = bpf_map__lookup_elem(map, &key, sizeof(key), per_cpu.data(), per_cpu.size() * sizeof(sum), 0)) {
+    log::error("read per-CPU counters", {{"map", bpf_map__name(map)}, {"error", std::strerror(-err)}});
+    return sum;
+  }
+  for (const auto& cpu : per_cpu)
+    for (std::size_t i = 0; i < N; ++i) sum[i] += cpu[i];
+  return sum;
 }
 
 // configure(Skel&) -> Result<void> runs between open and load.

@@ -109,6 +109,12 @@ std::optional<std::uint64_t> file_offset_to_vaddr(std::span<const LoadSegment> s
   return std::nullopt;
 }
 
+std::optional<std::uint64_t> vaddr_to_file_offset(std::span<const LoadSegment> segments, std::uint64_t vaddr) {
+  for (const LoadSegment& s : segments)
+    if (vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz) return vaddr - s.vaddr + s.offset;
+  return std::nullopt;
+}
+
 void SymbolTable::Builder::add(std::string_view name, std::uint64_t addr, std::uint64_t size, std::uint64_t section_end,
                                Kind kind, Binding binding) {
   // Versioned definitions appear in .symtab as "name@VERSION" or "name@@VERSION".
@@ -269,6 +275,40 @@ bool ElfFile::has_symtab() const {
   return false;
 }
 
+// Calls f(symbol, name) for each named symbol of .symtab and .dynsym defined in a section.
+template <typename F>
+void for_each_defined_symbol(Elf* elf, F&& f) {
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) ||
+        shdr.sh_entsize == 0)
+      continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    // A separate debug file keeps .dynsym's header but not its contents.
+    if (data == nullptr || data->d_buf == nullptr) continue;
+    std::size_t count = shdr.sh_size / shdr.sh_entsize;
+    for (std::size_t i = 0; i < count; ++i) {
+      GElf_Sym sym;
+      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
+      if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
+      const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
+      if (name != nullptr) f(sym, name);
+    }
+  }
+}
+
+bool ElfFile::has_section(std::string_view name) const {
+  std::size_t names_index = 0;
+  if (elf_getshdrstrndx(elf_, &names_index) != 0) return false;
+  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr) continue;
+    const char* section = elf_strptr(elf_, names_index, shdr.sh_name);
+    if (section != nullptr && section == name) return true;
+  }
+  return false;
+}
+
 void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
   struct Section {
     std::uint64_t end = 0;
@@ -282,40 +322,33 @@ void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
     if (gelf_getshdr(scn, &shdr) != nullptr)
       sections[elf_ndxscn(scn)] = {shdr.sh_addr + shdr.sh_size, (shdr.sh_flags & SHF_EXECINSTR) != 0};
   }
+  for_each_defined_symbol(elf_, [&](const GElf_Sym& sym, const char* name) {
+    if (sym.st_shndx >= std::min<std::size_t>(SHN_LORESERVE, sections.size())) return;
+    int type = GELF_ST_TYPE(sym.st_info);
+    const Section& section = sections[sym.st_shndx];
+    SymbolTable::Kind kind;
+    if (type == STT_FUNC || type == STT_GNU_IFUNC)
+      kind = SymbolTable::Kind::function;
+    else if (type == STT_NOTYPE && section.code)
+      kind = SymbolTable::Kind::label;
+    else
+      return;
+    int bind = GELF_ST_BIND(sym.st_info);
+    auto binding = bind == STB_WEAK    ? SymbolTable::Binding::weak
+                   : bind == STB_LOCAL ? SymbolTable::Binding::local
+                                       : SymbolTable::Binding::global;
+    builder.add(name, sym.st_value, sym.st_size, section.end, kind, binding);
+  });
+}
 
-  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf_, scn)) != nullptr;) {
-    GElf_Shdr shdr;
-    if (gelf_getshdr(scn, &shdr) == nullptr || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) ||
-        shdr.sh_entsize == 0)
-      continue;
-    Elf_Data* data = elf_getdata(scn, nullptr);
-    // A separate debug file keeps .dynsym's header but not its contents.
-    if (data == nullptr || data->d_buf == nullptr) continue;
-    std::size_t count = shdr.sh_size / shdr.sh_entsize;
-    for (std::size_t i = 0; i < count; ++i) {
-      GElf_Sym sym;
-      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
-      if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= std::min<std::size_t>(SHN_LORESERVE, sections.size()) ||
-          sym.st_value == 0)
-        continue;
-      int type = GELF_ST_TYPE(sym.st_info);
-      const Section& section = sections[sym.st_shndx];
-      SymbolTable::Kind kind;
-      if (type == STT_FUNC || type == STT_GNU_IFUNC)
-        kind = SymbolTable::Kind::function;
-      else if (type == STT_NOTYPE && section.code)
-        kind = SymbolTable::Kind::label;
-      else
-        continue;
-      const char* name = elf_strptr(elf_, shdr.sh_link, sym.st_name);
-      if (name == nullptr) continue;
-      int bind = GELF_ST_BIND(sym.st_info);
-      auto binding = bind == STB_WEAK    ? SymbolTable::Binding::weak
-                     : bind == STB_LOCAL ? SymbolTable::Binding::local
-                                         : SymbolTable::Binding::global;
-      builder.add(name, sym.st_value, sym.st_size, section.end, kind, binding);
-    }
-  }
+std::optional<std::uint64_t> ElfFile::function_address(std::string_view name) const {
+  std::optional<std::uint64_t> address;
+  for_each_defined_symbol(elf_, [&](const GElf_Sym& sym, const char* sym_name) {
+    const std::string_view found(sym_name);
+    if (!address && GELF_ST_TYPE(sym.st_info) == STT_FUNC && found.substr(0, found.find('@')) == name)
+      address = sym.st_value;
+  });
+  return address;
 }
 
 Result<std::uint32_t> ElfFile::crc32() const {
@@ -334,6 +367,15 @@ Result<std::uint32_t> ElfFile::crc32() const {
 std::size_t ElfImage::memory_bytes() const {
   return sizeof(*this) + build_id.capacity() + segments.capacity() * sizeof(LoadSegment) + symbols.memory_bytes() +
          debug_file.capacity();
+}
+
+std::optional<std::uint64_t> find_function(const ElfFile& file, const DebugInfoSearch& search, std::string_view name) {
+  if (auto address = file.function_address(name)) return address;
+  if (file.has_symtab()) return std::nullopt;
+  const std::string build_id = file.build_id();
+  auto debug = find_by_build_id(build_id, search);
+  if (!debug) debug = find_by_debuglink(file, build_id, search);
+  return debug ? debug->elf.function_address(name) : std::nullopt;
 }
 
 ElfImage load_elf_image(const ElfFile& file, const DebugInfoSearch& search) {

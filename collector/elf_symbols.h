@@ -25,6 +25,8 @@ struct LoadSegment {
 
 // The ELF virtual address of a file offset, through the PT_LOAD segment holding it.
 std::optional<std::uint64_t> file_offset_to_vaddr(std::span<const LoadSegment> segments, std::uint64_t offset);
+// The reverse: the file offset of an ELF virtual address (what a uprobe is attached at).
+std::optional<std::uint64_t> vaddr_to_file_offset(std::span<const LoadSegment> segments, std::uint64_t vaddr);
 
 // Sorted, non-overlapping address ranges with names: one blob of NUL-terminated names and 16 bytes
 // per symbol, since a daemon keeps many binaries' tables for a long time.
@@ -96,8 +98,12 @@ class ElfFile {
   std::optional<Debuglink> debuglink() const;
   std::vector<LoadSegment> load_segments() const;
   bool has_symtab() const;
+  bool has_section(std::string_view name) const;
   // Adds the functions of .symtab and .dynsym (both: a .symtab may omit what only .dynsym has).
   void add_symbols(SymbolTable::Builder& builder) const;
+  // The address of the defined function (STT_FUNC) of that exact name ("@VERSION" ignored) in .symtab
+  // or .dynsym. Unlike SymbolTable, keeps every alias.
+  std::optional<std::uint64_t> function_address(std::string_view name) const;
   // CRC-32 of the whole file, as .gnu_debuglink records it.
   Result<std::uint32_t> crc32() const;
 
@@ -124,6 +130,9 @@ struct DebugInfoSearch {
   // Opens a path as the process sees it (for debug files beside the binary); an invalid fd on failure.
   std::function<UniqueFd(const std::string& path)> open_as_process;
 };
+
+// The function's address in file, else in its separate debug info (found as load_elf_image does).
+std::optional<std::uint64_t> find_function(const ElfFile& file, const DebugInfoSearch& search, std::string_view name);
 
 // Reads file's segments and symbols. Without a .symtab, completes them from separate debug info:
 // <debug_dir>/.build-id/xx/rest.debug, then .gnu_debuglink beside the binary, in its .debug/ and

@@ -1,12 +1,13 @@
 #pragma once
-// File helpers for the symbolizer: an owned descriptor, whole-file reads (of /proc files, whose
-// size stat cannot tell) and file identities.
+// File helpers for the symbolizer and the latency probes: an owned descriptor, whole-file reads (of
+// /proc files, whose size stat cannot tell), file identities and opening a process's mapped files.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
 #include <utility>
 
+#include "collector/proc_maps.h"
 #include "common/result.h"
 
 namespace perfwatch::collector {
@@ -44,5 +45,13 @@ Result<std::string> read_file(const std::string& path);
 // "DEV:INODE:MTIME:SIZE": names one version of a file (a file rewritten in place differs in mtime
 // or size), for caches of what was parsed from it.
 std::string file_identity(const struct stat& st);
+
+UniqueFd open_read_only(const std::string& path);
+
+// The file behind a mapping of process pid: /proc/PID/map_files (works for deleted files and other
+// mount namespaces; needs CAP_SYS_ADMIN), else PROC/PID/root/PATH or PATH when their device and
+// inode are the mapping's.
+Result<UniqueFd> open_mapped_file(const std::string& proc_root, std::int32_t pid, const MapEntry& entry,
+                                  bool use_map_files = true);
 
 }  // namespace perfwatch::collector

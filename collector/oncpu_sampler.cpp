@@ -123,16 +123,7 @@ Result<void> OncpuSampler::attach_all_cpus(std::uint32_t frequency_hz) {
 }
 
 OncpuSampler::Counters OncpuSampler::read_counters(std::uint32_t parity) const {
-  std::vector<oncpu_counters> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
-  Counters sum{};
-  if (int err = bpf_map__lookup_elem(skel_->maps.counters, &parity, sizeof(parity), per_cpu.data(),
-                                     per_cpu.size() * sizeof(oncpu_counters), 0)) {
-    log::error("oncpu: read counters", {{"error", std::strerror(-err)}});
-    return sum;
-  }
-  for (const oncpu_counters& c : per_cpu)
-    for (size_t i = 0; i < sum.size(); ++i) sum[i] += c.c[i];
-  return sum;
+  return sum_per_cpu<ONCPU_COUNTER_MAX>(skel_->maps.counters, parity);
 }
 
 Result<void> OncpuSampler::watch(std::int32_t tgid, std::uint32_t generation, std::uint32_t target) {
@@ -167,11 +158,7 @@ std::uint64_t OncpuSampler::total_samples() const {
 DrainResult OncpuSampler::drain() {
   std::lock_guard lock(drain_mutex_);
   DrainResult result;
-  std::uint32_t epoch = __atomic_load_n(&skel_->bss->epoch, __ATOMIC_RELAXED);
-  std::uint32_t parity = epoch & 1;
-  __atomic_store_n(&skel_->bss->epoch, epoch + 1, __ATOMIC_SEQ_CST);
-  rcu_sync_->wait();
-  // From here on nothing writes the old parity's maps until the next drain flips back.
+  const std::uint32_t parity = rcu_sync_->flip(&skel_->bss->epoch);
 
   Counters now = read_counters(parity);
   Counters& before = drained_counters_[parity];

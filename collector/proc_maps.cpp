@@ -1,13 +1,9 @@
 #include "collector/proc_maps.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-#include <cerrno>
 #include <charconv>
 #include <cstdio>
-#include <cstring>
 
 namespace perfwatch::collector {
 namespace {
@@ -89,26 +85,6 @@ std::vector<MapEntry> parse_maps(std::string_view text) {
     text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
   }
   return entries;
-}
-
-Result<UniqueFd> open_mapped_file(const std::string& proc_root, std::int32_t pid, const MapEntry& e,
-                                  bool use_map_files) {
-  auto open_read_only = [](const std::string& path) { return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); };
-  std::string proc_pid = proc_root + "/" + std::to_string(pid);
-  if (use_map_files) {
-    if (UniqueFd fd = open_read_only(proc_pid + "/map_files/" + e.map_files_name())) return fd;
-  }
-  // A path may name another file by now: only the one with the mapping's device and inode will do.
-  std::string error = "no file with the mapping's device and inode";
-  for (const std::string& path : {proc_pid + "/root" + e.path, e.path}) {
-    UniqueFd fd = open_read_only(path);
-    struct stat st {};
-    if (!fd)
-      error = path + ": " + std::strerror(errno);
-    else if (fstat(fd.get(), &st) == 0 && e.same_file(st.st_dev, st.st_ino))
-      return fd;
-  }
-  return make_error(error);
 }
 
 }  // namespace perfwatch::collector

@@ -1,6 +1,6 @@
 #pragma once
 // Parsing /proc/PID/maps: which file (as the process sees it, and by device and inode) backs each
-// address range. Pure functions, so they are unit-tested on text; and opening a mapped file.
+// address range. Pure functions, so they are unit-tested on text.
 #include <sys/types.h>
 
 #include <cstdint>
@@ -8,9 +8,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "collector/files.h"
-#include "common/result.h"
 
 namespace perfwatch::collector {
 
@@ -35,11 +32,5 @@ struct MapEntry {
 std::optional<MapEntry> parse_maps_line(std::string_view line);
 // Every well-formed line of a maps file, in file order (which is address order).
 std::vector<MapEntry> parse_maps(std::string_view text);
-
-// Opens the file behind a file-backed mapping of process pid: PROC/PID/map_files/START-END (the
-// mapped file itself, even deleted, replaced or in another mount namespace; needs CAP_SYS_ADMIN),
-// else PROC/PID/root/PATH, else PATH, the last two only when their device and inode match.
-Result<UniqueFd> open_mapped_file(const std::string& proc_root, std::int32_t pid, const MapEntry& entry,
-                                  bool use_map_files = true);
 
 }  // namespace perfwatch::collector

@@ -35,4 +35,12 @@ bool RcuSync::wait() const {
   return true;
 }
 
+std::uint32_t RcuSync::flip(std::uint32_t* epoch) const {
+  const std::uint32_t old = __atomic_load_n(epoch, __ATOMIC_RELAXED);
+  __atomic_store_n(epoch, old + 1, __ATOMIC_SEQ_CST);
+  wait();
+  // From here on nothing writes the old parity's maps until the next flip makes it current again.
+  return old & 1;
+}
+
 }  // namespace perfwatch::collector

@@ -79,7 +79,6 @@ std::string demangle(std::string_view name) {
 // Return addresses point after the call; the call itself belongs to the caller's line and function.
 std::uint64_t lookup_address(std::size_t index, std::uint64_t ip) { return index > 0 && ip > 0 ? ip - 1 : ip; }
 
-UniqueFd open_read_only(const std::string& path) { return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); }
 
 // The daemon's own vDSO image: the kernel maps the same one into every 64-bit process.
 std::span<const char> own_vdso() {

@@ -24,6 +24,26 @@ bool parse_frame_kind(std::string_view text, FrameKind& out) {
   return false;
 }
 
+std::string_view to_string(OperationSource source) {
+  switch (source) {
+    case OperationSource::uprobe: return "uprobe";
+    case OperationSource::python: return "python";
+    case OperationSource::syscall: return "syscall";
+    case OperationSource::statsd: return "statsd";
+  }
+  return "uprobe";
+}
+
+bool parse_operation_source(std::string_view text, OperationSource& out) {
+  for (auto s : {OperationSource::uprobe, OperationSource::python, OperationSource::syscall, OperationSource::statsd}) {
+    if (text == to_string(s)) {
+      out = s;
+      return true;
+    }
+  }
+  return false;
+}
+
 std::uint64_t Profile::total() const {
   std::uint64_t sum = 0;
   for (const Stack& s : stacks) sum += s.count;

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/latency.h"
+
 namespace perfwatch::profile {
 
 using Clock = std::chrono::system_clock;
@@ -52,6 +54,37 @@ struct TargetWindow {
   std::uint64_t samples = 0;
 };
 
+enum class OperationSource : std::uint8_t { uprobe = 0, python = 1, syscall = 2, statsd = 3 };
+std::string_view to_string(OperationSource source);
+bool parse_operation_source(std::string_view text, OperationSource& out);
+
+// One measured operation of a target in one window (operations without calls are left out).
+struct OperationWindow {
+  std::uint32_t target_index = 0;  // into WindowProfile::targets
+  std::string name;
+  OperationSource source = OperationSource::uprobe;
+  std::string spec;  // what is measured, as configured: "/usr/bin/app:lookup", "read under /data", ...
+  Tier tier = Tier::none;  // none: the operation has its own threshold
+  std::uint64_t threshold_ns = 0;
+  LatencyHistogram histogram;
+  bool operator==(const OperationWindow&) const = default;
+};
+
+// Per-window health of latency collection (all targets together).
+struct LatencyStats {
+  std::uint64_t probe_calls = 0;        // calls measured by the BPF probes
+  std::uint64_t lost_no_entry = 0;      // returns whose entry was not seen (attached mid-call, nesting too deep)
+  std::uint64_t lost_unwound = 0;       // entries left by longjmp/exceptions, or whose return was missed
+  std::uint64_t lost_map_full = 0;      // entries not recorded: per-thread maps full
+  std::uint64_t statsd_packets = 0;
+  std::uint64_t statsd_timings = 0;     // timer values recorded into an operation
+  std::uint64_t statsd_unknown = 0;     // well-formed metrics no operation asked for (counted, not stored)
+  std::uint64_t statsd_ignored = 0;     // well-formed non-timer metrics of configured names
+  std::uint64_t statsd_malformed = 0;   // malformed lines (the rest of their packet is still read)
+  std::uint64_t statsd_oversized = 0;   // packets longer than statsd.max_packet, dropped whole
+  bool operator==(const LatencyStats&) const = default;
+};
+
 // One file of a deploy: "before"/"after" identify its content ("build-id:HEX" or
 // "file:DEV:INODE:MTIME:SIZE"); "" when it was added or removed.
 struct DeployChange {
@@ -78,6 +111,8 @@ struct WindowProfile {
   std::vector<TargetWindow> targets;
   Profile profile;  // stacks' target_index refers to targets
   SamplerStats stats;
+  std::vector<OperationWindow> operations;
+  LatencyStats latency;
   std::vector<DeployMarker> deploys;
 };
 

@@ -257,6 +257,74 @@ Result<std::string> header_value(const std::string& text) {
   return text;
 }
 
+Result<std::string> identifier(const std::string& text) { return target_name(text); }
+
+Result<profile::Tier> tier_name(const std::string& text) {
+  if (auto tier = profile::parse_tier(text)) return *tier;
+  return make_error("expected one of T1, T2, T3, T4, T5, got '" + text + "'");
+}
+
+bool has_space(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+}
+
+Result<std::string> uprobe_spec(const std::string& text) {
+  const auto [binary, symbol] = split_uprobe(text);
+  if (binary.empty() || symbol.empty() || text.find(':') == std::string::npos)
+    return make_error("expected BINARY:SYMBOL such as /usr/bin/app:handle_request or libc.so.6:malloc, got '" +
+                      text + "'");
+  if (binary.find('/') != std::string::npos && !binary.starts_with('/'))
+    return make_error("the binary must be an absolute path or a file name without '/', got '" + binary + "'");
+  if (has_space(symbol)) return make_error("the symbol must not contain spaces (use the mangled name), got '" + symbol + "'");
+  return text;
+}
+
+// "pkg.mod.func", "pkg.mod.Class.method" or, to say where the module ends, "pkg.mod:Class.method".
+Result<std::string> python_spec(const std::string& text) {
+  const std::string example = " such as app.handlers.get_user or app.handlers:Handler.get";
+  const std::size_t colon = text.find(':');
+  if (colon != std::string::npos && text.find(':', colon + 1) != std::string::npos)
+    return make_error("expected module.qualname or module:qualname" + example + ", got '" + text + "'");
+  std::size_t components = 0;
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t end = std::min(text.find_first_of(".:", start), text.size());
+    if (end == start) return make_error("empty name component in '" + text + "'");
+    ++components;
+    start = end + 1;
+  }
+  if (has_space(text) || text.find('/') != std::string::npos)
+    return make_error("expected module.qualname" + example + ", got '" + text + "'");
+  if (components < 2) return make_error("expected module.qualname" + example + " (a module and a function), got '" + text + "'");
+  return text;
+}
+
+Result<std::string> syscall_name(const std::string& text) {
+  if (std::find(std::begin(syscall_names), std::end(syscall_names), text) != std::end(syscall_names)) return text;
+  std::string list;
+  for (std::string_view name : syscall_names) list += (list.empty() ? "" : ", ") + std::string(name);
+  return make_error("expected one of " + list + ", got '" + text + "'");
+}
+
+// The StatsD line format reserves ':', '|', '@' and '#'.
+Result<std::string> statsd_metric(const std::string& text) {
+  if (text.empty() || text.find_first_of(":|@#\n") != std::string::npos || has_space(text))
+    return make_error("expected a StatsD metric name without spaces, ':', '|', '@' or '#', got '" + text + "'");
+  return text;
+}
+
+Result<std::uint64_t> receive_buffer(const std::string& text) {
+  Result<std::uint64_t> size = parse_size(text);
+  if (size && (*size < (64ull << 10) || *size > (1ull << 30)))
+    return make_error("must be from 64KB to 1GB, got " + text);
+  return size;
+}
+
+Result<std::uint64_t> max_packet(const std::string& text) {
+  Result<std::uint64_t> size = parse_size(text);
+  if (size && (*size < 512 || *size > 65507)) return make_error("must be from 512B to 65507B, got " + text);
+  return size;
+}
+
 // ---- the reader: walks the YAML, records every problem ------------------------------------------
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -469,6 +537,102 @@ const Field<Match> match_fields[] = {
     {"cgroup", [](Reader& r, const Entry& e, Match& m) { m.cgroup = r.checked(e, cgroup_path); }},
 };
 
+// The source keys of an operation: exactly one is set.
+template <profile::OperationSource S, Result<std::string> (*Check)(const std::string&)>
+void read_source(Reader& r, const Entry& e, Operation& op) {
+  op.source = S;
+  assign(op.spec, r.checked(e, Check));
+}
+
+const Field<Operation> operation_fields[] = {
+    {"name", [](Reader& r, const Entry& e, Operation& o) { assign(o.name, r.checked(e, identifier)); }},
+    {"tier", [](Reader& r, const Entry& e, Operation& o) { assign(o.tier, r.checked(e, tier_name)); }},
+    {"threshold",
+     [](Reader& r, const Entry& e, Operation& o) {
+       assign(o.threshold, r.checked(e, [](const std::string& t) { return duration_within(t, 1us, 24h); }));
+     }},
+    {"uprobe", read_source<profile::OperationSource::uprobe, uprobe_spec>},
+    {"python", read_source<profile::OperationSource::python, python_spec>},
+    {"syscall", read_source<profile::OperationSource::syscall, syscall_name>},
+    {"statsd", read_source<profile::OperationSource::statsd, statsd_metric>},
+    {"path_prefix",
+     [](Reader& r, const Entry& e, Operation& o) { assign(o.path_prefix, r.checked(e, absolute_path)); }},
+    {"regular_only",
+     [](Reader& r, const Entry& e, Operation& o) { assign(o.regular_only, r.scalar<bool>(e, "a boolean")); }},
+};
+
+// An integer count within [min, max].
+template <typename N>
+void read_count(Reader& r, const Entry& e, N& out, std::int64_t min, std::int64_t max) {
+  if (auto n = r.integer(e, min, max)) out = static_cast<N>(*n);
+}
+
+// One item of a list: where it is, and the keys it set.
+struct ListItem {
+  Entry at;
+  std::map<std::string_view, Entry> keys;
+};
+
+// Each item of a sequence of mappings read through `fields`; returns, per item read into out, where it
+// is and the keys it set.
+template <typename T>
+std::vector<ListItem> read_list(Reader& r, const Entry& e, std::span<const Field<T>> fields,
+                                std::initializer_list<std::string_view> required, std::vector<T>& out) {
+  std::vector<ListItem> items;
+  if (e.value.IsNull()) return items;
+  if (!e.value.IsSequence()) {
+    r.error(e, "expected a sequence, got " + describe(e.value));
+    return items;
+  }
+  for (std::size_t i = 0; i < e.value.size(); ++i) {
+    const YAML::Node node = e.value[i];
+    const Entry item{node, e.path + "[" + std::to_string(i) + "]", node.Mark()};
+    T value;
+    auto present = r.mapping<T>(item, fields, value);
+    if (!present) continue;
+    for (std::string_view key : required)
+      if (!present->contains(key)) r.error(item, "missing required key '" + std::string(key) + "'");
+    out.push_back(std::move(value));
+    items.push_back({item, std::move(*present)});
+  }
+  return items;
+}
+
+// Names that label things in storage and notifications must be unique in their list.
+template <typename T>
+void unique_names(Reader& r, const std::vector<T>& values, const std::vector<ListItem>& items, const std::string& what) {
+  std::map<std::string, int> first_line_of_name;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (values[i].name.empty()) continue;
+    const Entry& name = items[i].keys.at("name");
+    const auto [first, inserted] = first_line_of_name.emplace(values[i].name, name.mark.line + 1);
+    if (!inserted)
+      r.error(name, "duplicate " + what + " name '" + values[i].name + "' (first used on line " +
+                        std::to_string(first->second) + ")");
+  }
+}
+
+void read_operations(Reader& r, const Entry& e, std::vector<Operation>& operations) {
+  const auto items = read_list<Operation>(r, e, operation_fields, {"name"}, operations);
+  unique_names(r, operations, items, "operation");
+  for (const ListItem& item : items) {
+    const auto& present = item.keys;
+    const bool tier = present.contains("tier"), threshold = present.contains("threshold");
+    if (tier == threshold)
+      r.error(item.at, tier ? "set tier or threshold, not both" : "missing 'tier' (T1..T5) or 'threshold'");
+    std::vector<std::string_view> sources;
+    for (std::string_view key : {"uprobe", "python", "syscall", "statsd"})
+      if (present.contains(key)) sources.push_back(key);
+    if (sources.size() != 1)
+      r.error(item.at, sources.empty() ? "missing the source: one of uprobe, python, syscall, statsd"
+                                       : "set exactly one source, not both " + std::string(sources[0]) + " and " +
+                                             std::string(sources[1]));
+    for (std::string_view key : {"path_prefix", "regular_only"})
+      if (present.contains(key) && !present.contains("syscall"))
+        r.error(present.at(key), std::string(key) + " only applies to a syscall operation");
+  }
+}
+
 const Field<Target> target_fields[] = {
     {"name", [](Reader& r, const Entry& e, Target& t) { assign(t.name, r.checked(e, target_name)); }},
     {"match",
@@ -477,6 +641,7 @@ const Field<Target> target_fields[] = {
        if (present && present->empty()) r.error(e, "must set at least one of " + key_list<Match>(match_fields));
      }},
     {"profile", [](Reader& r, const Entry& e, Target& t) { assign(t.profile, r.scalar<bool>(e, "a boolean")); }},
+    {"operations", [](Reader& r, const Entry& e, Target& t) { read_operations(r, e, t.operations); }},
 };
 
 const Field<Storage> storage_fields[] = {
@@ -515,51 +680,13 @@ const Field<Dashboard> dashboard_fields[] = {
      }},
 };
 
-// An integer count within [min, max].
-template <typename N>
-void read_count(Reader& r, const Entry& e, N& out, std::int64_t min, std::int64_t max) {
-  if (auto n = r.integer(e, min, max)) out = static_cast<N>(*n);
-}
+const Field<Statsd> statsd_fields[] = {
+    {"listen", [](Reader& r, const Entry& e, Statsd& s) { assign(s.listen, r.checked(e, listen_address)); }},
+    {"receive_buffer",
+     [](Reader& r, const Entry& e, Statsd& s) { assign(s.receive_buffer_bytes, r.checked(e, receive_buffer)); }},
+    {"max_packet", [](Reader& r, const Entry& e, Statsd& s) { assign(s.max_packet_bytes, r.checked(e, max_packet)); }},
+};
 
-// Each item of a sequence of mappings read through `fields`; returns the keys each item set.
-template <typename T>
-std::vector<std::map<std::string_view, Entry>> read_list(Reader& r, const Entry& e, std::span<const Field<T>> fields,
-                                                         std::initializer_list<std::string_view> required,
-                                                         std::vector<T>& out) {
-  std::vector<std::map<std::string_view, Entry>> presents;
-  if (e.value.IsNull()) return presents;
-  if (!e.value.IsSequence()) {
-    r.error(e, "expected a sequence, got " + describe(e.value));
-    return presents;
-  }
-  for (std::size_t i = 0; i < e.value.size(); ++i) {
-    const YAML::Node node = e.value[i];
-    const Entry item{node, e.path + "[" + std::to_string(i) + "]", node.Mark()};
-    T value;
-    auto present = r.mapping<T>(item, fields, value);
-    if (!present) continue;
-    for (std::string_view key : required)
-      if (!present->contains(key)) r.error(item, "missing required key '" + std::string(key) + "'");
-    out.push_back(std::move(value));
-    presents.push_back(std::move(*present));
-  }
-  return presents;
-}
-
-// Names that label things in storage and notifications must be unique in their list.
-template <typename T>
-void unique_names(Reader& r, const std::vector<T>& items, const std::vector<std::map<std::string_view, Entry>>& presents,
-                  const std::string& what) {
-  std::map<std::string, int> first_line_of_name;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (items[i].name.empty()) continue;
-    const Entry& name = presents[i].at("name");
-    const auto [first, inserted] = first_line_of_name.emplace(items[i].name, name.mark.line + 1);
-    if (!inserted)
-      r.error(name, "duplicate " + what + " name '" + items[i].name + "' (first used on line " +
-                        std::to_string(first->second) + ")");
-  }
-}
 
 void read_headers(Reader& r, const Entry& e, std::vector<Header>& headers) {
   if (e.value.IsNull()) return;
@@ -644,11 +771,11 @@ const Field<Receiver> receiver_fields[] = {
 };
 
 void read_receivers(Reader& r, const Entry& e, std::vector<Receiver>& receivers) {
-  const auto presents = read_list<Receiver>(r, e, receiver_fields, {"name", "url"}, receivers);
-  unique_names(r, receivers, presents, "receiver");
+  const auto items = read_list<Receiver>(r, e, receiver_fields, {"name", "url"}, receivers);
+  unique_names(r, receivers, items, "receiver");
   for (std::size_t i = 0; i < receivers.size(); ++i)
-    if (receivers[i].kind == ReceiverKind::alertmanager && presents[i].contains("format"))
-      r.error(presents[i].at("format"), "an alertmanager receiver speaks Alertmanager's API; format is for webhooks");
+    if (receivers[i].kind == ReceiverKind::alertmanager && items[i].keys.contains("format"))
+      r.error(items[i].keys.at("format"), "an alertmanager receiver speaks Alertmanager's API; format is for webhooks");
 }
 
 const Field<TierRule> tier_rule_fields[] = {
@@ -677,12 +804,12 @@ const Field<BurnRateRule> burn_rate_fields[] = {
     {"windows",
      [](Reader& r, const Entry& e, BurnRateRule& b) {
        b.windows.clear();
-       const auto presents = read_list<BurnWindow>(r, e, burn_window_fields, {"long", "short", "factor", "severity"},
-                                                   b.windows);
+       const auto items = read_list<BurnWindow>(r, e, burn_window_fields, {"long", "short", "factor", "severity"},
+                                                b.windows);
        for (std::size_t i = 0; i < b.windows.size(); ++i)
-         if (b.windows[i].short_window >= b.windows[i].long_window && presents[i].contains("short"))
-           r.error(presents[i].at("short"), "must be shorter than long (" +
-                                                format_duration(b.windows[i].long_window) + ")");
+         if (b.windows[i].short_window >= b.windows[i].long_window && items[i].keys.contains("short"))
+           r.error(items[i].keys.at("short"), "must be shorter than long (" +
+                                                  format_duration(b.windows[i].long_window) + ")");
      }},
     {"min_calls",
      [](Reader& r, const Entry& e, BurnRateRule& b) {
@@ -804,7 +931,24 @@ void read_tiers(Reader& r, const Entry& e, Tiers& tiers) {
 }
 
 void read_targets(Reader& r, const Entry& e, std::vector<Target>& targets) {
-  unique_names(r, targets, read_list<Target>(r, e, target_fields, {"name", "match"}, targets), "target");
+  const auto items = read_list<Target>(r, e, target_fields, {"name", "match"}, targets);
+  unique_names(r, targets, items, "target");
+  // A StatsD packet does not say which process sent it: a metric can belong to one target only.
+  std::map<std::string, std::string> statsd_owner;
+  std::size_t operations = 0;
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const Target& target = targets[i];
+    for (const Operation& op : target.operations) {
+      if (op.source != profile::OperationSource::statsd || op.spec.empty()) continue;
+      const auto [owner, inserted] = statsd_owner.emplace(op.spec, target.name);
+      if (!inserted)
+        r.error(items[i].at, "statsd metric '" + op.spec + "' is already measured by target '" + owner->second +
+                                 "'; a metric belongs to one target");
+    }
+    operations += target.operations.size();
+    if (operations > max_operations && operations - target.operations.size() <= max_operations)
+      r.error(items[i].at, "more than " + std::to_string(max_operations) + " operations in all targets");
+  }
 }
 
 const Field<Config> config_fields[] = {
@@ -814,6 +958,7 @@ const Field<Config> config_fields[] = {
     {"storage", [](Reader& r, const Entry& e, Config& c) { r.mapping<Storage>(e, storage_fields, c.storage); }},
     {"sampling", [](Reader& r, const Entry& e, Config& c) { r.mapping<Sampling>(e, sampling_fields, c.sampling); }},
     {"dashboard", [](Reader& r, const Entry& e, Config& c) { r.mapping<Dashboard>(e, dashboard_fields, c.dashboard); }},
+    {"statsd", [](Reader& r, const Entry& e, Config& c) { r.mapping<Statsd>(e, statsd_fields, c.statsd); }},
     {"tiers", [](Reader& r, const Entry& e, Config& c) { read_tiers(r, e, c.tiers); }},
     {"targets", [](Reader& r, const Entry& e, Config& c) { read_targets(r, e, c.targets); }},
     {"alerts", [](Reader& r, const Entry& e, Config& c) { r.mapping<Alerts>(e, alerts_fields, c.alerts); }},
@@ -875,6 +1020,8 @@ std::vector<std::string> known_key_paths() {
   add_key_paths<Tiers>(paths, "tiers.", tier_fields);
   add_key_paths<Target>(paths, "targets[].", target_fields);
   add_key_paths<Match>(paths, "targets[].match.", match_fields);
+  add_key_paths<Operation>(paths, "targets[].operations[].", operation_fields);
+  add_key_paths<Statsd>(paths, "statsd.", statsd_fields);
   add_key_paths<Alerts>(paths, "alerts.", alerts_fields);
   add_key_paths<TierRule>(paths, "alerts.tier.", tier_rule_fields);
   add_key_paths<BurnRateRule>(paths, "alerts.burn_rate.", burn_rate_fields);
@@ -887,6 +1034,12 @@ std::vector<std::string> known_key_paths() {
   paths.push_back("alerts.receivers[].headers.*.env");
   paths.push_back("alerts.receivers[].headers.*.file");
   return paths;
+}
+
+std::pair<std::string, std::string> split_uprobe(const std::string& spec) {
+  const std::size_t colon = spec.find(':');
+  if (colon == std::string::npos) return {spec, ""};
+  return {spec.substr(0, colon), spec.substr(colon + 1)};
 }
 
 }  // namespace perfwatch::config

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/duration.h"
+#include "common/latency.h"
 #include "common/log.h"
 #include "common/profile.h"
 #include "common/result.h"
@@ -25,10 +26,29 @@ struct Match {
   std::optional<std::string> cgroup;        // cgroup path prefix, e.g. "/system.slice/kb-api.service"
 };
 
+// File I/O system calls a `syscall` operation can time (the kernel's names).
+inline constexpr std::string_view syscall_names[] = {"read",  "pread64", "readv",    "preadv", "preadv2",
+                                                     "write", "pwrite64", "writev",  "pwritev", "pwritev2",
+                                                     "openat", "fsync",   "fdatasync"};
+
+// One measured operation of a target: its latency per call, graded against a tier or its own threshold.
+struct Operation {
+  std::string name;  // unique within the target, [A-Za-z0-9_.-]+
+  profile::Tier tier = profile::Tier::none;  // none: `threshold` applies
+  Duration threshold{0};
+  profile::OperationSource source = profile::OperationSource::uprobe;
+  // uprobe: "BINARY:SYMBOL"; python: "module.qualname" or "module:qualname"; syscall: a name from
+  // syscall_names; statsd: the metric name.
+  std::string spec;
+  std::string path_prefix;    // syscall: only files at or below this absolute path ("" = any)
+  bool regular_only = true;   // syscall: only regular files
+};
+
 struct Target {
   std::string name;  // unique, [A-Za-z0-9_.-]+; labels the target's profiles in storage and the dashboard
   Match match;
   bool profile = true;
+  std::vector<Operation> operations;
 };
 
 struct Storage {
@@ -53,7 +73,16 @@ struct Dashboard {
   std::uint32_t queue = 64;   // connections waiting for a thread before new ones are refused
 };
 
+// The StatsD listener, started when an operation has a `statsd` source.
+struct Statsd {
+  std::string listen = "127.0.0.1:8125";  // HOST:PORT, UDP
+  std::uint64_t receive_buffer_bytes = 8ull << 20;  // socket receive buffer: absorbs bursts
+  std::uint64_t max_packet_bytes = 8192;            // longer datagrams are counted as oversized and dropped
+};
+
 inline constexpr std::size_t tier_count = 5;
+// All targets' operations together: the probes' per-window histogram arrays are sized for this many.
+inline constexpr std::size_t max_operations = 256;
 
 // ---- alerts -------------------------------------------------------------------------------------
 
@@ -176,13 +205,22 @@ struct Config {
   Storage storage;
   Sampling sampling;
   Dashboard dashboard;
+  Statsd statsd;
   // T1..T5 thresholds; defaults from the performance guide.
   std::array<Duration, tier_count> tiers = {std::chrono::milliseconds(100), std::chrono::milliseconds(500),
                                             std::chrono::seconds(2), std::chrono::seconds(5),
                                             std::chrono::seconds(10)};
   std::vector<Target> targets;
   Alerts alerts;
+
+  // The operation's threshold: its tier's, or its own.
+  Duration threshold_of(const Operation& op) const {
+    return op.tier == profile::Tier::none ? op.threshold : tiers[static_cast<std::size_t>(op.tier) - 1];
+  }
 };
+
+// "BINARY:SYMBOL" split at the first ':' (mangled symbols have none).
+std::pair<std::string, std::string> split_uprobe(const std::string& spec);
 
 // Parses and validates. On failure the error message holds one line per problem,
 // each "FILE:LINE:COLUMN: KEY: what is wrong".

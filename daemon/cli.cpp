@@ -1,6 +1,8 @@
 #include "daemon/cli.h"
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -123,6 +125,107 @@ int print_flame(const Options& options, Context& ctx, std::FILE* out, std::FILE*
   return 0;
 }
 
+struct Verdict {
+  bool ok = true;
+  std::optional<profile::Tier> grade;  // the fastest tier p99 stays within; nullopt past T5
+};
+
+// An operation passes when its p99 stays within its threshold; the grade says which tier it
+// actually performs at.
+Verdict verdict(const storage::OperationLatency& op, const config::Config& config) {
+  std::array<std::uint64_t, 5> tiers{};
+  for (std::size_t i = 0; i < tiers.size(); ++i)
+    tiers[i] = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(config.tiers[i]).count());
+  const std::uint64_t p99 = profile::percentile(op.histogram, 0.99);
+  return {p99 <= op.threshold_ns, profile::grade(p99, tiers)};
+}
+
+std::string grade_text(const Verdict& v) { return v.grade ? std::string(profile::to_string(*v.grade)) : ">T5"; }
+
+int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FILE* err) {
+  auto ops = ctx.query->latency(ctx.host, options.target, options.operation, options.range);
+  if (!ops) {
+    std::fprintf(err, "perfwatch: %s\n", ops.error().message.c_str());
+    return 1;
+  }
+  if (ops->empty())
+    std::fprintf(err, "perfwatch: no calls of %s of target '%s' between %s and %s\n",
+                 options.operation.empty() ? "any operation" : ("operation '" + options.operation + "'").c_str(),
+                 options.target.c_str(), format_time(options.range.from).c_str(), format_time(options.range.to).c_str());
+  auto health = ctx.query->latency_health(ctx.host, options.range);
+  if (options.format == "json") {
+    nlohmann::json doc = {{"target", options.target},
+                          {"from", format_time(options.range.from)},
+                          {"to", format_time(options.range.to)},
+                          {"operations", nlohmann::json::array()}};
+    for (const auto& op : *ops) {
+      const profile::LatencyHistogram& h = op.histogram;
+      const Verdict v = verdict(op, ctx.config);
+      nlohmann::json item = {{"name", op.name},
+                             {"source", op.source},
+                             {"spec", op.spec},
+                             {"tier", op.tier == profile::Tier::none ? nlohmann::json(nullptr)
+                                                                      : nlohmann::json(profile::to_string(op.tier))},
+                             {"threshold_ns", op.threshold_ns},
+                             {"calls", h.count},
+                             {"windows", op.windows},
+                             {"sum_ns", h.sum_ns},
+                             {"p50_ns", profile::percentile(h, 0.50)},
+                             {"p95_ns", profile::percentile(h, 0.95)},
+                             {"p99_ns", profile::percentile(h, 0.99)},
+                             {"max_ns", h.max_ns},
+                             {"slow", h.slow},
+                             {"slow_fraction", h.count ? static_cast<double>(h.slow) / static_cast<double>(h.count) : 0.0},
+                             {"verdict", v.ok ? "ok" : "slow"},
+                             {"grade", grade_text(v)},
+                             {"buckets", h.buckets}};
+      if (auto series = ctx.query->latency_series(ctx.host, options.target, op.name, options.range)) {
+        item["series"] = nlohmann::json::array();
+        for (const auto& p : *series)
+          item["series"].push_back({{"start", format_time(p.start)}, {"calls", p.calls}, {"p50_ns", p.p50_ns},
+                                    {"p95_ns", p.p95_ns}, {"p99_ns", p.p99_ns}, {"max_ns", p.max_ns}, {"slow", p.slow}});
+      }
+      doc["operations"].push_back(std::move(item));
+    }
+    if (health) {
+      const profile::LatencyStats& l = *health;
+      doc["health"] = {{"probe_calls", l.probe_calls},         {"lost_no_entry", l.lost_no_entry},
+                       {"lost_unwound", l.lost_unwound},       {"lost_map_full", l.lost_map_full},
+                       {"statsd_packets", l.statsd_packets},   {"statsd_timings", l.statsd_timings},
+                       {"statsd_unknown", l.statsd_unknown},   {"statsd_ignored", l.statsd_ignored},
+                       {"statsd_malformed", l.statsd_malformed}, {"statsd_oversized", l.statsd_oversized}};
+    }
+    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    return 0;
+  }
+  std::size_t name_width = 9;
+  for (const auto& op : *ops) name_width = std::max(name_width, op.name.size());
+  const int nw = static_cast<int>(name_width);
+  std::fprintf(out, "%-*s  %-7s  %-4s  %9s  %8s  %8s  %8s  %8s  %8s  %6s  %s\n", nw, "OPERATION", "SOURCE", "TIER",
+               "THRESHOLD", "CALLS", "P50", "P95", "P99", "MAX", "SLOW", "VERDICT");
+  for (const auto& op : *ops) {
+    const profile::LatencyHistogram& h = op.histogram;
+    const Verdict v = verdict(op, ctx.config);
+    const std::string tier = op.tier == profile::Tier::none ? "-" : std::string(profile::to_string(op.tier));
+    char slow[16];
+    std::snprintf(slow, sizeof slow, "%.1f%%", h.count ? 100.0 * static_cast<double>(h.slow) / h.count : 0.0);
+    std::fprintf(out, "%-*s  %-7s  %-4s  %9s  %8llu  %8s  %8s  %8s  %8s  %6s  %s (p99 in %s)\n", nw, op.name.c_str(),
+                 op.source.c_str(), tier.c_str(), profile::format_ns(op.threshold_ns).c_str(),
+                 static_cast<unsigned long long>(h.count), profile::format_ns(profile::percentile(h, 0.50)).c_str(),
+                 profile::format_ns(profile::percentile(h, 0.95)).c_str(), profile::format_ns(profile::percentile(h, 0.99)).c_str(),
+                 profile::format_ns(h.max_ns).c_str(), slow, v.ok ? "ok" : "SLOW", grade_text(v).c_str());
+  }
+  if (health && health->statsd_malformed + health->statsd_oversized + health->lost_no_entry + health->lost_unwound +
+                    health->lost_map_full > 0)
+    std::fprintf(err,
+                 "perfwatch: note: in this range (all targets): %llu malformed StatsD lines, %llu oversized datagrams, "
+                 "%llu probe events lost\n",
+                 static_cast<unsigned long long>(health->statsd_malformed),
+                 static_cast<unsigned long long>(health->statsd_oversized),
+                 static_cast<unsigned long long>(health->lost_no_entry + health->lost_unwound + health->lost_map_full));
+  return 0;
+}
+
 nlohmann::json time_or_null(const std::optional<profile::TimePoint>& t) {
   return t ? nlohmann::json(format_time(*t)) : nlohmann::json(nullptr);
 }
@@ -197,6 +300,9 @@ std::string usage() {
          "      targets with their matched pids and sample counts\n"
          "  flame --target NAME [RANGE] [--format folded|json]\n"
          "      the target's merged profile; folded is 'root;child;leaf COUNT' (flamegraph.pl input)\n"
+         "  latency --target NAME [--op NAME] [RANGE] [--format table|json]\n"
+         "      the target's operations: calls, p50/p95/p99/max merged over the range, the share slower\n"
+         "      than the threshold, and the verdict (ok when p99 is within the threshold; the tier p99 is in)\n"
          "  alerts [RANGE] [--format table|json]\n"
          "      alerts that changed state in the range (default --since 1d) or are active, with their history\n"
          "      and deliveries\n"
@@ -218,6 +324,7 @@ Result<Options> parse_args(std::span<const std::string> args, profile::TimePoint
     if (auto v = take_value(args, i, "--config", error)) o.config_path = *v;
     else if (auto v = take_value(args, i, "--host", error)) o.host = *v;
     else if (auto v = take_value(args, i, "--target", error)) o.target = *v;
+    else if (auto v = take_value(args, i, "--op", error)) o.operation = *v;
     else if (auto v = take_value(args, i, "--since", error)) since = *v;
     else if (auto v = take_value(args, i, "--from", error)) from = *v;
     else if (auto v = take_value(args, i, "--to", error)) to = *v;
@@ -231,11 +338,15 @@ Result<Options> parse_args(std::span<const std::string> args, profile::TimePoint
   if (!command) return make_error("no command given");
   if (*command == "targets") o.command = Command::targets;
   else if (*command == "flame") o.command = Command::flame;
+  else if (*command == "latency") o.command = Command::latency;
   else if (*command == "alerts") o.command = Command::alerts;
   else return make_error("unknown command '" + *command + "'");
 
   if (o.command == Command::flame && o.target.empty()) return make_error("flame needs --target NAME");
-  if (o.command != Command::flame && !o.target.empty()) return make_error("--target only goes with flame");
+  if (o.command == Command::latency && o.target.empty()) return make_error("latency needs --target NAME");
+  if ((o.command == Command::targets || o.command == Command::alerts) && !o.target.empty())
+    return make_error("--target goes with flame and latency");
+  if (o.command != Command::latency && !o.operation.empty()) return make_error("--op only goes with latency");
   if (o.all_hosts && o.host) return make_error("--host and --all-hosts exclude each other");
   const std::vector<std::string> formats =
       o.command == Command::flame ? std::vector<std::string>{"folded", "json"} : std::vector<std::string>{"table", "json"};
@@ -270,6 +381,7 @@ int run(const Options& options, std::FILE* out, std::FILE* err) {
   switch (options.command) {
     case Command::targets: return list_targets(options, *ctx, out, err);
     case Command::flame: return print_flame(options, *ctx, out, err);
+    case Command::latency: return print_latency(options, *ctx, out, err);
     case Command::alerts: return list_alerts(options, *ctx, out, err);
   }
   return 1;

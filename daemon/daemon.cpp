@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -17,8 +18,10 @@
 #include "alerts/engine.h"
 #include "alerts/receivers.h"
 #include "collector/code_identity.h"
+#include "collector/latency_probes.h"
 #include "collector/oncpu_sampler.h"
 #include "collector/proc_events.h"
+#include "collector/statsd.h"
 #include "collector/symbolizer.h"
 #include "collector/tracefs.h"
 #include "common/log.h"
@@ -62,27 +65,64 @@ int checked(int fd, const char* what) {
 
 collector::ProcessKey to_collector(ProcessKey k) { return {k.pid, k.generation}; }
 
-// Routes the registry's decisions to the BPF watched map and the symbolizer.
+static_assert(std::size(config::syscall_names) == LAT_SYS_COUNT, "probes/latency.h enumerates the same system calls");
+
+// Routes the registry's decisions to the BPF watched map, the symbolizer and the latency probes
+// (which the daemon replaces on reload, hence the reference to its pointer).
 class SamplerSink final : public ProcessSink {
  public:
-  SamplerSink(collector::OncpuSampler& sampler, collector::Symbolizer& symbolizer)
-      : sampler_(sampler), symbolizer_(symbolizer) {}
+  SamplerSink(collector::OncpuSampler& sampler, collector::Symbolizer& symbolizer,
+              std::unique_ptr<collector::LatencyProbes>& latency)
+      : sampler_(sampler), symbolizer_(symbolizer), latency_(latency) {}
 
   void watch(ProcessKey key, std::size_t target) override {
     if (auto r = sampler_.watch(key.pid, key.generation, static_cast<std::uint32_t>(target)); !r)
       log::warn("cannot watch process", {{"pid", key.pid}, {"error", r.error().message}});
     if (auto r = symbolizer_.add_process(to_collector(key)); !r)
       log::debug("process gone before its maps were read", {{"pid", key.pid}, {"error", r.error().message}});
+    if (latency_) latency_->watch(key.pid, static_cast<std::uint32_t>(target));
   }
-  void unwatch(ProcessKey key) override { sampler_.unwatch(key.pid); }
-  void retire(ProcessKey key) override { symbolizer_.retire_process(to_collector(key)); }
+  void unwatch(ProcessKey key) override {
+    sampler_.unwatch(key.pid);
+    if (latency_) latency_->unwatch(key.pid);
+  }
+  void retire(ProcessKey key) override {
+    symbolizer_.retire_process(to_collector(key));
+    if (latency_) latency_->unwatch(key.pid);
+  }
   // The symbolizer releases all retired processes at once after each window.
   void release(ProcessKey) override {}
 
  private:
   collector::OncpuSampler& sampler_;
   collector::Symbolizer& symbolizer_;
+  std::unique_ptr<collector::LatencyProbes>& latency_;
 };
+
+// Every target's operations in config order: an operation's position is its index everywhere.
+struct OperationRef {
+  std::uint32_t target;
+  config::Operation op;
+};
+
+std::vector<OperationRef> operations_of(const config::Config& cfg) {
+  std::vector<OperationRef> ops;
+  for (std::size_t t = 0; t < cfg.targets.size(); ++t)
+    for (const config::Operation& op : cfg.targets[t].operations) ops.push_back({static_cast<std::uint32_t>(t), op});
+  return ops;
+}
+
+std::uint64_t threshold_ns(const config::Config& cfg, const config::Operation& op) {
+  return static_cast<std::uint64_t>(duration_cast<nanoseconds>(cfg.threshold_of(op)).count());
+}
+
+std::string describe(const config::Operation& op) {
+  if (op.source != profile::OperationSource::syscall) return op.spec;
+  std::string text = op.spec;
+  if (!op.path_prefix.empty()) text += " under " + op.path_prefix;
+  if (!op.regular_only) text += " (any file)";
+  return text;
+}
 
 class SymbolizerResolver final : public FrameResolver {
  public:
@@ -156,7 +196,8 @@ class Daemon {
     start_dashboard();
 
     symbolizer_ = std::make_unique<collector::Symbolizer>();
-    sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_);
+    start_latency();
+    sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_, latency_);
     registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
     apply_targets();
     code_watcher_ = std::make_unique<CodeWatcher>(code_reader_);
@@ -245,6 +286,77 @@ class Daemon {
     for (const config::Target& t : cfg_.targets)
       if (t.profile) names.push_back(t.name);
     return names;
+  }
+
+  // Probes for the running config's operations (none when no operation needs them), and the StatsD
+  // listener when an operation has a statsd source. Fatal at start-up, logged on reload.
+  void start_latency() {
+    operations_ = operations_of(cfg_);
+    std::vector<collector::LatencyOperation> probed;
+    std::vector<collector::StatsdOperation> timers;
+    bool needs_probes = false;
+    for (std::size_t i = 0; i < operations_.size(); ++i) {
+      const auto& [target, op] = operations_[i];
+      collector::LatencyOperation lop{op.name, target, op.source, op.spec, 0, op.path_prefix, op.regular_only,
+                                      threshold_ns(cfg_, op)};
+      if (op.source == profile::OperationSource::syscall)
+        lop.syscall = static_cast<std::uint32_t>(
+            std::find(std::begin(config::syscall_names), std::end(config::syscall_names), op.spec) -
+            std::begin(config::syscall_names));
+      if (op.source == profile::OperationSource::statsd)
+        timers.push_back({i, op.spec, threshold_ns(cfg_, op)});
+      else
+        needs_probes = true;
+      probed.push_back(std::move(lop));
+    }
+    latency_.reset();
+    if (needs_probes) {
+      auto probes = collector::LatencyProbes::create(sampler_->watched_map_fd(), std::move(probed));
+      if (!probes) throw std::runtime_error("cannot start the latency probes: " + probes.error().message);
+      latency_ = std::move(*probes);
+    }
+    if (timers.empty()) {
+      statsd_.reset();
+    } else if (statsd_) {
+      statsd_->set_operations(std::move(timers));
+    } else {
+      auto listener = collector::StatsdListener::start(
+          {cfg_.statsd.listen, cfg_.statsd.receive_buffer_bytes, cfg_.statsd.max_packet_bytes}, std::move(timers));
+      if (!listener) throw std::runtime_error(listener.error().message);
+      statsd_ = std::move(*listener);
+    }
+  }
+
+  // The window's operations with calls, from the probes and the StatsD listener.
+  void add_latencies(profile::WindowProfile& window) {
+    std::vector<profile::LatencyHistogram> histograms(operations_.size());
+    if (latency_) {
+      collector::LatencyDrain drained = latency_->drain();
+      for (std::size_t i = 0; i < drained.histograms.size() && i < histograms.size(); ++i)
+        histograms[i] = std::move(drained.histograms[i]);
+      window.latency = drained.stats;
+    }
+    if (statsd_) {
+      collector::StatsdDrain drained = statsd_->drain();
+      for (auto& [index, h] : drained.histograms)
+        if (index < histograms.size()) histograms[index] = std::move(h);
+      const profile::LatencyStats& s = drained.stats;
+      window.latency.statsd_packets = s.statsd_packets;
+      window.latency.statsd_timings = s.statsd_timings;
+      window.latency.statsd_unknown = s.statsd_unknown;
+      window.latency.statsd_ignored = s.statsd_ignored;
+      window.latency.statsd_malformed = s.statsd_malformed;
+      window.latency.statsd_oversized = s.statsd_oversized;
+      if (s.statsd_malformed + s.statsd_oversized > 0)
+        log::warn("statsd: malformed lines or oversized datagrams in this window (counted, the rest was read)",
+                  {{"malformed", s.statsd_malformed}, {"oversized", s.statsd_oversized}});
+    }
+    for (std::size_t i = 0; i < operations_.size(); ++i) {
+      if (histograms[i].count == 0) continue;
+      const auto& [target, op] = operations_[i];
+      window.operations.push_back({target, op.name, op.source, describe(op), op.tier, threshold_ns(cfg_, op),
+                                   std::move(histograms[i])});
+    }
   }
 
   void apply_targets() {
@@ -345,6 +457,7 @@ class Daemon {
     read_timer(window_fd_->get());
     close_window();
     registry_->rescan();
+    if (latency_) latency_->refresh();
     arm_window_timer();
   }
 
@@ -367,6 +480,7 @@ class Daemon {
     input.target_pids = registry_->window_pids(cfg_.targets.size());
     auto window = build_window(std::move(input), resolver,
                                [this](ProcessKey k) { return registry_->target_of(k); });
+    add_latencies(window);
     mark_deploys(window);
     // Processes that exited during the window stay attributable until their samples are built.
     registry_->end_window();
@@ -374,7 +488,9 @@ class Daemon {
     health_->window_closed(window.stats, registry_->live_count(), registry_->stats(), events_->stats(),
                            symbolizer_->stats());
     log::debug("window closed", {{"stacks", window.profile.stacks.size()}, {"samples", window.stats.samples},
-                                 {"lost_unresolved", window.stats.lost_unresolved}});
+                                 {"lost_unresolved", window.stats.lost_unresolved},
+                                 {"operations", window.operations.size()}, {"probe_calls", window.latency.probe_calls},
+                                 {"statsd_timings", window.latency.statsd_timings}});
     writer_->enqueue(std::move(window));
   }
 
@@ -424,6 +540,11 @@ class Daemon {
     cfg_.log_level = next->log_level;
     cfg_.alerts = next->alerts;
     log::set_level(cfg_.log_level);
+    try {
+      start_latency();
+    } catch (const std::exception& e) {
+      log::error("latency measurement stopped: the reloaded operations could not start", {{"error", e.what()}});
+    }
     apply_targets();
     dispatcher_->set_receivers(std::move(*receivers), cfg_.alerts.external_url);
     engine_->reconfigure(cfg_.alerts, profiled_target_names());
@@ -444,6 +565,9 @@ class Daemon {
     warn_if(next.sampling.frequency_hz != cfg_.sampling.frequency_hz, "sampling.frequency_hz");
     warn_if(next.sampling.window != cfg_.sampling.window, "sampling.window");
     warn_if(next.dashboard.listen != cfg_.dashboard.listen, "dashboard.listen");
+    warn_if(next.statsd.listen != cfg_.statsd.listen, "statsd.listen");
+    warn_if(next.statsd.receive_buffer_bytes != cfg_.statsd.receive_buffer_bytes, "statsd.receive_buffer");
+    warn_if(next.statsd.max_packet_bytes != cfg_.statsd.max_packet_bytes, "statsd.max_packet");
     warn_if(next.dashboard.token_file != cfg_.dashboard.token_file, "dashboard.token_file");
     warn_if(next.dashboard.threads != cfg_.dashboard.threads, "dashboard.threads");
     warn_if(next.dashboard.queue != cfg_.dashboard.queue, "dashboard.queue");
@@ -461,6 +585,8 @@ class Daemon {
     alert_metrics_->detach();
     engine_.reset();
     dispatcher_.reset();
+    statsd_.reset();
+    latency_.reset();
     rollups_.reset();
     query_pool_.reset();
     events_.reset();
@@ -488,6 +614,9 @@ class Daemon {
   std::unique_ptr<dashboard::Server> server_;
   std::unique_ptr<collector::OncpuSampler> sampler_;
   std::unique_ptr<collector::ProcEvents> events_;
+  std::unique_ptr<collector::LatencyProbes> latency_;
+  std::unique_ptr<collector::StatsdListener> statsd_;
+  std::vector<OperationRef> operations_;
   std::unique_ptr<collector::Symbolizer> symbolizer_;
   std::unique_ptr<SamplerSink> sink_;
   std::unique_ptr<ProcessRegistry> registry_;

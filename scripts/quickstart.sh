@@ -50,6 +50,7 @@ cat <<MSG
 perfwatch is running (logs: $logs).
   targets:          perfwatch targets
   flame graph:      perfwatch flame --target demo --since 10m
+  latency tiers:    perfwatch latency --target demo --since 10m
   (flamegraph.pl):  perfwatch flame --target demo --since 10m --format folded > demo.folded
 
 Dashboard: http://$listen/

@@ -30,7 +30,7 @@ using profile::WindowProfile;
 // Serializes partition DDL (creation by any host, retention) across every host sharing the database.
 constexpr std::int64_t partition_lock_key = 0x7077706172746974;  // "pwpartit"
 constexpr std::int64_t seconds_per_day = 86400;
-constexpr const char* partitioned_tables[] = {"samples", "windows"};
+constexpr const char* partitioned_tables[] = {"samples", "windows", "latency", "latency_health"};
 
 std::int64_t day_of(profile::TimePoint t) {
   auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -109,8 +109,10 @@ struct PgStore::Impl {
   std::set<std::int64_t> known_days;  // partitions known to exist
   std::map<std::string, int> host_ids;
   std::map<std::pair<int, std::string>, int> target_ids;
+  std::map<std::tuple<int, std::string, std::string, std::string>, int> operation_ids;  // (target, name, source, spec)
 
   void forget_cached_state() {
+    operation_ids.clear();
     known_frames.clear();
     known_stacks.clear();
     known_days.clear();
@@ -158,6 +160,60 @@ struct PgStore::Impl {
                     host, name);
     int id = tx.exec_params1("SELECT id FROM targets WHERE host_id = $1 AND name = $2", host, name)[0].as<int>();
     return target_ids[key] = id;
+  }
+
+  // An operation keeps its id across config changes; its source and spec are the newest configured.
+  int operation_id(pqxx::work& tx, int target, const profile::OperationWindow& op) {
+    auto key = std::make_tuple(target, sanitize_utf8(op.name), std::string(profile::to_string(op.source)),
+                               sanitize_utf8(op.spec));
+    if (auto it = operation_ids.find(key); it != operation_ids.end()) return it->second;
+    const auto& [t, name, source, spec] = key;
+    tx.exec_params0(
+        "INSERT INTO operations (target_id, name, source, spec) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (target_id, name) DO UPDATE SET source = EXCLUDED.source, spec = EXCLUDED.spec"
+        " WHERE (operations.source, operations.spec) IS DISTINCT FROM (EXCLUDED.source, EXCLUDED.spec)",
+        t, name, source, spec);
+    int id = tx.exec_params1("SELECT id FROM operations WHERE target_id = $1 AND name = $2", t, name)[0].as<int>();
+    return operation_ids[key] = id;
+  }
+
+  void write_latency(pqxx::work& tx, const WindowProfile& w, int hid, const std::vector<int>& tids,
+                     const std::string& start, const std::string& end) {
+    const std::string tid_array = int_array_literal(tids);
+    tx.exec_params0("DELETE FROM latency WHERE target_id = ANY($1::integer[]) AND window_start = $2::timestamptz",
+                    tid_array, start);
+    tx.exec_params0("DELETE FROM latency_health WHERE host_id = $1 AND window_start = $2::timestamptz", hid, start);
+    for (const profile::OperationWindow& op : w.operations) {
+      const profile::LatencyHistogram& h = op.histogram;
+      if (op.target_index >= tids.size() || h.count == 0) continue;
+      std::vector<std::uint32_t> index;
+      std::vector<std::int64_t> counts;
+      for (const auto& [bucket, count] : h.buckets) {
+        index.push_back(bucket);
+        counts.push_back(static_cast<std::int64_t>(count));
+      }
+      auto i64 = [](std::uint64_t v) { return static_cast<std::int64_t>(v); };
+      tx.exec_params0(
+          "INSERT INTO latency (host_id, target_id, operation_id, window_start, window_end, tier, threshold_ns, calls,"
+          " sum_ns, max_ns, slow, slow_fraction, p50_ns, p95_ns, p99_ns, scheme, bucket_index, bucket_count)"
+          " VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+          " $17::smallint[], $18::bigint[])",
+          hid, tids[op.target_index], operation_id(tx, tids[op.target_index], op), start, end,
+          static_cast<int>(op.tier), i64(op.threshold_ns), i64(h.count), i64(h.sum_ns), i64(h.max_ns), i64(h.slow),
+          static_cast<double>(h.slow) / static_cast<double>(h.count), i64(profile::percentile(h, 0.50)),
+          i64(profile::percentile(h, 0.95)), i64(profile::percentile(h, 0.99)), profile::latency_scheme_version,
+          int_array_literal(index), int_array_literal(counts));
+    }
+    const profile::LatencyStats& l = w.latency;
+    tx.exec_params0(
+        "INSERT INTO latency_health (host_id, window_start, window_end, probe_calls, lost_no_entry, lost_unwound,"
+        " lost_map_full, statsd_packets, statsd_timings, statsd_unknown, statsd_ignored, statsd_malformed,"
+        " statsd_oversized) VALUES ($1, $2::timestamptz, $3::timestamptz, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        hid, start, end, static_cast<std::int64_t>(l.probe_calls), static_cast<std::int64_t>(l.lost_no_entry),
+        static_cast<std::int64_t>(l.lost_unwound), static_cast<std::int64_t>(l.lost_map_full),
+        static_cast<std::int64_t>(l.statsd_packets), static_cast<std::int64_t>(l.statsd_timings),
+        static_cast<std::int64_t>(l.statsd_unknown), static_cast<std::int64_t>(l.statsd_ignored),
+        static_cast<std::int64_t>(l.statsd_malformed), static_cast<std::int64_t>(l.statsd_oversized));
   }
 
   void ensure_partitions(pqxx::work& tx, std::int64_t day) {
@@ -237,6 +293,7 @@ struct PgStore::Impl {
         copy << std::make_tuple(hid, tids[row.target_index], start, row.stack_id, static_cast<std::int64_t>(count));
       copy.complete();
     }
+    write_latency(tx, w, hid, tids, start, to_pg_timestamp(w.end));
     tx.commit();
 
     known_days.insert(day);

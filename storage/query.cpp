@@ -164,6 +164,104 @@ Result<profile::SamplerStats> Query::sampler_stats(const std::string& host, Time
   });
 }
 
+namespace {
+// The operations a latency query covers: the target's, on the host (or every host), by name.
+constexpr const char* operations_in_scope =
+    "SELECT o.id FROM operations o JOIN targets t ON t.id = o.target_id JOIN hosts h ON h.id = t.host_id"
+    " WHERE t.name = $2 AND ($1 = '' OR h.name = $1) AND ($3 = '' OR o.name = $3)";
+}  // namespace
+
+Result<std::vector<OperationLatency>> Query::latency(const std::string& host, const std::string& target,
+                                                     const std::string& operation, TimeRange range) {
+  return guarded("cannot read latencies", [&]() -> Result<std::vector<OperationLatency>> {
+    pqxx::read_transaction tx(*conn_);
+    const std::string from = to_pg_timestamp(range.from), to = to_pg_timestamp(range.to);
+    // Totals per operation name (an operation of several hosts is one), and the newest window's grading.
+    const pqxx::result totals = tx.exec_params(
+        "SELECT o.name, sum(l.calls)::bigint, sum(l.sum_ns)::bigint, max(l.max_ns), sum(l.slow)::bigint, count(*),"
+        "       (array_agg(o.source ORDER BY l.window_start DESC))[1], (array_agg(o.spec ORDER BY l.window_start DESC))[1],"
+        "       (array_agg(l.tier ORDER BY l.window_start DESC))[1],"
+        "       (array_agg(l.threshold_ns ORDER BY l.window_start DESC))[1]"
+        " FROM latency l JOIN operations o ON o.id = l.operation_id"
+        " WHERE l.operation_id IN (" + std::string(operations_in_scope) + ")"
+        "   AND l.window_start >= $4::timestamptz AND l.window_start < $5::timestamptz"
+        " GROUP BY o.name ORDER BY o.name",
+        host, target, operation, from, to);
+    std::vector<OperationLatency> out;
+    std::map<std::string, std::size_t> index;
+    for (const auto& row : totals) {
+      OperationLatency op;
+      op.name = row[0].as<std::string>();
+      op.histogram.count = as_count(row[1]);
+      op.histogram.sum_ns = as_count(row[2]);
+      op.histogram.max_ns = as_count(row[3]);
+      op.histogram.slow = as_count(row[4]);
+      op.windows = as_count(row[5]);
+      op.source = row[6].as<std::string>();
+      op.spec = row[7].as<std::string>();
+      const int tier = row[8].as<int>();
+      op.tier = tier >= 1 && tier <= 5 ? static_cast<profile::Tier>(tier) : profile::Tier::none;
+      op.threshold_ns = as_count(row[9]);
+      index[op.name] = out.size();
+      out.push_back(std::move(op));
+    }
+    // Bucket counts summed over the range: the merged histogram.
+    const pqxx::result buckets = tx.exec_params(
+        "SELECT o.name, u.bucket, sum(u.count)::bigint"
+        " FROM latency l JOIN operations o ON o.id = l.operation_id,"
+        "      unnest(l.bucket_index, l.bucket_count) AS u(bucket, count)"
+        " WHERE l.operation_id IN (" + std::string(operations_in_scope) + ")"
+        "   AND l.window_start >= $4::timestamptz AND l.window_start < $5::timestamptz"
+        "   AND l.scheme = $6"
+        " GROUP BY o.name, u.bucket ORDER BY o.name, u.bucket",
+        host, target, operation, from, to, profile::latency_scheme_version);
+    for (const auto& row : buckets) {
+      auto it = index.find(row[0].as<std::string>());
+      const int bucket = row[1].as<int>();
+      if (it == index.end() || bucket < 0 || bucket >= static_cast<int>(profile::latency_bucket_count)) continue;
+      out[it->second].histogram.buckets.emplace_back(static_cast<std::uint32_t>(bucket), as_count(row[2]));
+    }
+    return out;
+  });
+}
+
+Result<std::vector<LatencyPoint>> Query::latency_series(const std::string& host, const std::string& target,
+                                                        const std::string& operation, TimeRange range) {
+  return guarded("cannot read latencies", [&]() -> Result<std::vector<LatencyPoint>> {
+    pqxx::read_transaction tx(*conn_);
+    const pqxx::result rows = tx.exec_params(
+        "SELECT " + epoch_us_sql("l.window_start") + ", " + epoch_us_sql("max(l.window_end)") +
+            ", sum(l.calls)::bigint, max(l.p50_ns), max(l.p95_ns), max(l.p99_ns), max(l.max_ns), sum(l.slow)::bigint"
+            " FROM latency l WHERE l.operation_id IN (" + std::string(operations_in_scope) + ")"
+            "   AND l.window_start >= $4::timestamptz AND l.window_start < $5::timestamptz"
+            " GROUP BY l.window_start ORDER BY l.window_start",
+        host, target, operation, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+    std::vector<LatencyPoint> out;
+    for (const auto& row : rows)
+      out.push_back({from_epoch_us(row[0].as<std::int64_t>()), from_epoch_us(row[1].as<std::int64_t>()),
+                     as_count(row[2]), as_count(row[3]), as_count(row[4]), as_count(row[5]), as_count(row[6]),
+                     as_count(row[7])});
+    return out;
+  });
+}
+
+Result<profile::LatencyStats> Query::latency_health(const std::string& host, TimeRange range) {
+  return guarded("cannot read latency health", [&]() -> Result<profile::LatencyStats> {
+    pqxx::read_transaction tx(*conn_);
+    const pqxx::row row = tx.exec_params1(
+        "SELECT sum(probe_calls)::bigint, sum(lost_no_entry)::bigint, sum(lost_unwound)::bigint,"
+        "       sum(lost_map_full)::bigint, sum(statsd_packets)::bigint, sum(statsd_timings)::bigint,"
+        "       sum(statsd_unknown)::bigint, sum(statsd_ignored)::bigint, sum(statsd_malformed)::bigint,"
+        "       sum(statsd_oversized)::bigint"
+        " FROM latency_health lh JOIN hosts h ON h.id = lh.host_id"
+        " WHERE ($1 = '' OR h.name = $1) AND lh.window_start >= $2::timestamptz AND lh.window_start < $3::timestamptz",
+        host, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+    return profile::LatencyStats{as_count(row[0]), as_count(row[1]), as_count(row[2]), as_count(row[3]),
+                                 as_count(row[4]), as_count(row[5]), as_count(row[6]), as_count(row[7]),
+                                 as_count(row[8]), as_count(row[9])};
+  });
+}
+
 Result<std::vector<AlertRecord>> Query::alerts(const std::string& host, TimeRange range) {
   return guarded("cannot read alerts", [&]() -> Result<std::vector<AlertRecord>> {
     pqxx::read_transaction tx(*conn_);

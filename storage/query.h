@@ -29,6 +29,26 @@ struct TargetSummary {
   std::optional<profile::TimePoint> last_window_end;
 };
 
+// An operation's latency merged over a range (every host's when host is "").
+struct OperationLatency {
+  std::string name;
+  std::string source;  // uprobe, python, syscall, statsd
+  std::string spec;
+  profile::Tier tier = profile::Tier::none;  // as of the newest window in range
+  std::uint64_t threshold_ns = 0;            // as of the newest window in range
+  std::uint64_t windows = 0;
+  profile::LatencyHistogram histogram;  // merged bucket by bucket
+};
+
+// One window of one operation, with the percentiles computed when it was written.
+struct LatencyPoint {
+  profile::TimePoint start;
+  profile::TimePoint end;
+  std::uint64_t calls = 0;
+  std::uint64_t p50_ns = 0, p95_ns = 0, p99_ns = 0, max_ns = 0;
+  std::uint64_t slow = 0;
+};
+
 // An alert's state change (alerts/evaluator.h): pending, firing, resolved or cancelled.
 struct AlertEventRecord {
   profile::TimePoint at;
@@ -90,6 +110,14 @@ class Query {
   Result<std::string> fingerprint(const std::string& host, const std::string& target, TimeRange range);
   // Sampler health summed over the range's windows (each window counted once per host).
   Result<profile::SamplerStats> sampler_stats(const std::string& host, TimeRange range);
+  // The target's operations with calls in range (only `operation` when not ""), by name.
+  Result<std::vector<OperationLatency>> latency(const std::string& host, const std::string& target,
+                                                const std::string& operation, TimeRange range);
+  // Per window, oldest first, for charts.
+  Result<std::vector<LatencyPoint>> latency_series(const std::string& host, const std::string& target,
+                                                   const std::string& operation, TimeRange range);
+  // Latency collection health summed over the range's windows.
+  Result<profile::LatencyStats> latency_health(const std::string& host, TimeRange range);
   // Alerts that changed state in range or are pending or firing now, firing first, then the most
   // recently changed; with their history and deliveries in range.
   Result<std::vector<AlertRecord>> alerts(const std::string& host, TimeRange range);

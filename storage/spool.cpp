@@ -21,8 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// 2 added deploy markers; version 1 files (without them) are still read.
-constexpr int format_version = 2;
+// 2 added operation latencies ("ops", "lat"), 3 deploy markers ("deploys"); older files still decode
+// (without them).
+constexpr int format_version = 3;
 constexpr int oldest_readable_version = 1;
 constexpr const char* suffix = ".window";
 
@@ -69,6 +70,13 @@ std::vector<std::uint8_t> encode_window(const profile::WindowProfile& w) {
   for (const auto& f : w.profile.frames) frames.push_back({static_cast<int>(f.kind), f.name, f.module});
   json stacks = json::array();
   for (const auto& s : w.profile.stacks) stacks.push_back({s.target_index, s.frame_ids, s.count});
+  json ops = json::array();
+  for (const auto& o : w.operations) {
+    const auto& h = o.histogram;
+    ops.push_back({o.target_index, o.name, static_cast<int>(o.source), o.spec, static_cast<int>(o.tier),
+                   o.threshold_ns, h.count, h.sum_ns, h.max_ns, h.slow, h.buckets});
+  }
+  const auto& l = w.latency;
   json deploys = json::array();
   for (const auto& d : w.deploys) {
     json changes = json::array();
@@ -77,6 +85,9 @@ std::vector<std::uint8_t> encode_window(const profile::WindowProfile& w) {
   }
   const auto& st = w.stats;
   json doc = {{"v", format_version},
+              {"ops", std::move(ops)},
+              {"lat", {l.probe_calls, l.lost_no_entry, l.lost_unwound, l.lost_map_full, l.statsd_packets,
+                       l.statsd_timings, l.statsd_unknown, l.statsd_ignored, l.statsd_malformed, l.statsd_oversized}},
               {"host", w.host},
               {"start_us", to_us(w.start)},
               {"end_us", to_us(w.end)},
@@ -118,16 +129,39 @@ Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& by
     const json& st = doc.at("stats");
     w.stats = {st.at(0).get<std::uint64_t>(), st.at(1).get<std::uint64_t>(), st.at(2).get<std::uint64_t>(),
                st.at(3).get<std::uint64_t>(), st.at(4).get<std::uint64_t>()};
-    if (version >= 2)
-      for (const json& d : doc.at("deploys")) {
-        profile::DeployMarker marker{d.at(0).get<std::uint32_t>(), from_us(d.at(1).get<std::int64_t>()),
-                                     d.at(2).get<std::string>(), {}};
-        if (marker.target_index >= w.targets.size()) return make_error("deploy marker refers to a missing target");
-        for (const json& c : d.at(3))
-          marker.changes.push_back({c.at(0).get<std::string>(), c.at(1).get<std::string>(), c.at(2).get<std::string>(),
-                                    c.at(3).get<std::string>()});
-        w.deploys.push_back(std::move(marker));
-      }
+    if (version < 2) return w;
+    for (const json& o : doc.at("ops")) {
+      profile::OperationWindow op;
+      op.target_index = o.at(0).get<std::uint32_t>();
+      op.name = o.at(1).get<std::string>();
+      const int source = o.at(2).get<int>(), tier = o.at(4).get<int>();
+      if (op.target_index >= w.targets.size()) return make_error("operation refers to a missing target");
+      if (source < 0 || source > static_cast<int>(profile::OperationSource::statsd)) return make_error("bad operation source");
+      if (tier < 0 || tier > 5) return make_error("bad operation tier");
+      op.source = static_cast<profile::OperationSource>(source);
+      op.spec = o.at(3).get<std::string>();
+      op.tier = static_cast<profile::Tier>(tier);
+      op.threshold_ns = o.at(5).get<std::uint64_t>();
+      op.histogram = {o.at(6).get<std::uint64_t>(), o.at(7).get<std::uint64_t>(), o.at(8).get<std::uint64_t>(),
+                      o.at(9).get<std::uint64_t>(),
+                      o.at(10).get<std::vector<std::pair<std::uint32_t, std::uint64_t>>>()};
+      for (const auto& [bucket, count] : op.histogram.buckets)
+        if (bucket >= profile::latency_bucket_count) return make_error("bad latency bucket");
+      w.operations.push_back(std::move(op));
+    }
+    const json& l = doc.at("lat");
+    auto at = [&](std::size_t i) { return l.at(i).get<std::uint64_t>(); };
+    w.latency = {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9)};
+    if (version < 3) return w;
+    for (const json& d : doc.at("deploys")) {
+      profile::DeployMarker marker{d.at(0).get<std::uint32_t>(), from_us(d.at(1).get<std::int64_t>()),
+                                   d.at(2).get<std::string>(), {}};
+      if (marker.target_index >= w.targets.size()) return make_error("deploy marker refers to a missing target");
+      for (const json& c : d.at(3))
+        marker.changes.push_back({c.at(0).get<std::string>(), c.at(1).get<std::string>(), c.at(2).get<std::string>(),
+                                  c.at(3).get<std::string>()});
+      w.deploys.push_back(std::move(marker));
+    }
     return w;
   } catch (const json::exception& e) {
     return make_error(std::string("corrupt spooled window: ") + e.what());

@@ -151,14 +151,6 @@ TEST(RegressionObservations, SayWhatRoseWhenAndAfterWhichDeploy) {
   EXPECT_FALSE(cpu_regression_observation("api", {}, functions, std::nullopt, context).condition);
 }
 
-TEST(FormatNs, ThreeSignificantDigits) {
-  EXPECT_EQ(format_ns(812'000'000), "812ms");
-  EXPECT_EQ(format_ns(1'250'000'000), "1.25s");
-  EXPECT_EQ(format_ns(35'000), "35us");
-  EXPECT_EQ(format_ns(12'345'678), "12.3ms");
-  EXPECT_EQ(format_ns(900), "900ns");
-}
-
 config::Receiver receiver(const std::string& name, bool send_resolved = true) {
   config::Receiver r;
   r.name = name;

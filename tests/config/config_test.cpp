@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 
 namespace perfwatch::config {
@@ -296,7 +297,95 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"unknown_match_key_suggested", "targets:\n  - name: a\n    match: {pid: 1, cmd_line: x}\n",
                  "perfwatch.yaml:3:21: targets[0].match.cmd_line: unknown key 'cmd_line' (did you mean 'cmdline'?)"},
         BadValue{"unknown_target_key_listed", "targets:\n  - name: a\n    match: {pid: 1}\n    enabled: true\n",
-                 "perfwatch.yaml:4:5: targets[0].enabled: unknown key 'enabled' (known keys: name, match, profile)"},
+                 "perfwatch.yaml:4:5: targets[0].enabled: unknown key 'enabled' (known keys: name, match, profile, "
+                 "operations)"},
+        BadValue{"operations_not_sequence", "targets:\n  - name: a\n    match: {pid: 1}\n    operations: 5\n",
+                 "perfwatch.yaml:4:17: targets[0].operations: expected a sequence, got '5'"},
+        BadValue{"operation_without_name", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {tier: T1, syscall: read}\n",
+                 "perfwatch.yaml:5:9: targets[0].operations[0]: missing required key 'name'"},
+        BadValue{"operation_bad_name", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: 'a b', tier: T1, syscall: read}\n",
+                 "perfwatch.yaml:5:16: targets[0].operations[0].name: must be made of letters, digits, '_', '.' and "
+                 "'-', got 'a b'"},
+        BadValue{"operation_bad_tier", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T6, syscall: read}\n",
+                 "perfwatch.yaml:5:25: targets[0].operations[0].tier: expected one of T1, T2, T3, T4, T5, got 'T6'"},
+        BadValue{"operation_bad_threshold", "targets:\n  - name: x\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, threshold: 0us, syscall: read}\n",
+                 "perfwatch.yaml:5:30: targets[0].operations[0].threshold: must be at least 1us, got 0us"},
+        BadValue{"operation_tier_and_threshold", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, threshold: 1s, syscall: read}\n",
+                 "perfwatch.yaml:5:9: targets[0].operations[0]: set tier or threshold, not both"},
+        BadValue{"operation_without_tier", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, syscall: read}\n",
+                 "perfwatch.yaml:5:9: targets[0].operations[0]: missing 'tier' (T1..T5) or 'threshold'"},
+        BadValue{"operation_without_source", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1}\n",
+                 "perfwatch.yaml:5:9: targets[0].operations[0]: missing the source: one of uprobe, python, syscall, "
+                 "statsd"},
+        BadValue{"operation_two_sources", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, syscall: read, statsd: m}\n",
+                 "perfwatch.yaml:5:9: targets[0].operations[0]: set exactly one source, not both syscall and statsd"},
+        BadValue{"uprobe_without_symbol", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, uprobe: /usr/bin/app}\n",
+                 "perfwatch.yaml:5:37: targets[0].operations[0].uprobe: expected BINARY:SYMBOL such as "
+                 "/usr/bin/app:handle_request or libc.so.6:malloc, got '/usr/bin/app'"},
+        BadValue{"uprobe_relative_binary", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, uprobe: 'bin/app:f'}\n",
+                 "perfwatch.yaml:5:37: targets[0].operations[0].uprobe: the binary must be an absolute path or a file "
+                 "name without '/', got 'bin/app'"},
+        BadValue{"uprobe_demangled_symbol", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, uprobe: 'app:f(int, int)'}\n",
+                 "perfwatch.yaml:5:37: targets[0].operations[0].uprobe: the symbol must not contain spaces (use the "
+                 "mangled name), got 'f(int, int)'"},
+        BadValue{"python_one_component", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, python: handler}\n",
+                 "perfwatch.yaml:5:37: targets[0].operations[0].python: expected module.qualname such as "
+                 "app.handlers.get_user or app.handlers:Handler.get (a module and a function), got 'handler'"},
+        BadValue{"python_empty_component", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, python: 'app..f'}\n",
+                 "perfwatch.yaml:5:37: targets[0].operations[0].python: empty name component in 'app..f'"},
+        BadValue{"python_two_colons", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, python: 'a:b:c'}\n",
+                 "perfwatch.yaml:5:37: targets[0].operations[0].python: expected module.qualname or module:qualname "
+                 "such as app.handlers.get_user or app.handlers:Handler.get, got 'a:b:c'"},
+        BadValue{"unknown_syscall", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, syscall: pread}\n",
+                 "perfwatch.yaml:5:38: targets[0].operations[0].syscall: expected one of read, pread64, readv, preadv, "
+                 "preadv2, write, pwrite64, writev, pwritev, pwritev2, openat, fsync, fdatasync, got 'pread'"},
+        BadValue{"relative_path_prefix", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, syscall: read, path_prefix: data}\n",
+                 "perfwatch.yaml:5:57: targets[0].operations[0].path_prefix: expected an absolute path, got 'data'"},
+        BadValue{"path_prefix_without_syscall", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, statsd: m, path_prefix: /data}\n",
+                 "perfwatch.yaml:5:53: targets[0].operations[0].path_prefix: path_prefix only applies to a syscall "
+                 "operation"},
+        BadValue{"regular_only_not_bool", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, syscall: read, regular_only: sometimes}\n",
+                 "perfwatch.yaml:5:58: targets[0].operations[0].regular_only: expected a boolean, got 'sometimes'"},
+        BadValue{"bad_statsd_metric", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, statsd: 'a|ms'}\n",
+                 "perfwatch.yaml:5:37: targets[0].operations[0].statsd: expected a StatsD metric name without spaces, "
+                 "':', '|', '@' or '#', got 'a|ms'"},
+        BadValue{"duplicate_operation", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
+                 "      - {name: x, tier: T1, statsd: m}\n      - {name: x, tier: T1, statsd: n}\n",
+                 "perfwatch.yaml:6:16: targets[0].operations[1].name: duplicate operation name 'x' (first used on "
+                 "line 5)"},
+        BadValue{"statsd_metric_in_two_targets",
+                 "targets:\n  - name: a\n    match: {pid: 1}\n    operations: [{name: x, tier: T1, statsd: m}]\n"
+                 "  - name: b\n    match: {pid: 2}\n    operations: [{name: y, tier: T2, statsd: m}]\n",
+                 "perfwatch.yaml:5:5: targets[1]: statsd metric 'm' is already measured by target 'a'; a metric belongs "
+                 "to one target"},
+        BadValue{"statsd_listen", "statsd:\n  listen: localhost\n",
+                 "perfwatch.yaml:2:11: statsd.listen: expected HOST:PORT such as 127.0.0.1:7460 or [::1]:7460, got "
+                 "'localhost'"},
+        BadValue{"statsd_receive_buffer", "statsd:\n  receive_buffer: 1KB\n",
+                 "perfwatch.yaml:2:19: statsd.receive_buffer: must be from 64KB to 1GB, got 1KB"},
+        BadValue{"statsd_max_packet", "statsd:\n  max_packet: 100KB\n",
+                 "perfwatch.yaml:2:15: statsd.max_packet: must be from 512B to 65507B, got 100KB"},
+        BadValue{"unknown_statsd_key", "statsd:\n  port: 8125\n",
+                 "perfwatch.yaml:2:3: statsd.port: unknown key 'port' (known keys: listen, receive_buffer, max_packet)"},
         BadValue{"duplicate_top_key", "log_level: info\nstate_dir: /a\nlog_level: warn\n",
                  "perfwatch.yaml:3:1: log_level: duplicate key (first set on line 1)"},
         BadValue{"duplicate_nested_key", "storage:\n  retention: 2d\n  retention: 3d\n",
@@ -373,6 +462,48 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"receiver_timeout", "alerts:\n  receivers: [{name: ops, url: 'http://h', timeout: 1h}]\n",
                  "perfwatch.yaml:2:53: alerts.receivers[0].timeout: must be at most 10m, got 1h"}),
     [](const ::testing::TestParamInfo<BadValue>& info) { return std::string(info.param.name); });
+
+TEST(ConfigParse, Operations) {
+  const Config c = valid(R"(
+tiers: {T2: 400ms}
+statsd: {listen: "127.0.0.1:9125", receive_buffer: 16MB, max_packet: 1432B}
+targets:
+  - name: api
+    match: {comm: api}
+    operations:
+      - {name: lookup, tier: T1, uprobe: "/usr/bin/api:lookup"}
+      - {name: handler, tier: T2, python: "app.handlers:Handler.get"}
+      - {name: reads, threshold: 20ms, syscall: pread64, path_prefix: /data, regular_only: false}
+      - {name: render, tier: T5, statsd: api.render}
+)");
+  ASSERT_EQ(c.targets.size(), 1u);
+  const auto& ops = c.targets[0].operations;
+  ASSERT_EQ(ops.size(), 4u);
+  EXPECT_EQ(ops[0].source, profile::OperationSource::uprobe);
+  EXPECT_EQ(split_uprobe(ops[0].spec), (std::pair<std::string, std::string>{"/usr/bin/api", "lookup"}));
+  EXPECT_EQ(ops[1].source, profile::OperationSource::python);
+  EXPECT_EQ(ops[1].spec, "app.handlers:Handler.get");
+  EXPECT_EQ(c.threshold_of(ops[1]), 400ms) << "a tier's threshold follows the tiers section";
+  EXPECT_EQ(ops[2].source, profile::OperationSource::syscall);
+  EXPECT_EQ(ops[2].spec, "pread64");
+  EXPECT_EQ(ops[2].path_prefix, "/data");
+  EXPECT_FALSE(ops[2].regular_only);
+  EXPECT_EQ(ops[2].tier, profile::Tier::none);
+  EXPECT_EQ(c.threshold_of(ops[2]), 20ms);
+  EXPECT_EQ(ops[3].source, profile::OperationSource::statsd);
+  EXPECT_EQ(ops[3].spec, "api.render");
+  EXPECT_TRUE(ops[0].regular_only) << "default";
+  EXPECT_EQ(c.statsd.listen, "127.0.0.1:9125");
+  EXPECT_EQ(c.statsd.receive_buffer_bytes, 16ull << 20);
+  EXPECT_EQ(c.statsd.max_packet_bytes, 1432u);
+}
+
+TEST(ConfigRejects, TooManyOperations) {
+  std::string yaml = "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n";
+  for (std::size_t i = 0; i <= max_operations; ++i)
+    yaml += "      - {name: op" + std::to_string(i) + ", tier: T1, statsd: m" + std::to_string(i) + "}\n";
+  EXPECT_EQ(errors_of(yaml), "perfwatch.yaml:2:5: targets[0]: more than 256 operations in all targets");
+}
 
 TEST(ConfigRejects, InvalidRegexCarriesTheRegexError) {
   const std::string message = errors_of("targets:\n  - name: a\n    match:\n      cmdline: 'python[3'\n");
@@ -539,6 +670,12 @@ TEST(ConfigExample, IsValidAndMatchesTheQuickStart) {
   EXPECT_EQ(c.targets[0].name, "demo");
   EXPECT_EQ(c.targets[0].match.cmdline, "perfwatch-demo");
   EXPECT_TRUE(c.targets[0].profile);
+  // The demo's operations span every tier.
+  std::set<profile::Tier> tiers;
+  for (const Operation& op : c.targets[0].operations) tiers.insert(op.tier);
+  for (auto t : {profile::Tier::t1, profile::Tier::t2, profile::Tier::t3, profile::Tier::t4, profile::Tier::t5})
+    EXPECT_TRUE(tiers.contains(t)) << "the example measures no " << profile::to_string(t) << " operation";
+  EXPECT_EQ(c.statsd.listen, "127.0.0.1:8125");
 }
 
 // Every key the parser reads is documented in the example, as "key:" (set or commented out).

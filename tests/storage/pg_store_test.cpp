@@ -153,12 +153,76 @@ TEST_F(PgStoreTest, PartitionsAreDailyAndRetentionDropsWholeOldDays) {
   // Keep 36 h at noon of day 3: days 0 and 1 ended before the cut-off (day 1 ends at day 2 00:00).
   auto dropped = s->apply_retention(36h, at(t0 + 3 * day + 12 * 3600));
   ASSERT_TRUE(dropped.ok()) << dropped.error().message;
-  EXPECT_EQ(*dropped, 2 * 2) << "samples and windows partitions of two days";
+  EXPECT_EQ(*dropped, 2 * 4) << "samples, windows, latency and latency_health partitions of two days";
+  EXPECT_EQ(count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'latency'::regclass"), 2);
   EXPECT_EQ(count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'samples'::regclass"), 2);
   EXPECT_EQ(folded("h", "worker", {at(t0), at(t0 + 5 * day)}), "main;loop 10\n");
   // Writing into a dropped day recreates its partition.
   ASSERT_TRUE(s->write_window(sample_window("h", at(t0 + 600))).ok());
   EXPECT_EQ(folded("h", "worker", {at(t0), at(t0 + day)}), "main;loop 5\n");
+}
+
+TEST_F(PgStoreTest, LatenciesMergeOverAnyRangeBucketByBucket) {
+  auto s = store();
+  profile::WindowProfile w1 = sample_window("h", at(t0 + 100));
+  test::add_sample_operations(w1, {30, 30, 30, 150});
+  profile::WindowProfile w2 = sample_window("h", at(t0 + 110));
+  test::add_sample_operations(w2, {700, 30});
+  ASSERT_TRUE(s->write_window(w1).ok());
+  ASSERT_TRUE(s->write_window(w2).ok());
+  ASSERT_TRUE(s->write_window(w2).ok()) << "a replayed window replaces itself";
+
+  auto q = query();
+  auto ops = q->latency("h", "api", "", {at(t0), at(t0 + day)});
+  ASSERT_TRUE(ops.ok()) << ops.error().message;
+  ASSERT_EQ(ops->size(), 1u) << "worker's operation is another target's";
+  const OperationLatency& op = (*ops)[0];
+  EXPECT_EQ(op.name, "lookup");
+  EXPECT_EQ(op.source, "uprobe");
+  EXPECT_EQ(op.spec, "/bin/app:lookup");
+  EXPECT_EQ(op.tier, profile::Tier::t1);
+  EXPECT_EQ(op.threshold_ns, 100'000'000u);
+  EXPECT_EQ(op.windows, 2u);
+  EXPECT_EQ(op.histogram, test::histogram_of({30, 30, 30, 150, 700, 30}, 100))
+      << "the merged histogram equals one recorded from every call";
+
+  auto second = q->latency("h", "api", "lookup", {at(t0 + 105), at(t0 + day)});
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->size(), 1u);
+  EXPECT_EQ((*second)[0].histogram.count, 2u) << "the range selects windows by start";
+  EXPECT_TRUE(q->latency("h", "api", "nope", {at(t0), at(t0 + day)})->empty());
+
+  auto series = q->latency_series("h", "worker", "reads", {at(t0), at(t0 + day)});
+  ASSERT_TRUE(series.ok()) << series.error().message;
+  ASSERT_EQ(series->size(), 2u);
+  EXPECT_EQ((*series)[0].calls, 3u);
+  EXPECT_EQ((*series)[0].slow, 1u);
+  EXPECT_NEAR(static_cast<double>((*series)[0].max_ns), 30e6, 1);
+  EXPECT_EQ(count("SELECT count(*) FROM latency WHERE slow_fraction > 0.33 AND slow_fraction < 0.34"), 2)
+      << "worker's reads: 1 of 3 calls over 20 ms, per window";
+
+  auto health = q->latency_health("h", {at(t0), at(t0 + day)});
+  ASSERT_TRUE(health.ok()) << health.error().message;
+  EXPECT_EQ(health->probe_calls, 14u);
+  EXPECT_EQ(health->statsd_malformed, 6u);
+}
+
+TEST_F(PgStoreTest, OperationsKeepTheirIdWhenTheirSourceChanges) {
+  auto s = store();
+  profile::WindowProfile w1 = sample_window("h", at(t0 + 100));
+  test::add_sample_operations(w1, {30});
+  ASSERT_TRUE(s->write_window(w1).ok());
+  profile::WindowProfile w2 = sample_window("h", at(t0 + 110));
+  test::add_sample_operations(w2, {40});
+  w2.operations[0].source = profile::OperationSource::python;
+  w2.operations[0].spec = "app.lookup";
+  ASSERT_TRUE(s->write_window(w2).ok());
+  EXPECT_EQ(count("SELECT count(*) FROM operations"), 2);
+  EXPECT_EQ(count("SELECT count(*) FROM operations WHERE source = 'python' AND spec = 'app.lookup'"), 1);
+  auto ops = query()->latency("h", "api", "lookup", {at(t0), at(t0 + day)});
+  ASSERT_TRUE(ops.ok());
+  EXPECT_EQ((*ops)[0].histogram.count, 2u);
+  EXPECT_EQ((*ops)[0].source, "python") << "the newest window's source";
 }
 
 TEST_F(PgStoreTest, NamesThatAreNotUtf8AreStoredReadably) {

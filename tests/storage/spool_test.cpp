@@ -57,17 +57,50 @@ TEST(WindowCodecTest, RoundTripsDeployMarkers) {
   EXPECT_NE(bad.error().message.find("missing target"), std::string::npos);
 }
 
-// Windows spooled by the previous version (format 1, before deploy markers) are still written.
-TEST(WindowCodecTest, ReadsVersionOneWindows) {
-  nlohmann::json doc = nlohmann::json::from_cbor(encode_window(sample_window("h", at(100))));
-  doc["v"] = 1;
+// Windows spooled by the previous version (format 2, before deploy markers) are still written.
+TEST(WindowCodecTest, DecodesVersion2FilesWithoutDeployMarkers) {
+  profile::WindowProfile w = sample_window("h", at(100));
+  test::add_sample_operations(w, {30});
+  nlohmann::json doc = nlohmann::json::from_cbor(encode_window(w));
+  doc["v"] = 2;
   doc.erase("deploys");
   Result<profile::WindowProfile> back = decode_window(nlohmann::json::to_cbor(doc));
   ASSERT_TRUE(back.ok()) << back.error().message;
-  EXPECT_EQ(back->targets.size(), 2u);
+  EXPECT_EQ(back->operations, w.operations);
   EXPECT_TRUE(back->deploys.empty());
-  doc["v"] = 3;
+  doc["v"] = 4;
   EXPECT_FALSE(decode_window(nlohmann::json::to_cbor(doc)).ok());
+}
+
+TEST(WindowCodecTest, RoundTripsOperationLatencies) {
+  profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
+  test::add_sample_operations(w, {30, 30, 150, 700});
+  Result<profile::WindowProfile> back = decode_window(encode_window(w));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->operations, w.operations);
+  EXPECT_EQ(back->latency, w.latency);
+}
+
+TEST(WindowCodecTest, DecodesVersion1FilesWithoutOperations) {
+  // What a perfwatchd from before latencies spooled: no "ops" nor "lat".
+  nlohmann::json doc = nlohmann::json::from_cbor(encode_window(sample_window("host-a", at(1'700'000'000))));
+  doc["v"] = 1;
+  doc.erase("ops");
+  doc.erase("lat");
+  Result<profile::WindowProfile> back = decode_window(nlohmann::json::to_cbor(doc));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->targets.size(), 2u);
+  EXPECT_TRUE(back->operations.empty());
+}
+
+TEST(WindowCodecTest, RejectsOperationsOfMissingTargetsAndBadBuckets) {
+  profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
+  test::add_sample_operations(w, {30});
+  w.operations[0].target_index = 9;
+  EXPECT_FALSE(decode_window(encode_window(w)).ok());
+  w.operations[0].target_index = 0;
+  w.operations[0].histogram.buckets.push_back({profile::latency_bucket_count, 1});
+  EXPECT_FALSE(decode_window(encode_window(w)).ok());
 }
 
 TEST(WindowCodecTest, RejectsCorruptAndInconsistentData) {

@@ -62,4 +62,19 @@ profile::WindowProfile sample_window(const std::string& host, profile::TimePoint
   return w;
 }
 
+profile::LatencyHistogram histogram_of(std::initializer_list<std::uint64_t> ms, std::uint64_t threshold_ms) {
+  profile::DenseHistogram dense;
+  for (std::uint64_t v : ms) dense.record(v * 1'000'000, 1, threshold_ms * 1'000'000);
+  return dense.take();
+}
+
+void add_sample_operations(profile::WindowProfile& w, std::initializer_list<std::uint64_t> lookup_ms) {
+  using profile::OperationSource;
+  w.operations.push_back({0, "lookup", OperationSource::uprobe, "/bin/app:lookup", profile::Tier::t1, 100'000'000,
+                          histogram_of(lookup_ms, 100)});
+  w.operations.push_back({1, "reads", OperationSource::syscall, "read under /data", profile::Tier::none, 20'000'000,
+                          histogram_of({1, 2, 30}, 20)});
+  w.latency = {7, 1, 2, 3, 100, 90, 5, 2, 3, 1};
+}
+
 }  // namespace perfwatch::test

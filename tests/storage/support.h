@@ -34,4 +34,9 @@ profile::TimePoint at(std::int64_t unix_seconds);
 // worker has main;loop (5); stats.samples = 10.
 profile::WindowProfile sample_window(const std::string& host, profile::TimePoint start);
 
+profile::LatencyHistogram histogram_of(std::initializer_list<std::uint64_t> ms, std::uint64_t threshold_ms);
+// Operations: api's "lookup" (uprobe, T1 = 100 ms) with calls of lookup_ms, worker's "reads" (syscall, own
+// 20 ms threshold) with 1, 2 and 30 ms; and latency stats {7, 1, 2, 3, 100, 90, 5, 2, 3, 1}.
+void add_sample_operations(profile::WindowProfile& w, std::initializer_list<std::uint64_t> lookup_ms);
+
 }  // namespace perfwatch::test

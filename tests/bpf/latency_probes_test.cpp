@@ -1,0 +1,207 @@
+// The latency probes on the real kernel: uprobes on a native function, CPython's USDT probes and
+// syscall tracepoints, each measured from child processes. Uprobes and USDT fire only on the first
+// hit per thread on the CI machines (see ENVIRONMENT.md), so every measured call runs on a fresh thread.
+#include "collector/latency_probes.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "collector/oncpu_sampler.h"
+#include "tests/bpf/support.h"
+
+extern "C" __attribute__((noinline, used)) int pw_test_sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  asm volatile("" ::: "memory");  // not a tail call: the return probe needs the return
+  return ms;
+}
+
+namespace perfwatch::collector {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using test::Child;
+
+// A pipe the parent closes to let a child start once its probes are attached.
+struct Gate {
+  int fds[2] = {-1, -1};
+  Gate() { EXPECT_EQ(pipe(fds), 0); }
+  ~Gate() {
+    close(fds[0]);
+    close(fds[1]);
+  }
+  void wait_in_child() const {
+    close(fds[1]);
+    char c;
+    while (read(fds[0], &c, 1) > 0) {
+    }
+  }
+  void open_in_parent() {
+    close(fds[1]);
+    fds[1] = -1;
+  }
+};
+
+std::string self_exe() { return fs::read_symlink("/proc/self/exe").string(); }
+
+class LatencyProbesTest : public test::BpfTest {
+ protected:
+  void SetUp() override {
+    test::BpfTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto sampler = OncpuSampler::create({});
+    ASSERT_TRUE(sampler.ok()) << sampler.error().message;
+    sampler_ = std::move(*sampler);
+  }
+  std::unique_ptr<LatencyProbes> probes(std::vector<LatencyOperation> ops) {
+    auto created = LatencyProbes::create(sampler_->watched_map_fd(), std::move(ops));
+    EXPECT_TRUE(created.ok()) << created.error().message;
+    return created.ok() ? std::move(*created) : nullptr;
+  }
+  std::unique_ptr<OncpuSampler> sampler_;
+};
+
+double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+TEST(PythonMatchTest, ModuleSplitsAndExplicitColon) {
+  PythonMatch dotted = python_match("app.handlers.Handler.get");
+  EXPECT_EQ(dotted.name_hash, python_name_hash("get"));
+  EXPECT_EQ(dotted.module_hashes, (std::vector<std::uint64_t>{python_module_hash("app.handlers.Handler"),
+                                                              python_module_hash("app.handlers"),
+                                                              python_module_hash("app")}));
+  PythonMatch exact = python_match("app.handlers:Handler.get");
+  EXPECT_EQ(exact.name_hash, python_name_hash("get"));
+  EXPECT_EQ(exact.module_hashes, std::vector<std::uint64_t>{python_module_hash("app.handlers")});
+  EXPECT_EQ(python_name_hash(std::string(100, 'x')), python_name_hash(std::string(LAT_PY_NAME_LEN - 1, 'x')))
+      << "names are hashed as far as the probe reads them";
+}
+
+TEST_F(LatencyProbesTest, UprobeTimesEveryCallFromConcurrentThreads) {
+  auto p = probes({{"sleep", 0, profile::OperationSource::uprobe, self_exe() + ":pw_test_sleep_ms", 0, "", true,
+                    100'000'000}});
+  ASSERT_TRUE(p);
+  const std::vector<int> durations{30, 30, 30, 30, 150, 150, 700};
+  Gate gate;
+  Child child([&] {
+    gate.wait_in_child();
+    std::vector<std::thread> threads;
+    for (int d : durations) threads.emplace_back([d] { pw_test_sleep_ms(d); });
+    for (auto& t : threads) t.join();
+  });
+  p->watch(child.pid(), 0);
+  EXPECT_GE(p->attached_links(), 2u);
+  p->drain();
+  gate.open_in_parent();
+  ASSERT_EQ(child.wait(), 0);
+  LatencyDrain drained = p->drain();
+  ASSERT_EQ(drained.histograms.size(), 1u);
+  const profile::LatencyHistogram& h = drained.histograms[0];
+  EXPECT_EQ(h.count, durations.size());
+  EXPECT_EQ(h.slow, 3u) << "calls over the 100 ms threshold";
+  EXPECT_NEAR(ms(profile::percentile(h, 0.5)), 30, 30 * 0.05 + 2);
+  EXPECT_NEAR(ms(profile::percentile(h, 0.8)), 150, 150 * 0.05 + 2);
+  EXPECT_NEAR(ms(h.max_ns), 700, 700 * 0.05);
+  EXPECT_EQ(drained.stats.probe_calls, durations.size());
+  EXPECT_EQ(drained.stats.lost_no_entry, 0u);
+}
+
+// CPython 3.11 fires function__entry only while a profile or trace function is set (the probe sits
+// in the tracing path of RESUME), so each child sets a C-level no-op profiler (slice) right before
+// its one measured call; function__return fires regardless. One call per fresh process: the first
+// hit of each probe in a thread is the only one that fires on the CI machines.
+TEST_F(LatencyProbesTest, PythonFunctionThroughUsdt) {
+  const fs::path dir = fs::temp_directory_path() / ("pw-latency-py-" + std::to_string(getpid()));
+  fs::create_directories(dir / "pwapp");
+  std::ofstream(dir / "pwapp" / "__init__.py") << "";
+  std::ofstream(dir / "pwapp" / "work.py") << "import time\n"
+                                              "def measured(ms):\n    time.sleep(ms / 1000)\n"
+                                              "def other(ms):\n    time.sleep(ms / 1000)\n";
+  auto p = probes({{"measured", 0, profile::OperationSource::python, "pwapp.work.measured", 0, "", true, 100'000'000},
+                   {"other_module", 0, profile::OperationSource::python, "elsewhere:measured", 0, "", true, 1}});
+  ASSERT_TRUE(p);
+  struct Run {
+    std::string call;
+    int stdin_fd;
+    std::unique_ptr<Child> child;
+  };
+  std::vector<Run> runs;
+  for (const char* call : {"measured(40)", "measured(40)", "measured(200)", "other(40)"}) {
+    int in[2];
+    ASSERT_EQ(pipe(in), 0);
+    const std::string code = "import sys, pwapp.work as w\nsys.stdin.read()\nsys.setprofile(slice)\nw." + std::string(call);
+    auto child = std::make_unique<Child>([&] {
+      dup2(in[0], 0);
+      close(in[1]);
+      const std::string path = "PYTHONPATH=" + dir.string();
+      char* env[] = {const_cast<char*>(path.c_str()), nullptr};
+      execle("/usr/bin/python3.11", "python3.11", "-c", code.c_str(), nullptr, env);
+      _exit(127);
+    });
+    close(in[0]);
+    runs.push_back({call, in[1], std::move(child)});
+  }
+  std::this_thread::sleep_for(1s);  // the interpreters have imported the module and wait on stdin
+  for (Run& r : runs) p->watch(r.child->pid(), 0);
+  EXPECT_GE(p->attached_links(), 2 * runs.size()) << "no USDT probes in /usr/bin/python3.11?";
+  p->drain();
+  for (Run& r : runs) close(r.stdin_fd);
+  for (Run& r : runs) EXPECT_EQ(r.child->wait(), 0) << r.call;
+  LatencyDrain drained = p->drain();
+  fs::remove_all(dir);
+  const profile::LatencyHistogram& h = drained.histograms[0];
+  EXPECT_EQ(h.count, 3u) << "three measured() calls; other() and the module filter excluded";
+  EXPECT_EQ(h.slow, 1u);
+  EXPECT_NEAR(ms(profile::percentile(h, 0.5)), 40, 40 * 0.05 + 2);
+  EXPECT_NEAR(ms(h.max_ns), 200, 200 * 0.05);
+  EXPECT_EQ(drained.histograms[1].count, 0u) << "same function name, other module";
+}
+
+TEST_F(LatencyProbesTest, FileReadsUnderAndOutsideAPathPrefix) {
+  const fs::path dir = fs::temp_directory_path() / ("pw-latency-io-" + std::to_string(getpid()));
+  fs::create_directories(dir / "data" / "sub");
+  fs::create_directories(dir / "other");
+  for (const char* f : {"data/a", "data/sub/b", "other/c"}) std::ofstream(dir / f) << std::string(4096, 'x');
+  auto p = probes({{"under", 0, profile::OperationSource::syscall, "read", LAT_SYS_READ, (dir / "data").string(), true, 1},
+                   {"regular", 0, profile::OperationSource::syscall, "read", LAT_SYS_READ, "", true, 1},
+                   {"any", 0, profile::OperationSource::syscall, "read", LAT_SYS_READ, "", false, 1},
+                   {"preads", 0, profile::OperationSource::syscall, "pread64", LAT_SYS_PREAD64, "", true, 1}});
+  ASSERT_TRUE(p);
+  Gate gate;
+  Child child([&] {
+    gate.wait_in_child();
+    char buf[512];
+    auto read_n = [&](const fs::path& path, int n) {
+      int fd = open(path.c_str(), O_RDONLY);
+      for (int i = 0; i < n; ++i)
+        if (read(fd, buf, sizeof buf) != sizeof buf) _exit(3);
+      if (pread(fd, buf, sizeof buf, 0) != sizeof buf) _exit(4);
+      close(fd);
+    };
+    read_n(dir / "data/a", 3);
+    read_n(dir / "data/sub/b", 2);
+    read_n(dir / "other/c", 4);
+    int fds[2];
+    if (pipe(fds) != 0 || write(fds[1], buf, 10) != 10 || read(fds[0], buf, 10) != 10) _exit(5);
+  });
+  ASSERT_TRUE(sampler_->watch(child.pid(), 1, 0).ok());
+  p->drain();
+  gate.open_in_parent();
+  ASSERT_EQ(child.wait(), 0);
+  LatencyDrain drained = p->drain();
+  fs::remove_all(dir);
+  EXPECT_EQ(drained.histograms[0].count, 5u) << "reads of files at or below the prefix";
+  EXPECT_EQ(drained.histograms[1].count, 9u) << "reads of regular files";
+  EXPECT_GE(drained.histograms[2].count, 10u) << "reads of anything, the pipe included";
+  EXPECT_EQ(drained.histograms[3].count, 3u) << "pread64 is its own operation";
+  EXPECT_GT(drained.histograms[0].max_ns, 0u);
+}
+
+}  // namespace
+}  // namespace perfwatch::collector
