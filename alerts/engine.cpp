@@ -50,6 +50,7 @@ struct Engine::Session {
 
 Sources stored_sources(pqxx::connection& conn) {
   Sources s;
+  s.latency = pg_latency_source(conn);
   s.profile = pg_profile_source(conn);
   s.deploys = pg_deploy_source(conn);
   return s;

@@ -35,7 +35,8 @@ struct Sources {
 };
 using SourcesFactory = std::function<Sources(pqxx::connection&)>;
 
-// The sources over what perfwatchd stores today: CPU profiles and deploy markers.
+// The sources over what perfwatchd stores today: operation latencies, CPU profiles and deploy markers.
+// Cache hit rates have no stored source yet: the cache-floor rule stays idle.
 Sources stored_sources(pqxx::connection& conn);
 
 struct EngineOptions {

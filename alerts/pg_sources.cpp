@@ -19,6 +19,79 @@ using storage::to_pg_timestamp;
 const char* const target_ids_sql =
     "SELECT t.id FROM targets t JOIN hosts h ON h.id = t.host_id WHERE h.name = $1 AND t.name = $2";
 
+std::string tier_text(int tier) { return tier >= 1 && tier <= 5 ? "T" + std::to_string(tier) : std::string(); }
+
+std::uint64_t count_of(const pqxx::field& f) { return f.is_null() ? 0 : static_cast<std::uint64_t>(f.as<std::int64_t>()); }
+
+class PgLatencySource final : public LatencySource {
+ public:
+  explicit PgLatencySource(pqxx::connection& conn) : conn_(conn) {}
+
+  Result<std::vector<LatencyWindow>> windows(const std::string& host, TimePoint after, TimePoint until) override {
+    return guarded("cannot read latencies", [&]() -> Result<std::vector<LatencyWindow>> {
+      pqxx::read_transaction tx(conn_);
+      const pqxx::result rows = tx.exec_params(
+          "SELECT t.name, o.name, l.tier, l.threshold_ns, " + epoch_us_sql("l.window_start") + ", " +
+              epoch_us_sql("l.window_end") +
+              ", l.calls, l.slow, l.p50_ns, l.p95_ns, l.p99_ns, l.max_ns"
+              " FROM latency l JOIN operations o ON o.id = l.operation_id JOIN targets t ON t.id = o.target_id"
+              " JOIN hosts h ON h.id = l.host_id"
+              " WHERE h.name = $1 AND l.window_start > $2::timestamptz AND l.window_start <= $3::timestamptz"
+              " ORDER BY l.window_start, t.name, o.name",
+          host, to_pg_timestamp(after), to_pg_timestamp(until));
+      std::vector<LatencyWindow> out;
+      for (const auto& row : rows)
+        out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), tier_text(row[2].as<int>()),
+                       count_of(row[3]), from_epoch_us(row[4].as<std::int64_t>()),
+                       from_epoch_us(row[5].as<std::int64_t>()), count_of(row[6]), count_of(row[7]), count_of(row[8]),
+                       count_of(row[9]), count_of(row[10]), count_of(row[11])});
+      return out;
+    });
+  }
+
+  Result<std::vector<LatencyTotals>> totals(const std::string& host, TimePoint end,
+                                            std::span<const Duration> spans) override {
+    return guarded("cannot read latency totals", [&]() -> Result<std::vector<LatencyTotals>> {
+      if (spans.empty()) return std::vector<LatencyTotals>{};
+      // One pass over the longest span; each span's sums filter on its own start (the text only
+      // depends on how many spans there are).
+      std::vector<TimePoint> starts;
+      for (Duration span : spans) starts.push_back(end - std::chrono::duration_cast<profile::Clock::duration>(span));
+      std::string sums, starts_literal = "{";
+      for (std::size_t i = 1; i <= spans.size(); ++i) {
+        const std::string from = "(p.starts)[" + std::to_string(i) + "]";
+        sums += ", (sum(l.calls) FILTER (WHERE l.window_start >= " + from + "))::bigint";
+        sums += ", (sum(l.slow) FILTER (WHERE l.window_start >= " + from + "))::bigint";
+        starts_literal += (i > 1 ? "," : "") + ("\"" + to_pg_timestamp(starts[i - 1]) + "\"");
+      }
+      starts_literal += "}";
+      pqxx::read_transaction tx(conn_);
+      // The operation's newest grading stands for the whole range.
+      const pqxx::result rows = tx.exec_params(
+          "SELECT t.name, o.name, (array_agg(l.tier ORDER BY l.window_start DESC))[1],"
+          "       (array_agg(l.threshold_ns ORDER BY l.window_start DESC))[1]" + sums +
+              " FROM latency l JOIN operations o ON o.id = l.operation_id JOIN targets t ON t.id = o.target_id"
+              " JOIN hosts h ON h.id = l.host_id CROSS JOIN (SELECT $4::timestamptz[] AS starts) p"
+              " WHERE h.name = $1 AND l.window_start >= $2::timestamptz AND l.window_start < $3::timestamptz"
+              " GROUP BY t.name, o.name ORDER BY t.name, o.name",
+          host, to_pg_timestamp(*std::min_element(starts.begin(), starts.end())), to_pg_timestamp(end),
+          starts_literal);
+      std::vector<LatencyTotals> out;
+      for (const auto& row : rows) {
+        LatencyTotals t{row[0].as<std::string>(), row[1].as<std::string>(), tier_text(row[2].as<int>()),
+                        count_of(row[3]), {}};
+        for (pqxx::row::size_type i = 0; i < spans.size(); ++i)
+          t.spans.push_back({count_of(row[4 + 2 * i]), count_of(row[5 + 2 * i])});
+        out.push_back(std::move(t));
+      }
+      return out;
+    });
+  }
+
+ private:
+  pqxx::connection& conn_;
+};
+
 class PgProfileSource final : public ProfileSource {
  public:
   explicit PgProfileSource(pqxx::connection& conn) : conn_(conn) {}
@@ -99,6 +172,9 @@ class PgDeploySource final : public DeploySource {
 
 }  // namespace
 
+std::unique_ptr<LatencySource> pg_latency_source(pqxx::connection& conn) {
+  return std::make_unique<PgLatencySource>(conn);
+}
 std::unique_ptr<ProfileSource> pg_profile_source(pqxx::connection& conn) {
   return std::make_unique<PgProfileSource>(conn);
 }

@@ -258,5 +258,49 @@ TEST_F(EngineTest, CpuRegressionFromStoredProfilesNamesTheFunctionAndTheDeploy) 
   EXPECT_EQ(alert["generatorURL"], diff);
 }
 
+// The latency rules on what perfwatchd stores (migration 0002's latency table): a tier violation, its
+// burn rate, and a regression of another operation, read back by the PostgreSQL latency source.
+TEST_F(EngineTest, LatencyRulesOnStoredLatencies) {
+  alerts_.burn_rate.enabled = true;
+  alerts_.regression.enabled = true;
+  alerts_.regression.interval = 1s;
+  auto store = storage::PgStore::connect(connect_options());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  const TimePoint t0 = window_start(600);
+  for (int i = 0; i < 60; ++i) {
+    profile::WindowProfile w = cpu_window(t0 + i * 10s, 0.3);
+    // "load" (T2): about 100 ms, 30% slower for the last 20 windows; "export" (T3): 4 s for the last 3.
+    const std::uint64_t ms = (i < 40 ? 100 : 130) + (i % 2 ? 2 : 0);
+    w.operations.push_back({0, "load", profile::OperationSource::uprobe, "/srv/api:load", profile::Tier::t2,
+                            500'000'000, test::histogram_of(std::initializer_list<std::uint64_t>(
+                                                                {ms, ms, ms, ms, ms, ms, ms, ms, ms, ms, ms, ms}),
+                                                            500)});
+    if (i >= 57)
+      w.operations.push_back({0, "export", profile::OperationSource::python, "api.export", profile::Tier::t3,
+                              2'000'000'000, test::histogram_of({4000, 4000, 4000, 4000, 4000, 4000, 4000, 4000,
+                                                                 4000, 4000, 4000, 4000}, 2000)});
+    ASSERT_TRUE((*store)->write_window(w).ok());
+  }
+  alerts_.burn_rate.min_calls = 30;
+  start_engine(stored_sources);
+  std::map<std::string, nlohmann::json> by_name;
+  for (auto deadline = std::chrono::steady_clock::now() + wait;
+       by_name.size() < 3 && std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(200ms))
+    for (const auto& r : receiver_.requests()) {
+      const nlohmann::json body = r.json();
+      for (const auto& alert : body["alerts"]) by_name[alert["labels"]["alertname"]] = alert;
+    }
+  ASSERT_EQ(by_name.size(), 3u) << nlohmann::json(by_name).dump(2);
+  const nlohmann::json& tier = by_name["LatencyTierViolation"];
+  EXPECT_EQ(tier["labels"]["operation"], "export");
+  EXPECT_EQ(tier["labels"]["tier"], "T3");
+  const nlohmann::json& burn = by_name["LatencyBurnRate"];
+  EXPECT_EQ(burn["labels"]["operation"], "export");
+  const nlohmann::json& regression = by_name["LatencyRegression"];
+  EXPECT_EQ(regression["labels"]["operation"], "load");
+  const std::string summary = regression["annotations"]["summary"];
+  EXPECT_EQ(summary.rfind("p95 latency of api/load rose +3", 0), 0u) << summary;
+}
+
 }  // namespace
 }  // namespace perfwatch::alerts

@@ -2,10 +2,14 @@
 // hot function becomes 20% slower, finds the regression, and notifies a real local webhook receiver,
 // naming the function, the deploy it follows and the differential flame graph; a receiver that is down
 // across a daemon restart gets the notification once it is back, exactly once; `perfwatch alerts`
-// lists the alert with its history. Needs root and BTF; fails loudly without them.
+// lists the alert with its history; and the demo with a regression switched on makes an alert at
+// scripts/webhook-receiver.py that names the regressed function. Needs root and BTF; fails loudly
+// without them.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "support.h"
@@ -19,6 +23,8 @@ namespace fs = std::filesystem;
 
 const std::string cpu_split = CPU_SPLIT_PATH;
 const std::string cpu_split_v2 = CPU_SPLIT_V2_PATH;
+const std::string demo = DEMO_PATH;
+const std::string webhook_receiver = WEBHOOK_RECEIVER_PATH;
 
 // 1-second windows at 999 Hz: a point of the CPU series per window; regressions examined every 2 s.
 std::string config(const std::string& receiver_url, const std::string& cmdline, std::uint16_t dashboard_port = 0) {
@@ -35,23 +41,32 @@ std::string config(const std::string& receiver_url, const std::string& cmdline, 
          "  - name: app\n    match: {cmdline: \"" + cmdline + "\"}\n";
 }
 
-// The CpuRegression notifications the receiver got.
-std::vector<nlohmann::json> cpu_regressions(const test::WebhookReceiver& receiver) {
+// The notifications of alerts named `alertname` the receiver got.
+std::vector<nlohmann::json> notified(const test::WebhookReceiver& receiver, const std::string& alertname) {
   std::vector<nlohmann::json> out;
   for (const auto& r : receiver.requests()) {
     const nlohmann::json body = r.json();
     if (!body.is_object()) continue;
     for (const auto& alert : body["alerts"])
-      if (alert["labels"]["alertname"] == "CpuRegression") out.push_back(alert);
+      if (alert["labels"]["alertname"] == alertname) out.push_back(alert);
   }
   return out;
 }
 
-std::vector<nlohmann::json> wait_for_regression(const test::WebhookReceiver& receiver, std::chrono::seconds timeout) {
+std::vector<nlohmann::json> cpu_regressions(const test::WebhookReceiver& receiver) {
+  return notified(receiver, "CpuRegression");
+}
+
+std::vector<nlohmann::json> wait_for(const test::WebhookReceiver& receiver, const std::string& alertname,
+                                     std::chrono::seconds timeout) {
   for (auto deadline = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < deadline;
        std::this_thread::sleep_for(500ms))
-    if (!cpu_regressions(receiver).empty()) break;
-  return cpu_regressions(receiver);
+    if (!notified(receiver, alertname).empty()) break;
+  return notified(receiver, alertname);
+}
+
+std::vector<nlohmann::json> wait_for_regression(const test::WebhookReceiver& receiver, std::chrono::seconds timeout) {
+  return wait_for(receiver, "CpuRegression", timeout);
 }
 
 // What every CpuRegression notification of hot_b must say.
@@ -147,6 +162,65 @@ TEST(AlertsE2E, AReceiverDownAcrossADaemonRestartGetsTheAlertOnceWhenBack) {
   EXPECT_EQ(cpu_regressions(receiver).size(), 1u) << "exactly once";
   read_all(workload.stdout_fd);
   EXPECT_EQ(wait_exit(workload.pid), 0);
+}
+
+// The documented demo path (README, "Alerts"): the bundled demo with a regression switched on produces
+// an alert at a local receiver (scripts/webhook-receiver.py) that names the regressed function.
+// load_layer is timed by the StatsD timers the demo sends, so its latency is measured on every call on
+// any machine; it does twice its work after 40 s, a change that stands out of the wall-clock noise of a
+// busy 2-core test machine.
+TEST(AlertsE2E, TheDemoWithARegressionSwitchedOnNamesTheRegressedFunction) {
+  const std::uint16_t statsd = free_port(), hook = free_port();
+  Daemon daemon("alerts-demo",
+                "log_level: info\n"
+                "sampling:\n  window: 2s\n"
+                "dashboard:\n  listen: 127.0.0.1:" + std::to_string(free_port()) + "\n"
+                "statsd:\n  listen: 127.0.0.1:" + std::to_string(statsd) + "\n"
+                "alerts:\n"
+                "  evaluation_interval: 1s\n"
+                "  regression:\n    baseline: 1h\n    interval: 2s\n    min_calls: 5\n"
+                "  receivers:\n    - {name: local, url: 'http://127.0.0.1:" + std::to_string(hook) + "/'}\n"
+                "targets:\n"
+                "  - name: demo\n"
+                "    match: {cmdline: perfwatch-demo}\n"
+                "    operations:\n"
+                "      - {name: load_layer, tier: T3, statsd: perfwatch_demo.load_layer}\n"
+                "      - {name: full_load, tier: T4, statsd: perfwatch_demo.full_load}\n");
+  ASSERT_TRUE(daemon.started());
+  const std::string received = (daemon.dir() / "notifications.jsonl").string();
+  Child receiver = spawn({"/usr/bin/python3", webhook_receiver, "--port", std::to_string(hook), "--jsonl", received},
+                         (daemon.dir() / "receiver.log").string(), true);
+  const std::string data = (daemon.dir() / "demo-data").string();
+  auto [code, out] = run({demo, "--seconds", "80", "--busy", "1", "--data-dir", data, "--statsd",
+                          "127.0.0.1:" + std::to_string(statsd), "--regress", "load_layer", "--regress-after", "40",
+                          "--regress-factor", "2"});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("regression switched on: load_layer"), std::string::npos) << out;
+  // The receiver's JSON lines: the alerts that name load_layer.
+  const auto naming = [&] {
+    std::vector<nlohmann::json> found;
+    std::istringstream lines(slurp(received));
+    for (std::string line; std::getline(lines, line);) {
+      const nlohmann::json body = nlohmann::json::parse(line, nullptr, false);
+      if (!body.is_object()) continue;
+      for (const auto& alert : body["alerts"])
+        if (alert["labels"]["alertname"] == "LatencyRegression" && alert["labels"]["operation"] == "load_layer")
+          found.push_back(alert);
+    }
+    return found;
+  };
+  for (int i = 0; i < 60 && naming().empty(); ++i) std::this_thread::sleep_for(500ms);
+  kill(receiver.pid, SIGTERM);
+  const std::string printed = read_all(receiver.stdout_fd);
+  wait_exit(receiver.pid);
+  const auto alerts = naming();
+  ASSERT_FALSE(alerts.empty()) << daemon.cli({"latency", "--target", "demo", "--since", "5m", "--format", "json"}).second;
+  EXPECT_EQ(alerts[0]["labels"]["target"], "demo");
+  const std::string summary = alerts[0]["annotations"]["summary"];
+  EXPECT_EQ(summary.rfind("p95 latency of demo/load_layer rose +", 0), 0u) << summary;
+  EXPECT_NE(printed.find("firing   LatencyRegression demo/load_layer: p95 latency of demo/load_layer rose +"),
+            std::string::npos)
+      << printed;
 }
 
 }  // namespace
