@@ -86,6 +86,7 @@ bool Dispatcher::deliver_due(Outbox& outbox) {
   }
   std::vector<std::string> names;
   for (const ResolvedReceiver& r : receivers) names.push_back(r.config.name);
+  if (names.empty()) return false;
   Result<std::vector<OutboxRow>> due = outbox.due(names, options_.batch);
   if (!due) throw std::runtime_error(due.error().message);
   if (due->empty()) return false;

@@ -16,18 +16,15 @@ namespace {
 using nlohmann::json;
 
 // "build-id:1a2b3c4d5e6f..." -> "1a2b3c4d5e6f" for summaries.
-std::string short_identity(const std::string& identity) {
-  if (identity.empty()) return "(none)";
-  const std::string id = identity.starts_with("build-id:") ? identity.substr(9) : identity;
-  return id.size() > 12 ? id.substr(0, 12) : id;
-}
+std::string short_identity(const std::string& build_id) { return build_id.substr(9, 12); }
 
 std::string describe(const profile::DeployChange& c) {
   if (c.before.empty()) return c.kind + " " + c.path + " added";
   if (c.after.empty()) return c.kind + " " + c.path + " removed";
-  const bool build = c.before.starts_with("build-id:") && c.after.starts_with("build-id:");
-  return c.kind + " " + c.path + (build ? " build-id " : " ") + short_identity(c.before) + " -> " +
-         short_identity(c.after);
+  // File identities (device, inode, mtime, size) mean nothing to a reader: say that it changed.
+  if (!c.before.starts_with("build-id:") || !c.after.starts_with("build-id:"))
+    return c.kind + " " + c.path + " changed";
+  return c.kind + " " + c.path + " build-id " + short_identity(c.before) + " -> " + short_identity(c.after);
 }
 
 void add_differences(const std::map<std::string, std::string>& before, const std::map<std::string, std::string>& after,

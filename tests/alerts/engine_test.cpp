@@ -9,6 +9,7 @@
 
 #include "alerts/dispatcher.h"
 #include "alerts/engine.h"
+#include "common/time_text.h"
 #include "storage/query.h"
 #include "tests/alerts/receiver.h"
 #include "tests/storage/support.h"
@@ -256,6 +257,33 @@ TEST_F(EngineTest, CpuRegressionFromStoredProfilesNamesTheFunctionAndTheDeploy) 
   const std::string diff = alert["annotations"]["diff"];
   EXPECT_EQ(diff.rfind("http://127.0.0.1:7460/#/target/api?host=test-host&view=diff&base_from=", 0), 0u) << diff;
   EXPECT_EQ(alert["generatorURL"], diff);
+}
+
+// A pinned baseline: the series is the pinned range, then what came after it; the regression's
+// "before" is the pinned range.
+TEST_F(EngineTest, CpuRegressionAgainstAPinnedBaseline) {
+  alerts_.tier.enabled = false;
+  alerts_.regression.enabled = true;
+  alerts_.regression.interval = 1s;
+  const TimePoint t0 = window_start(900);
+  alerts_.regression.baseline_from = t0;
+  alerts_.regression.baseline_to = t0 + 300s;
+  auto store = storage::PgStore::connect(connect_options());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  // The pinned range at 30%; then 5 minutes nobody pinned at 45%; the last 5 minutes at 36%.
+  for (int i = 0; i < 90; ++i) {
+    const double share = i < 30 ? 0.30 : i < 60 ? 0.45 : 0.36;
+    ASSERT_TRUE((*store)->write_window(cpu_window(t0 + i * 10s, share + 0.004 * ((i * 7) % 5 - 2))).ok());
+  }
+  alerts_.regression.current = 5min;  // only the last 5 minutes are compared with the pinned range
+  start_engine(stored_sources, {"api"});
+  const auto got = receiver_.wait_for(1, wait);
+  ASSERT_EQ(got.size(), 1u);
+  const nlohmann::json alert = got[0].json()["alerts"][0];
+  EXPECT_EQ(alert["annotations"]["function"], "hot");
+  EXPECT_EQ(alert["annotations"]["functions"], "hot (api): self 30.0% -> 36.0%, total 30.0% -> 36.0%");
+  EXPECT_EQ(alert["annotations"]["before"].get<std::string>().rfind(format_time(t0) + "/", 0), 0u)
+      << alert["annotations"]["before"];
 }
 
 // The latency rules on what perfwatchd stores (migration 0002's latency table): a tier violation, its
