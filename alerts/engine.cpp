@@ -17,6 +17,9 @@ using namespace std::chrono_literals;
 // new) does not judge days of history.
 constexpr auto initial_lookback = 10min;
 constexpr auto retention_interval = 1h;
+// The burn rate reads up to the longest window (3 days by default) of totals: once a minute is plenty
+// next to short windows of 5 minutes and more.
+constexpr auto burn_rate_interval = 1min;
 // Functions below this share of a window's samples are not kept in the regression series: they are
 // far below any min_share worth reporting, and the long tail would dominate the memory.
 constexpr std::uint64_t kept_share_per_mille = 1;
@@ -162,11 +165,12 @@ Result<void> Engine::evaluate(Session& s, const EngineOptions& options, TimePoin
         [&](const std::vector<LatencyWindow>& w) { return tier_rounds(w, cfg.tier, context); });
     if (!outcome) return outcome;
   }
-  if (s.sources.latency && cfg.burn_rate.enabled) {
+  if (s.sources.latency && cfg.burn_rate.enabled && (!next_burn_rate_ || now >= *next_burn_rate_)) {
     const std::vector<Duration> spans = burn_rate_spans(cfg.burn_rate);
     auto totals = s.sources.latency->totals(options.host, now, spans);
     if (!totals) return totals.error();
     s.evaluator.apply(burn_rate_round(*totals, cfg.burn_rate, context, now), batch);
+    next_burn_rate_ = now + burn_rate_interval;
   }
   if (s.sources.cache && (cfg.cache.floor || !cfg.cache.floors.empty())) {
     auto outcome = judge_windows(

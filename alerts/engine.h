@@ -2,10 +2,11 @@
 // The alert engine: a background thread that evaluates the rules on what is stored, every
 // evaluation_interval or when woken (a window was written), and stores each evaluation's alert
 // changes, history and notifications in one transaction (alert_store.h). Window-by-window rules
-// (tier, cache floor) read the windows stored since their cursor, in order; the burn-rate rule looks
-// at totals up to now; the regression rules examine their series every regression.interval, keeping
-// what they read in memory and reading only newer windows. A database outage pauses it; it reloads
-// its state from the database when it reconnects.
+// (tier, cache floor) read the windows stored since their cursor, in order (a window stored late,
+// from the spool after an outage, that starts before the cursor is not judged by them); the burn-rate
+// rule looks at totals up to now, once a minute; the regression rules examine their series every
+// regression.interval, keeping what they read in memory and reading only newer windows. A database
+// outage pauses it; it reloads its state from the database when it reconnects.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -95,6 +96,7 @@ class Engine final : public Background {
   bool reset_caches_ = false;  // the regression rule changed
   WindowCache<LatencyWindow> latency_;
   std::map<std::string, CpuCache> cpu_;
+  std::optional<TimePoint> next_burn_rate_;
   std::optional<TimePoint> next_regression_;
   std::optional<TimePoint> next_retention_;
 };
