@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace perfwatch::profile {
 
@@ -53,6 +54,17 @@ LatencyHistogram from_dense(std::uint64_t count, std::uint64_t sum_ns, std::uint
   for (std::uint32_t i = 0; i < buckets.size() && i < latency_bucket_count; ++i)
     if (buckets[i] != 0) h.buckets.emplace_back(i, buckets[i]);
   return h;
+}
+
+std::string format_ns(double ns) {
+  char buf[32];
+  if (ns < 1e6)
+    std::snprintf(buf, sizeof buf, "%.3gus", ns / 1e3);
+  else if (ns < 1e9)
+    std::snprintf(buf, sizeof buf, "%.3gms", ns / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.3gs", ns / 1e9);
+  return buf;
 }
 
 std::string_view to_string(Tier tier) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -37,6 +38,9 @@ void merge(LatencyHistogram& a, const LatencyHistogram& b);
 // From a dense bucket array (as the probes fill it); false when a bucket index is out of range.
 LatencyHistogram from_dense(std::uint64_t count, std::uint64_t sum_ns, std::uint64_t max_ns, std::uint64_t slow,
                             std::span<const std::uint64_t> buckets);
+
+// "850us", "12.3ms", "1.52s": three significant digits are plenty next to 3% bucket precision.
+std::string format_ns(double ns);
 
 // Tier grading: T1..T5 thresholds, fast to slow.
 enum class Tier : std::uint8_t { none = 0, t1 = 1, t2, t3, t4, t5 };

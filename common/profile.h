@@ -85,6 +85,25 @@ struct LatencyStats {
   bool operator==(const LatencyStats&) const = default;
 };
 
+// One file of a deploy: "before"/"after" identify its content ("build-id:HEX" or
+// "file:DEV:INODE:MTIME:SIZE"); "" when it was added or removed.
+struct DeployChange {
+  std::string kind;  // "executable", "library" or "python"
+  std::string path;
+  std::string before;
+  std::string after;
+  bool operator==(const DeployChange&) const = default;
+};
+
+// A target's executable, shared libraries or Python files changed: noticed in this window.
+struct DeployMarker {
+  std::uint32_t target_index = 0;  // into WindowProfile::targets
+  TimePoint at;
+  std::string summary;  // one line
+  std::vector<DeployChange> changes;
+  bool operator==(const DeployMarker&) const = default;
+};
+
 struct WindowProfile {
   std::string host;
   TimePoint start;
@@ -94,6 +113,7 @@ struct WindowProfile {
   SamplerStats stats;
   std::vector<OperationWindow> operations;
   LatencyStats latency;
+  std::vector<DeployMarker> deploys;
 };
 
 // Folded stacks as flamegraph.pl reads them: "root;child;leaf COUNT", one stack a line,

@@ -18,6 +18,8 @@
 #include <span>
 #include <tuple>
 
+#include "common/time_text.h"
+
 namespace perfwatch::config {
 namespace {
 
@@ -185,6 +187,80 @@ Result<std::string> cgroup_path(const std::string& text) {
   if (!text.starts_with('/'))
     return make_error("expected a cgroup path starting with '/', such as /system.slice/app.service, got '" + text +
                       "'");
+  return text;
+}
+
+// A fraction written as a percentage ("99.9%") or a number (0.999), within [min, max].
+Result<double> fraction_within(std::string_view text, double min, double max) {
+  const bool percent = text.ends_with('%');
+  const std::string_view digits = percent ? text.substr(0, text.size() - 1) : text;
+  double value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc{} || end != digits.data() + digits.size() || digits.empty())
+    return make_error("expected a percentage such as 10% or a fraction such as 0.1, got '" + std::string(text) + "'");
+  if (percent) value /= 100;
+  if (value < min || value > max) {
+    char range[96];
+    std::snprintf(range, sizeof range, "must be from %g%% to %g%%", min * 100, max * 100);
+    return make_error(std::string(range) + ", got " + std::string(text));
+  }
+  return value;
+}
+
+Result<double> positive_number(const std::string& text) {
+  double value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || text.empty() || !(value > 0))
+    return make_error("expected a number above 0, got '" + text + "'");
+  return value;
+}
+
+Result<LatencyStatistic> latency_statistic(const std::string& text) {
+  static constexpr std::pair<std::string_view, LatencyStatistic> names[] = {
+      {"p50", LatencyStatistic::p50}, {"p95", LatencyStatistic::p95}, {"p99", LatencyStatistic::p99},
+      {"max", LatencyStatistic::max}};
+  for (const auto& [name, statistic] : names)
+    if (text == name) return statistic;
+  return make_error("expected one of p50, p95, p99, max, got '" + text + "'");
+}
+
+Result<profile::TimePoint> time_point(const std::string& text) { return parse_time(text); }
+
+// Credentials belong in a header taken from the environment or a file, never in the URL.
+Result<std::string> http_url(const std::string& text) {
+  std::string_view rest;
+  for (std::string_view scheme : {"http://", "https://"})
+    if (text.starts_with(scheme)) rest = std::string_view(text).substr(scheme.size());
+  if (rest.data() == nullptr) return make_error("expected an http:// or https:// URL, got '" + text + "'");
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (authority.empty()) return make_error("missing host in '" + text + "'");
+  if (authority.find('@') != std::string_view::npos)
+    return make_error("must not contain credentials; send them in a header whose value comes from the "
+                      "environment or a file");
+  if (authority.find_first_of(" \t\r\n") != std::string_view::npos) return make_error("invalid host in '" + text + "'");
+  return text;
+}
+
+Result<std::string> header_name(const std::string& text) {
+  const auto token = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  };
+  if (text.empty() || !std::all_of(text.begin(), text.end(), token))
+    return make_error("invalid HTTP header name '" + text + "'");
+  return text;
+}
+
+// Header names whose values are credentials: their value must not be written in the YAML.
+bool carries_secret(std::string_view name) {
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (std::string_view word : {"auth", "token", "secret", "key", "password", "cookie", "signature"})
+    if (lower.find(word) != std::string::npos) return true;
+  return false;
+}
+
+Result<std::string> header_value(const std::string& text) {
+  if (text.find_first_of("\r\n") != std::string::npos) return make_error("must not contain line breaks");
   return text;
 }
 
@@ -492,40 +568,75 @@ const Field<Operation> operation_fields[] = {
      [](Reader& r, const Entry& e, Operation& o) { assign(o.regular_only, r.scalar<bool>(e, "a boolean")); }},
 };
 
-void read_operations(Reader& r, const Entry& e, std::vector<Operation>& operations) {
-  if (e.value.IsNull()) return;
+// An integer count within [min, max].
+template <typename N>
+void read_count(Reader& r, const Entry& e, N& out, std::int64_t min, std::int64_t max) {
+  if (auto n = r.integer(e, min, max)) out = static_cast<N>(*n);
+}
+
+// One item of a list: where it is, and the keys it set.
+struct ListItem {
+  Entry at;
+  std::map<std::string_view, Entry> keys;
+};
+
+// Each item of a sequence of mappings read through `fields`; returns, per item read into out, where it
+// is and the keys it set.
+template <typename T>
+std::vector<ListItem> read_list(Reader& r, const Entry& e, std::span<const Field<T>> fields,
+                                std::initializer_list<std::string_view> required, std::vector<T>& out) {
+  std::vector<ListItem> items;
+  if (e.value.IsNull()) return items;
   if (!e.value.IsSequence()) {
     r.error(e, "expected a sequence, got " + describe(e.value));
-    return;
+    return items;
   }
-  std::map<std::string, int> first_line_of_name;
   for (std::size_t i = 0; i < e.value.size(); ++i) {
     const YAML::Node node = e.value[i];
     const Entry item{node, e.path + "[" + std::to_string(i) + "]", node.Mark()};
-    Operation op;
-    const auto present = r.mapping<Operation>(item, operation_fields, op);
+    T value;
+    auto present = r.mapping<T>(item, fields, value);
     if (!present) continue;
-    if (!present->contains("name")) r.error(item, "missing required key 'name'");
-    const bool tier = present->contains("tier"), threshold = present->contains("threshold");
-    if (tier == threshold) r.error(item, tier ? "set tier or threshold, not both" : "missing 'tier' (T1..T5) or 'threshold'");
+    for (std::string_view key : required)
+      if (!present->contains(key)) r.error(item, "missing required key '" + std::string(key) + "'");
+    out.push_back(std::move(value));
+    items.push_back({item, std::move(*present)});
+  }
+  return items;
+}
+
+// Names that label things in storage and notifications must be unique in their list.
+template <typename T>
+void unique_names(Reader& r, const std::vector<T>& values, const std::vector<ListItem>& items, const std::string& what) {
+  std::map<std::string, int> first_line_of_name;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (values[i].name.empty()) continue;
+    const Entry& name = items[i].keys.at("name");
+    const auto [first, inserted] = first_line_of_name.emplace(values[i].name, name.mark.line + 1);
+    if (!inserted)
+      r.error(name, "duplicate " + what + " name '" + values[i].name + "' (first used on line " +
+                        std::to_string(first->second) + ")");
+  }
+}
+
+void read_operations(Reader& r, const Entry& e, std::vector<Operation>& operations) {
+  const auto items = read_list<Operation>(r, e, operation_fields, {"name"}, operations);
+  unique_names(r, operations, items, "operation");
+  for (const ListItem& item : items) {
+    const auto& present = item.keys;
+    const bool tier = present.contains("tier"), threshold = present.contains("threshold");
+    if (tier == threshold)
+      r.error(item.at, tier ? "set tier or threshold, not both" : "missing 'tier' (T1..T5) or 'threshold'");
     std::vector<std::string_view> sources;
     for (std::string_view key : {"uprobe", "python", "syscall", "statsd"})
-      if (present->contains(key)) sources.push_back(key);
+      if (present.contains(key)) sources.push_back(key);
     if (sources.size() != 1)
-      r.error(item, sources.empty() ? "missing the source: one of uprobe, python, syscall, statsd"
-                                    : "set exactly one source, not both " + std::string(sources[0]) + " and " +
-                                          std::string(sources[1]));
+      r.error(item.at, sources.empty() ? "missing the source: one of uprobe, python, syscall, statsd"
+                                       : "set exactly one source, not both " + std::string(sources[0]) + " and " +
+                                             std::string(sources[1]));
     for (std::string_view key : {"path_prefix", "regular_only"})
-      if (present->contains(key) && !present->contains("syscall"))
-        r.error(present->at(key), std::string(key) + " only applies to a syscall operation");
-    if (!op.name.empty()) {
-      const Entry& name = present->at("name");
-      const auto [first, inserted] = first_line_of_name.emplace(op.name, name.mark.line + 1);
-      if (!inserted)
-        r.error(name, "duplicate operation name '" + op.name + "' (first used on line " +
-                          std::to_string(first->second) + ")");
-    }
-    operations.push_back(std::move(op));
+      if (present.contains(key) && !present.contains("syscall"))
+        r.error(present.at(key), std::string(key) + " only applies to a syscall operation");
   }
 }
 
@@ -588,6 +699,235 @@ const Field<Statsd> statsd_fields[] = {
     {"max_packet", [](Reader& r, const Entry& e, Statsd& s) { assign(s.max_packet_bytes, r.checked(e, max_packet)); }},
 };
 
+
+void read_headers(Reader& r, const Entry& e, std::vector<Header>& headers) {
+  if (e.value.IsNull()) return;
+  if (!e.value.IsMap()) {
+    r.error(e, "expected a mapping of header names to values, got " + describe(e.value));
+    return;
+  }
+  static const Field<Header> source_fields[] = {
+      {"env", [](Reader& r, const Entry& e, Header& h) { assign(h.env, r.checked(e, non_empty)); }},
+      {"file", [](Reader& r, const Entry& e, Header& h) { assign(h.file, r.checked(e, absolute_path)); }},
+  };
+  for (const auto& item : e.value) {
+    const Entry name_entry{item.first, e.path, item.first.Mark()};
+    Header header;
+    assign(header.name, r.checked(name_entry, header_name));
+    if (header.name.empty()) continue;
+    const Entry value{item.second, join(e.path, header.name), item.second.IsNull() ? item.first.Mark() : item.second.Mark()};
+    if (value.value.IsMap()) {
+      const auto present = r.mapping<Header>(value, source_fields, header);
+      if (present && present->size() != 1) r.error(value, "set exactly one of env, file");
+    } else {
+      assign(header.value, r.checked(value, header_value));
+      if (carries_secret(header.name))
+        r.error(value, "holds a secret and must not be written here: take it from the environment "
+                       "({env: VARIABLE}) or a file ({file: /path})");
+    }
+    headers.push_back(std::move(header));
+  }
+}
+
+Result<ReceiverKind> receiver_kind(const std::string& text) {
+  if (text == "webhook") return ReceiverKind::webhook;
+  if (text == "alertmanager") return ReceiverKind::alertmanager;
+  return make_error("expected webhook or alertmanager, got '" + text + "'");
+}
+
+Result<PayloadFormat> payload_format(const std::string& text) {
+  if (text == "alertmanager") return PayloadFormat::alertmanager;
+  if (text == "slack") return PayloadFormat::slack;
+  if (text == "json") return PayloadFormat::json;
+  return make_error("expected alertmanager, slack or json, got '" + text + "'");
+}
+
+Result<Duration> positive_duration(const std::string& text) { return duration_within(text, 1ms, Duration::max()); }
+
+struct Backoff {
+  Duration initial;
+  Duration max;
+};
+
+const Field<Backoff> backoff_fields[] = {
+    {"initial", [](Reader& r, const Entry& e, Backoff& b) { assign(b.initial, r.checked(e, positive_duration)); }},
+    {"max", [](Reader& r, const Entry& e, Backoff& b) { assign(b.max, r.checked(e, positive_duration)); }},
+};
+
+const Field<Receiver> receiver_fields[] = {
+    {"name", [](Reader& r, const Entry& e, Receiver& x) { assign(x.name, r.checked(e, target_name)); }},
+    {"kind", [](Reader& r, const Entry& e, Receiver& x) { assign(x.kind, r.checked(e, receiver_kind)); }},
+    {"url", [](Reader& r, const Entry& e, Receiver& x) { assign(x.url, r.checked(e, http_url)); }},
+    {"format", [](Reader& r, const Entry& e, Receiver& x) { assign(x.format, r.checked(e, payload_format)); }},
+    {"headers", [](Reader& r, const Entry& e, Receiver& x) { read_headers(r, e, x.headers); }},
+    {"timeout",
+     [](Reader& r, const Entry& e, Receiver& x) {
+       assign(x.timeout, r.checked(e, [](const std::string& t) { return duration_within(t, 1ms, 10min); }));
+     }},
+    {"send_resolved",
+     [](Reader& r, const Entry& e, Receiver& x) { assign(x.send_resolved, r.scalar<bool>(e, "a boolean")); }},
+    {"repeat_interval",
+     [](Reader& r, const Entry& e, Receiver& x) {
+       x.repeat_interval = r.checked(e, [](const std::string& t) { return duration_within(t, 1s, Duration::max()); });
+     }},
+    {"backoff",
+     [](Reader& r, const Entry& e, Receiver& x) {
+       Backoff b{x.backoff_initial, x.backoff_max};
+       if (!r.mapping<Backoff>(e, backoff_fields, b)) return;
+       if (b.max < b.initial)
+         r.error(e, "max (" + format_duration(b.max) + ") must be at least initial (" + format_duration(b.initial) + ")");
+       x.backoff_initial = b.initial;
+       x.backoff_max = b.max;
+     }},
+    {"ca_file", [](Reader& r, const Entry& e, Receiver& x) { assign(x.ca_file, r.checked(e, absolute_path)); }},
+};
+
+void read_receivers(Reader& r, const Entry& e, std::vector<Receiver>& receivers) {
+  const auto items = read_list<Receiver>(r, e, receiver_fields, {"name", "url"}, receivers);
+  unique_names(r, receivers, items, "receiver");
+  for (std::size_t i = 0; i < receivers.size(); ++i)
+    if (receivers[i].kind == ReceiverKind::alertmanager && items[i].keys.contains("format"))
+      r.error(items[i].keys.at("format"), "an alertmanager receiver speaks Alertmanager's API; format is for webhooks");
+}
+
+const Field<TierRule> tier_rule_fields[] = {
+    {"enabled", [](Reader& r, const Entry& e, TierRule& t) { assign(t.enabled, r.scalar<bool>(e, "a boolean")); }},
+    {"percentile",
+     [](Reader& r, const Entry& e, TierRule& t) { assign(t.percentile, r.checked(e, latency_statistic)); }},
+    {"for",
+     [](Reader& r, const Entry& e, TierRule& t) {
+       assign(t.for_, r.checked(e, [](const std::string& x) { return duration_within(x, 0s, 24h); }));
+     }},
+};
+
+const Field<BurnWindow> burn_window_fields[] = {
+    {"long", [](Reader& r, const Entry& e, BurnWindow& w) { assign(w.long_window, r.checked(e, positive_duration)); }},
+    {"short", [](Reader& r, const Entry& e, BurnWindow& w) { assign(w.short_window, r.checked(e, positive_duration)); }},
+    {"factor", [](Reader& r, const Entry& e, BurnWindow& w) { assign(w.factor, r.checked(e, positive_number)); }},
+    {"severity", [](Reader& r, const Entry& e, BurnWindow& w) { assign(w.severity, r.checked(e, target_name)); }},
+};
+
+const Field<BurnRateRule> burn_rate_fields[] = {
+    {"enabled", [](Reader& r, const Entry& e, BurnRateRule& b) { assign(b.enabled, r.scalar<bool>(e, "a boolean")); }},
+    {"objective",
+     [](Reader& r, const Entry& e, BurnRateRule& b) {
+       assign(b.objective, r.checked(e, [](const std::string& t) { return fraction_within(t, 0.5, 0.99999); }));
+     }},
+    {"windows",
+     [](Reader& r, const Entry& e, BurnRateRule& b) {
+       b.windows.clear();
+       const auto items = read_list<BurnWindow>(r, e, burn_window_fields, {"long", "short", "factor", "severity"},
+                                                b.windows);
+       for (std::size_t i = 0; i < b.windows.size(); ++i)
+         if (b.windows[i].short_window >= b.windows[i].long_window && items[i].keys.contains("short"))
+           r.error(items[i].keys.at("short"), "must be shorter than long (" +
+                                                  format_duration(b.windows[i].long_window) + ")");
+     }},
+    {"min_calls",
+     [](Reader& r, const Entry& e, BurnRateRule& b) {
+       read_count(r, e, b.min_calls, 1, std::numeric_limits<std::int64_t>::max());
+     }},
+};
+
+const Field<CacheFloor> cache_floor_fields[] = {
+    {"target", [](Reader& r, const Entry& e, CacheFloor& f) { assign(f.target, r.checked(e, target_name)); }},
+    {"cache", [](Reader& r, const Entry& e, CacheFloor& f) { assign(f.cache, r.checked(e, non_empty)); }},
+    {"floor",
+     [](Reader& r, const Entry& e, CacheFloor& f) {
+       assign(f.floor, r.checked(e, [](const std::string& t) { return fraction_within(t, 0, 1); }));
+     }},
+};
+
+const Field<CacheRule> cache_rule_fields[] = {
+    {"floor",
+     [](Reader& r, const Entry& e, CacheRule& c) {
+       c.floor = r.checked(e, [](const std::string& t) { return fraction_within(t, 0, 1); });
+     }},
+    {"floors",
+     [](Reader& r, const Entry& e, CacheRule& c) { read_list<CacheFloor>(r, e, cache_floor_fields, {"floor"}, c.floors); }},
+    {"for",
+     [](Reader& r, const Entry& e, CacheRule& c) {
+       assign(c.for_, r.checked(e, [](const std::string& x) { return duration_within(x, 0s, 24h); }));
+     }},
+    {"min_lookups",
+     [](Reader& r, const Entry& e, CacheRule& c) {
+       read_count(r, e, c.min_lookups, 1, std::numeric_limits<std::int64_t>::max());
+     }},
+};
+
+const Field<RegressionRule> regression_fields[] = {
+    {"enabled",
+     [](Reader& r, const Entry& e, RegressionRule& g) { assign(g.enabled, r.scalar<bool>(e, "a boolean")); }},
+    {"baseline",
+     [](Reader& r, const Entry& e, RegressionRule& g) {
+       assign(g.baseline, r.checked(e, [](const std::string& t) { return duration_within(t, 1min, Duration::max()); }));
+     }},
+    {"baseline_from", [](Reader& r, const Entry& e, RegressionRule& g) { g.baseline_from = r.checked(e, time_point); }},
+    {"baseline_to", [](Reader& r, const Entry& e, RegressionRule& g) { g.baseline_to = r.checked(e, time_point); }},
+    {"current",
+     [](Reader& r, const Entry& e, RegressionRule& g) {
+       assign(g.current, r.checked(e, [](const std::string& t) { return duration_within(t, 1min, Duration::max()); }));
+     }},
+    {"min_change",
+     [](Reader& r, const Entry& e, RegressionRule& g) {
+       assign(g.min_change, r.checked(e, [](const std::string& t) { return fraction_within(t, 0.001, 100); }));
+     }},
+    {"max_pvalue",
+     [](Reader& r, const Entry& e, RegressionRule& g) {
+       assign(g.max_pvalue, r.checked(e, [](const std::string& t) { return fraction_within(t, 1e-12, 0.5); }));
+     }},
+    {"min_points",
+     [](Reader& r, const Entry& e, RegressionRule& g) { read_count(r, e, g.min_points, 2, 10000); }},
+    {"interval",
+     [](Reader& r, const Entry& e, RegressionRule& g) {
+       assign(g.interval, r.checked(e, [](const std::string& t) { return duration_within(t, 1s, 24h); }));
+     }},
+    {"resolve_after",
+     [](Reader& r, const Entry& e, RegressionRule& g) {
+       assign(g.resolve_after, r.checked(e, [](const std::string& t) { return duration_within(t, 0s, 30 * 24h); }));
+     }},
+    {"latency_statistic",
+     [](Reader& r, const Entry& e, RegressionRule& g) { assign(g.latency_statistic, r.checked(e, latency_statistic)); }},
+    {"min_calls",
+     [](Reader& r, const Entry& e, RegressionRule& g) {
+       read_count(r, e, g.min_calls, 1, std::numeric_limits<std::int64_t>::max());
+     }},
+    {"min_samples",
+     [](Reader& r, const Entry& e, RegressionRule& g) {
+       read_count(r, e, g.min_samples, 1, std::numeric_limits<std::int64_t>::max());
+     }},
+    {"min_share",
+     [](Reader& r, const Entry& e, RegressionRule& g) {
+       assign(g.min_share, r.checked(e, [](const std::string& t) { return fraction_within(t, 0, 1); }));
+     }},
+    {"top_functions",
+     [](Reader& r, const Entry& e, RegressionRule& g) { read_count(r, e, g.top_functions, 1, 100); }},
+};
+
+void read_regression(Reader& r, const Entry& e, RegressionRule& g) {
+  const auto present = r.mapping<RegressionRule>(e, regression_fields, g);
+  if (!present) return;
+  const bool from = present->contains("baseline_from"), to = present->contains("baseline_to");
+  if (from != to) r.error(e, "set baseline_from and baseline_to together (a pinned baseline), or neither");
+  if (from && to && g.baseline_from && g.baseline_to && *g.baseline_to <= *g.baseline_from)
+    r.error(present->at("baseline_to"), "must be later than baseline_from");
+  if (from && present->contains("baseline"))
+    r.error(present->at("baseline"), "a pinned baseline (baseline_from/baseline_to) replaces the rolling one; set one");
+}
+
+const Field<Alerts> alerts_fields[] = {
+    {"external_url", [](Reader& r, const Entry& e, Alerts& a) { assign(a.external_url, r.checked(e, http_url)); }},
+    {"evaluation_interval",
+     [](Reader& r, const Entry& e, Alerts& a) {
+       assign(a.evaluation_interval, r.checked(e, [](const std::string& t) { return duration_within(t, 1s, 1h); }));
+     }},
+    {"tier", [](Reader& r, const Entry& e, Alerts& a) { r.mapping<TierRule>(e, tier_rule_fields, a.tier); }},
+    {"burn_rate", [](Reader& r, const Entry& e, Alerts& a) { r.mapping<BurnRateRule>(e, burn_rate_fields, a.burn_rate); }},
+    {"cache", [](Reader& r, const Entry& e, Alerts& a) { r.mapping<CacheRule>(e, cache_rule_fields, a.cache); }},
+    {"regression", [](Reader& r, const Entry& e, Alerts& a) { read_regression(r, e, a.regression); }},
+    {"receivers", [](Reader& r, const Entry& e, Alerts& a) { read_receivers(r, e, a.receivers); }},
+};
+
 // The thresholds grade latencies from fast to slow, so each must exceed the one before it.
 void read_tiers(Reader& r, const Entry& e, Tiers& tiers) {
   const auto present = r.mapping<Tiers>(e, tier_fields, tiers);
@@ -603,41 +943,23 @@ void read_tiers(Reader& r, const Entry& e, Tiers& tiers) {
 }
 
 void read_targets(Reader& r, const Entry& e, std::vector<Target>& targets) {
-  if (e.value.IsNull()) return;
-  if (!e.value.IsSequence()) {
-    r.error(e, "expected a sequence, got " + describe(e.value));
-    return;
-  }
-  std::map<std::string, int> first_line_of_name;
+  const auto items = read_list<Target>(r, e, target_fields, {"name", "match"}, targets);
+  unique_names(r, targets, items, "target");
   // A StatsD packet does not say which process sent it: a metric can belong to one target only.
   std::map<std::string, std::string> statsd_owner;
   std::size_t operations = 0;
-  for (std::size_t i = 0; i < e.value.size(); ++i) {
-    const YAML::Node node = e.value[i];
-    const Entry item{node, e.path + "[" + std::to_string(i) + "]", node.Mark()};
-    Target target;
-    const auto present = r.mapping<Target>(item, target_fields, target);
-    if (!present) continue;
-    for (std::string_view required : {"name", "match"})
-      if (!present->contains(required)) r.error(item, "missing required key '" + std::string(required) + "'");
-    if (!target.name.empty()) {
-      const Entry& name = present->at("name");
-      const auto [first, inserted] = first_line_of_name.emplace(target.name, name.mark.line + 1);
-      if (!inserted)
-        r.error(name, "duplicate target name '" + target.name + "' (first used on line " +
-                          std::to_string(first->second) + ")");
-    }
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const Target& target = targets[i];
     for (const Operation& op : target.operations) {
       if (op.source != profile::OperationSource::statsd || op.spec.empty()) continue;
       const auto [owner, inserted] = statsd_owner.emplace(op.spec, target.name);
       if (!inserted)
-        r.error(item, "statsd metric '" + op.spec + "' is already measured by target '" + owner->second +
-                          "'; a metric belongs to one target");
+        r.error(items[i].at, "statsd metric '" + op.spec + "' is already measured by target '" + owner->second +
+                                 "'; a metric belongs to one target");
     }
     operations += target.operations.size();
     if (operations > max_operations && operations - target.operations.size() <= max_operations)
-      r.error(item, "more than " + std::to_string(max_operations) + " operations in all targets");
-    targets.push_back(std::move(target));
+      r.error(items[i].at, "more than " + std::to_string(max_operations) + " operations in all targets");
   }
 }
 
@@ -651,6 +973,7 @@ const Field<Config> config_fields[] = {
     {"statsd", [](Reader& r, const Entry& e, Config& c) { r.mapping<Statsd>(e, statsd_fields, c.statsd); }},
     {"tiers", [](Reader& r, const Entry& e, Config& c) { read_tiers(r, e, c.tiers); }},
     {"targets", [](Reader& r, const Entry& e, Config& c) { read_targets(r, e, c.targets); }},
+    {"alerts", [](Reader& r, const Entry& e, Config& c) { r.mapping<Alerts>(e, alerts_fields, c.alerts); }},
 };
 
 template <typename T>
@@ -682,6 +1005,8 @@ Result<Config> parse(std::string_view yaml_text, const std::string& source_name)
     else
       reader.error(YAML::Mark::null_mark(), "host", "not set and the machine's hostname is unknown; set it");
   }
+  if (config.alerts.external_url.empty()) config.alerts.external_url = "http://" + config.dashboard.listen;
+  while (config.alerts.external_url.ends_with('/')) config.alerts.external_url.pop_back();
   if (Result<void> outcome = reader.outcome(); !outcome) return outcome.error();
   return config;
 }
@@ -709,6 +1034,17 @@ std::vector<std::string> known_key_paths() {
   add_key_paths<Match>(paths, "targets[].match.", match_fields);
   add_key_paths<Operation>(paths, "targets[].operations[].", operation_fields);
   add_key_paths<Statsd>(paths, "statsd.", statsd_fields);
+  add_key_paths<Alerts>(paths, "alerts.", alerts_fields);
+  add_key_paths<TierRule>(paths, "alerts.tier.", tier_rule_fields);
+  add_key_paths<BurnRateRule>(paths, "alerts.burn_rate.", burn_rate_fields);
+  add_key_paths<BurnWindow>(paths, "alerts.burn_rate.windows[].", burn_window_fields);
+  add_key_paths<CacheRule>(paths, "alerts.cache.", cache_rule_fields);
+  add_key_paths<CacheFloor>(paths, "alerts.cache.floors[].", cache_floor_fields);
+  add_key_paths<RegressionRule>(paths, "alerts.regression.", regression_fields);
+  add_key_paths<Receiver>(paths, "alerts.receivers[].", receiver_fields);
+  add_key_paths<Backoff>(paths, "alerts.receivers[].backoff.", backoff_fields);
+  paths.push_back("alerts.receivers[].headers.*.env");
+  paths.push_back("alerts.receivers[].headers.*.file");
   return paths;
 }
 

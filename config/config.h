@@ -94,6 +94,119 @@ inline constexpr std::size_t tier_count = 5;
 // All targets' operations together: the probes' per-window histogram arrays are sized for this many.
 inline constexpr std::size_t max_operations = 256;
 
+// ---- alerts -------------------------------------------------------------------------------------
+
+// An HTTP header a receiver sends. Its value is in the file only when it is not a secret; secrets
+// come from an environment variable or a file, read at start-up and on reload.
+struct Header {
+  std::string name;
+  std::string value;  // a plain value (refused for credential-bearing names such as Authorization)
+  std::string env;    // or the environment variable holding it
+  std::string file;   // or the absolute path of a file holding it (first line)
+};
+
+enum class ReceiverKind { webhook, alertmanager };
+enum class PayloadFormat { alertmanager, slack, json };
+
+struct Receiver {
+  std::string name;  // unique, [A-Za-z0-9_.-]+
+  // webhook: POST one notification per alert group to url, in `format`.
+  // alertmanager: push alerts to the Alertmanager at url (its /api/v2/alerts), as Prometheus does.
+  ReceiverKind kind = ReceiverKind::webhook;
+  std::string url;   // http:// or https://, no credentials in it
+  PayloadFormat format = PayloadFormat::alertmanager;
+  std::vector<Header> headers;
+  Duration timeout = std::chrono::seconds(10);
+  bool send_resolved = true;
+  // A firing alert is notified again after this long; default 4h (webhook), 1m (alertmanager, whose
+  // alerts expire unless they are pushed again).
+  std::optional<Duration> repeat_interval;
+  Duration backoff_initial = std::chrono::seconds(1);  // first retry after a transport error or 5xx
+  Duration backoff_max = std::chrono::minutes(5);      // retries back off exponentially up to this
+  std::string ca_file;  // https: PEM file of the CA to trust instead of the system's
+
+  Duration repeat() const {
+    return repeat_interval.value_or(kind == ReceiverKind::alertmanager ? Duration(std::chrono::minutes(1))
+                                                                       : Duration(std::chrono::hours(4)));
+  }
+};
+
+// Which per-window latency figure a rule looks at.
+enum class LatencyStatistic { p50, p95, p99, max };
+
+// The configured percentile of an operation's window above its tier's threshold for `for`.
+struct TierRule {
+  bool enabled = true;
+  LatencyStatistic percentile = LatencyStatistic::p95;
+  Duration for_ = std::chrono::seconds(30);  // also how long it must stay clear to resolve
+};
+
+// Multi-window burn rate of the error budget "calls slower than their tier" (Google SRE workbook,
+// "Alerting on SLOs"): fires when the burn rate over both the long and the short window reaches factor.
+struct BurnWindow {
+  Duration long_window;
+  Duration short_window;
+  double factor = 1;
+  std::string severity;
+};
+
+struct BurnRateRule {
+  bool enabled = true;
+  double objective = 0.99;  // fraction of calls that should stay within their tier
+  std::vector<BurnWindow> windows = {
+      {std::chrono::hours(1), std::chrono::minutes(5), 14.4, "page"},  // 2% of a 30-day budget in 1h
+      {std::chrono::hours(6), std::chrono::minutes(30), 6, "page"},    // 5% in 6h
+      {std::chrono::hours(72), std::chrono::hours(6), 1, "ticket"},    // 10% in 3 days
+  };
+  std::uint64_t min_calls = 100;  // calls the long window needs before it can fire
+};
+
+struct CacheFloor {
+  std::string target;  // "" = every target
+  std::string cache;   // "" = every cache of the target
+  double floor = 0;
+};
+
+// A cache's hit ratio in a window below its floor for `for`.
+struct CacheRule {
+  std::optional<double> floor;     // for every cache without an entry in floors; unset = none
+  std::vector<CacheFloor> floors;  // the first entry that matches a cache wins
+  Duration for_ = std::chrono::seconds(30);
+  std::uint64_t min_lookups = 100;  // windows with fewer lookups are not judged
+};
+
+// Regressions of each operation's latency and each target's per-function CPU share against a
+// baseline, found by change-point detection (alerts/changepoint.h).
+struct RegressionRule {
+  bool enabled = true;
+  Duration baseline = std::chrono::hours(24);  // rolling: the series is this much history up to now
+  // Pinned instead: the series is this range followed by the last `current` of data.
+  std::optional<profile::TimePoint> baseline_from;
+  std::optional<profile::TimePoint> baseline_to;
+  Duration current = std::chrono::hours(1);
+  double min_change = 0.10;      // relative growth a regression must reach
+  double max_pvalue = 0.001;     // significance of the change point (Welch's t-test)
+  std::uint32_t min_points = 6;  // points on each side of a change point
+  Duration interval = std::chrono::minutes(1);       // how often the series are examined
+  Duration resolve_after = std::chrono::minutes(15);  // no longer detected this long: resolved
+  LatencyStatistic latency_statistic = LatencyStatistic::p95;
+  std::uint64_t min_calls = 10;      // a latency point needs this many calls
+  std::uint64_t min_samples = 200;   // a CPU point merges consecutive windows up to this many samples
+  double min_share = 0.01;           // functions below this share after the change are not reported
+  std::uint32_t top_functions = 5;   // functions a CPU regression names
+};
+
+struct Alerts {
+  // Base of the dashboard links in notifications; default http://<dashboard.listen>.
+  std::string external_url;
+  Duration evaluation_interval = std::chrono::seconds(10);
+  TierRule tier;
+  BurnRateRule burn_rate;
+  CacheRule cache;
+  RegressionRule regression;
+  std::vector<Receiver> receivers;
+};
+
 struct Config {
   std::string source;  // the file it came from
   std::string state_dir = "/var/lib/perfwatch";
@@ -108,6 +221,7 @@ struct Config {
                                             std::chrono::seconds(2), std::chrono::seconds(5),
                                             std::chrono::seconds(10)};
   std::vector<Target> targets;
+  Alerts alerts;
 
   // The operation's threshold: its tier's, or its own.
   Duration threshold_of(const Operation& op) const {

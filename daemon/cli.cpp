@@ -125,19 +125,6 @@ int print_flame(const Options& options, Context& ctx, std::FILE* out, std::FILE*
   return 0;
 }
 
-// "850us", "12.3ms", "1.52s": three significant digits are plenty next to 3% bucket precision.
-std::string format_ns(std::uint64_t ns) {
-  char buf[32];
-  const double v = static_cast<double>(ns);
-  if (ns < 1'000'000)
-    std::snprintf(buf, sizeof buf, "%.3gus", v / 1e3);
-  else if (ns < 1'000'000'000)
-    std::snprintf(buf, sizeof buf, "%.3gms", v / 1e6);
-  else
-    std::snprintf(buf, sizeof buf, "%.3gs", v / 1e9);
-  return buf;
-}
-
 struct Verdict {
   bool ok = true;
   std::optional<profile::Tier> grade;  // the fastest tier p99 stays within; nullopt past T5
@@ -223,10 +210,10 @@ int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FIL
     char slow[16];
     std::snprintf(slow, sizeof slow, "%.1f%%", h.count ? 100.0 * static_cast<double>(h.slow) / h.count : 0.0);
     std::fprintf(out, "%-*s  %-7s  %-4s  %9s  %8llu  %8s  %8s  %8s  %8s  %6s  %s (p99 in %s)\n", nw, op.name.c_str(),
-                 op.source.c_str(), tier.c_str(), format_ns(op.threshold_ns).c_str(),
-                 static_cast<unsigned long long>(h.count), format_ns(profile::percentile(h, 0.50)).c_str(),
-                 format_ns(profile::percentile(h, 0.95)).c_str(), format_ns(profile::percentile(h, 0.99)).c_str(),
-                 format_ns(h.max_ns).c_str(), slow, v.ok ? "ok" : "SLOW", grade_text(v).c_str());
+                 op.source.c_str(), tier.c_str(), profile::format_ns(op.threshold_ns).c_str(),
+                 static_cast<unsigned long long>(h.count), profile::format_ns(profile::percentile(h, 0.50)).c_str(),
+                 profile::format_ns(profile::percentile(h, 0.95)).c_str(), profile::format_ns(profile::percentile(h, 0.99)).c_str(),
+                 profile::format_ns(h.max_ns).c_str(), slow, v.ok ? "ok" : "SLOW", grade_text(v).c_str());
   }
   if (health && health->statsd_malformed + health->statsd_oversized + health->lost_no_entry + health->lost_unwound +
                     health->lost_map_full > 0)
@@ -236,6 +223,70 @@ int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FIL
                  static_cast<unsigned long long>(health->statsd_malformed),
                  static_cast<unsigned long long>(health->statsd_oversized),
                  static_cast<unsigned long long>(health->lost_no_entry + health->lost_unwound + health->lost_map_full));
+  return 0;
+}
+
+nlohmann::json time_or_null(const std::optional<profile::TimePoint>& t) {
+  return t ? nlohmann::json(format_time(*t)) : nlohmann::json(nullptr);
+}
+
+// What an alert is about: target, and operation or cache when it has one.
+std::string subject_of(const storage::AlertRecord& a) {
+  const auto label = [&](const char* key) {
+    auto it = a.labels.find(key);
+    return it == a.labels.end() ? std::string() : it->second;
+  };
+  std::string subject = label("target");
+  for (const char* key : {"operation", "cache"})
+    if (!label(key).empty()) subject += "/" + label(key);
+  return subject.empty() ? "-" : subject;
+}
+
+int list_alerts(const Options& options, Context& ctx, std::FILE* out, std::FILE* err) {
+  auto found = ctx.query->alerts(ctx.host, options.range);
+  if (!found) {
+    std::fprintf(err, "perfwatch: %s\n", found.error().message.c_str());
+    return 1;
+  }
+  if (options.format == "json") {
+    nlohmann::json doc = nlohmann::json::array();
+    for (const storage::AlertRecord& a : *found) {
+      nlohmann::json history = nlohmann::json::array();
+      for (const auto& e : a.history)
+        history.push_back({{"at", format_time(e.at)}, {"state", e.state}, {"value", e.value}, {"summary", e.summary}});
+      nlohmann::json deliveries = nlohmann::json::array();
+      for (const auto& d : a.deliveries)
+        deliveries.push_back({{"receiver", d.receiver}, {"status", d.status}, {"state", d.state},
+                              {"attempts", d.attempts}, {"queued_at", format_time(d.queued_at)},
+                              {"done_at", time_or_null(d.done_at)}, {"last_error", d.last_error}});
+      doc.push_back({{"fingerprint", a.fingerprint}, {"host", a.host}, {"rule", a.rule}, {"state", a.state},
+                     {"labels", a.labels}, {"annotations", a.annotations}, {"value", a.value},
+                     {"starts_at", time_or_null(a.starts_at)}, {"ends_at", time_or_null(a.ends_at)},
+                     {"updated_at", format_time(a.updated_at)}, {"history", std::move(history)},
+                     {"deliveries", std::move(deliveries)}});
+    }
+    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    return 0;
+  }
+  if (found->empty()) {
+    std::fprintf(out, "no alerts between %s and %s\n", format_time(options.range.from).c_str(),
+                 format_time(options.range.to).c_str());
+    return 0;
+  }
+  for (const storage::AlertRecord& a : *found) {
+    const auto name = a.labels.count("alertname") ? a.labels.at("alertname") : a.rule;
+    const auto summary = a.annotations.count("summary") ? a.annotations.at("summary") : "";
+    std::fprintf(out, "%-8s  %s  %s  %s  (%s)\n", a.state.c_str(), name.c_str(), subject_of(a).c_str(),
+                 a.host.c_str(), a.fingerprint.c_str());
+    if (!summary.empty()) std::fprintf(out, "    %s\n", summary.c_str());
+    for (const auto& e : a.history) std::fprintf(out, "    %s  %-9s\n", format_time(e.at).c_str(), e.state.c_str());
+    for (const auto& d : a.deliveries)
+      std::fprintf(out, "    %s  %s to %s: %s after %d attempt%s%s%s\n", format_time(d.queued_at).c_str(),
+                   d.status.c_str(), d.receiver.c_str(), d.state.c_str(), d.attempts, d.attempts == 1 ? "" : "s",
+                   d.last_error.empty() ? "" : "; last error: ", d.last_error.c_str());
+    if (auto link = a.annotations.find("dashboard"); link != a.annotations.end())
+      std::fprintf(out, "    %s\n", link->second.c_str());
+  }
   return 0;
 }
 
@@ -252,6 +303,9 @@ std::string usage() {
          "  latency --target NAME [--op NAME] [RANGE] [--format table|json]\n"
          "      the target's operations: calls, p50/p95/p99/max merged over the range, the share slower\n"
          "      than the threshold, and the verdict (ok when p99 is within the threshold; the tier p99 is in)\n"
+         "  alerts [RANGE] [--format table|json]\n"
+         "      alerts that changed state in the range (default --since 1d) or are active, with their history\n"
+         "      and deliveries\n"
          "\n"
          "RANGE: --since DURATION (default 10m; 250ms, 2s, 10m, 14d) or --from TIME [--to TIME]\n"
          "       TIME: 2026-11-24T10:00:00Z or Unix seconds; --to defaults to now\n"
@@ -285,11 +339,13 @@ Result<Options> parse_args(std::span<const std::string> args, profile::TimePoint
   if (*command == "targets") o.command = Command::targets;
   else if (*command == "flame") o.command = Command::flame;
   else if (*command == "latency") o.command = Command::latency;
+  else if (*command == "alerts") o.command = Command::alerts;
   else return make_error("unknown command '" + *command + "'");
 
   if (o.command == Command::flame && o.target.empty()) return make_error("flame needs --target NAME");
   if (o.command == Command::latency && o.target.empty()) return make_error("latency needs --target NAME");
-  if (o.command == Command::targets && !o.target.empty()) return make_error("--target goes with flame and latency");
+  if ((o.command == Command::targets || o.command == Command::alerts) && !o.target.empty())
+    return make_error("--target goes with flame and latency");
   if (o.command != Command::latency && !o.operation.empty()) return make_error("--op only goes with latency");
   if (o.all_hosts && o.host) return make_error("--host and --all-hosts exclude each other");
   const std::vector<std::string> formats =
@@ -308,7 +364,7 @@ Result<Options> parse_args(std::span<const std::string> args, profile::TimePoint
     if (*t <= *f) return make_error("--to must be later than --from");
     o.range = {*f, *t};
   } else {
-    Result<Duration> d = parse_duration(since.value_or("10m"));
+    Result<Duration> d = parse_duration(since.value_or(o.command == Command::alerts ? "1d" : "10m"));
     if (!d) return make_error("--since: " + d.error().message);
     if (d->count() == 0) return make_error("--since must be longer than 0");
     o.range = {now - std::chrono::duration_cast<profile::Clock::duration>(*d), now};
@@ -326,6 +382,7 @@ int run(const Options& options, std::FILE* out, std::FILE* err) {
     case Command::targets: return list_targets(options, *ctx, out, err);
     case Command::flame: return print_flame(options, *ctx, out, err);
     case Command::latency: return print_latency(options, *ctx, out, err);
+    case Command::alerts: return list_alerts(options, *ctx, out, err);
   }
   return 1;
 }

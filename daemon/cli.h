@@ -14,7 +14,7 @@ namespace perfwatch::cli {
 
 inline constexpr const char* default_config_path = "/etc/perfwatch/perfwatch.yaml";
 
-enum class Command { targets, flame, latency };
+enum class Command { targets, flame, latency, alerts };
 
 struct Options {
   std::string config_path = default_config_path;
@@ -23,7 +23,7 @@ struct Options {
   Command command = Command::targets;
   std::string target;               // flame, latency --target
   std::string operation;            // latency --op; "" = every operation
-  std::string format;               // table|json (targets, latency), folded|json (flame)
+  std::string format;               // table|json (targets, latency, alerts), folded|json (flame)
   storage::TimeRange range;
 };
 

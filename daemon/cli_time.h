@@ -1,14 +1,10 @@
 #pragma once
-// Time arguments of the perfwatch CLI: --since DURATION, --from/--to as RFC 3339 UTC
-// ("2026-11-24T10:00:00Z", fractional seconds ignored) or Unix seconds.
-#include <string_view>
-
-#include "common/profile.h"
-#include "common/result.h"
+// Time arguments of the perfwatch CLI (--from/--to); the parsing is shared with the config.
+#include "common/time_text.h"
 
 namespace perfwatch::daemon {
 
-Result<profile::TimePoint> parse_time(std::string_view text);
-std::string format_time(profile::TimePoint t);  // RFC 3339 UTC, second precision
+using perfwatch::format_time;
+using perfwatch::parse_time;
 
 }  // namespace perfwatch::daemon

@@ -14,6 +14,10 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "alerts/dispatcher.h"
+#include "alerts/engine.h"
+#include "alerts/receivers.h"
+#include "collector/code_identity.h"
 #include "collector/latency_probes.h"
 #include "collector/oncpu_sampler.h"
 #include "collector/proc_events.h"
@@ -23,6 +27,8 @@
 #include "collector/symbolizer.h"
 #include "collector/tracefs.h"
 #include "common/log.h"
+#include "daemon/alert_metrics.h"
+#include "daemon/deploy_tracker.h"
 #include "daemon/health.h"
 #include "daemon/proc_reader.h"
 #include "daemon/process_registry.h"
@@ -219,6 +225,8 @@ class Daemon {
     sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_, *python_, cfg_.targets, latency_);
     registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
     apply_targets();
+    code_watcher_ = std::make_unique<CodeWatcher>(code_reader_);
+    deploys_ = std::make_unique<DeployTracker>(cfg_.state_dir + "/deploys.json");
 
     window_start_ = system_clock::now();
     setup_fds();
@@ -237,18 +245,22 @@ class Daemon {
       embedded_ = storage::EmbeddedPostgres::start(options);
       uri = embedded_->uri();
     }
+    database_ = {uri, cfg_.storage.password_file};
+    start_alerts();
     storage::WriterOptions options;
-    options.connect = {uri, cfg_.storage.password_file};
+    options.connect = database_;
     options.spool_dir = cfg_.state_dir + "/spool";
     options.spool_max_bytes = cfg_.storage.spool_max_bytes;
     options.retention = cfg_.storage.retention;
+    // The alert rules read what is stored: evaluate as soon as a window is.
+    options.on_written = [this](const profile::WindowProfile&) { engine_->wake(); };
     writer_ = std::make_unique<storage::WindowWriter>(options, storage::PgStore::factory(options.connect));
-    database_ = options.connect;
     rollups_ = std::make_unique<storage::RollupWorker>(database_);
   }
 
   void start_dashboard() {
     health_ = std::make_unique<HealthMetrics>(PERFWATCH_VERSION, host_, writer_.get());
+    alert_metrics_ = std::make_unique<AlertMetrics>(engine_.get(), dispatcher_.get());
     // One connection per serving thread at most: a request holds one while it queries.
     query_pool_ = std::make_unique<dashboard::QueryPool>(dashboard::QueryPool::connect_with(database_),
                                                           cfg_.dashboard.threads, seconds(5));
@@ -258,7 +270,8 @@ class Daemon {
     api_options.frequency_hz = cfg_.sampling.frequency_hz;
     api_options.tiers = cfg_.tiers;
     api_ = std::make_unique<dashboard::Api>(*query_pool_, std::move(api_options),
-                                            std::vector<const dashboard::MetricsSource*>{health_.get()});
+                                            std::vector<const dashboard::MetricsSource*>{health_.get(),
+                                                                                         alert_metrics_.get()});
     router_ = std::make_unique<dashboard::Router>(read_token(cfg_.dashboard.token_file));
     api_->install(*router_);
     dashboard::install_assets(*router_);
@@ -271,6 +284,33 @@ class Daemon {
     server_ = std::move(*server);
     log::info("dashboard listening", {{"listen", cfg_.dashboard.listen}, {"port", server_->port()},
                                       {"token", cfg_.dashboard.token_file.empty() ? "none" : "required"}});
+  }
+
+  // Delivery first, so the engine can wake it; both reach the database on their own threads.
+  void start_alerts() {
+    auto receivers = alerts::resolve_receivers(cfg_.alerts.receivers);
+    if (!receivers) throw std::runtime_error("alert receivers: " + receivers.error().message);
+    alerts::DispatcherOptions delivery;
+    delivery.host = host_;
+    delivery.connect = database_;
+    delivery.external_url = cfg_.alerts.external_url;
+    delivery.receivers = std::move(*receivers);
+    dispatcher_ = std::make_unique<alerts::Dispatcher>(std::move(delivery), std::make_shared<alerts::PocoHttpClient>());
+    alerts::EngineOptions evaluation;
+    evaluation.host = host_;
+    evaluation.connect = database_;
+    evaluation.alerts = cfg_.alerts;
+    evaluation.profiled_targets = profiled_target_names();
+    evaluation.retention = cfg_.storage.retention;
+    evaluation.on_notifications = [this] { dispatcher_->wake(); };
+    engine_ = std::make_unique<alerts::Engine>(std::move(evaluation), alerts::stored_sources);
+  }
+
+  std::vector<std::string> profiled_target_names() const {
+    std::vector<std::string> names;
+    for (const config::Target& t : cfg_.targets)
+      if (t.profile) names.push_back(t.name);
+    return names;
   }
 
   // Probes for the running config's operations (none when no operation needs them), and the StatsD
@@ -493,6 +533,7 @@ class Daemon {
     auto window = build_window(std::move(input), resolver,
                                [this](ProcessKey k) { return registry_->target_of(k); });
     add_latencies(window);
+    mark_deploys(window);
     // Processes that exited during the window stay attributable until their samples are built.
     registry_->end_window();
     symbolizer_->release_retired();
@@ -527,6 +568,18 @@ class Daemon {
                 {"code_reused", symbols.reused}});
   }
 
+  void mark_deploys(profile::WindowProfile& window) {
+    const auto newest = registry_->newest_processes(cfg_.targets.size());
+    const auto python = python_files(window);
+    for (std::size_t i = 0; i < cfg_.targets.size(); ++i) {
+      const TargetCode code = code_watcher_->code_of(i, newest[i], python[i]);
+      if (auto marker = deploys_->observe(cfg_.targets[i].name, static_cast<std::uint32_t>(i), code, window.end))
+        window.deploys.push_back(std::move(*marker));
+    }
+    if (auto saved = deploys_->save(); !saved)
+      log::warn("cannot keep what targets run across restarts", {{"error", saved.error().message}});
+  }
+
   void on_signal() {
     signalfd_siginfo info{};
     if (::read(signal_fd_->get(), &info, sizeof info) != sizeof info) return;
@@ -547,12 +600,19 @@ class Daemon {
       sd_notify(0, "READY=1\nSTATUS=reload failed, running the previous config");
       return;
     }
+    auto receivers = alerts::resolve_receivers(next->alerts.receivers);
+    if (!receivers) {
+      log::error("reload failed; keeping the running config", {{"config", config_path_}, {"errors", receivers.error().message}});
+      sd_notify(0, "READY=1\nSTATUS=reload failed, running the previous config");
+      return;
+    }
     warn_restart_only_changes(*next);
     // Close the open window under the old targets, so its samples keep their old target names.
     close_window();
     cfg_.targets = next->targets;
     cfg_.tiers = next->tiers;
     cfg_.log_level = next->log_level;
+    cfg_.alerts = next->alerts;
     log::set_level(cfg_.log_level);
     try {
       start_latency();
@@ -560,6 +620,8 @@ class Daemon {
       log::error("latency measurement stopped: the reloaded operations could not start", {{"error", e.what()}});
     }
     apply_targets();
+    dispatcher_->set_receivers(std::move(*receivers), cfg_.alerts.external_url);
+    engine_->reconfigure(cfg_.alerts, profiled_target_names());
     log::info("config reloaded", {{"targets", cfg_.targets.size()}, {"watched", registry_->live_count()}});
     sd_notify(0, "READY=1\nSTATUS=sampling");
   }
@@ -595,6 +657,9 @@ class Daemon {
     writer_->flush(seconds(20));
     health_->set_writer(nullptr);
     writer_.reset();
+    alert_metrics_->detach();
+    engine_.reset();
+    dispatcher_.reset();
     statsd_.reset();
     latency_.reset();
     rollups_.reset();
@@ -611,10 +676,13 @@ class Daemon {
   bool running_ = true;
   ProcFs proc_;
   std::unique_ptr<storage::EmbeddedPostgres> embedded_;
+  std::unique_ptr<alerts::Dispatcher> dispatcher_;
+  std::unique_ptr<alerts::Engine> engine_;
   std::unique_ptr<storage::WindowWriter> writer_;
   storage::ConnectOptions database_;
   std::unique_ptr<storage::RollupWorker> rollups_;
   std::unique_ptr<HealthMetrics> health_;
+  std::unique_ptr<AlertMetrics> alert_metrics_;
   std::unique_ptr<dashboard::QueryPool> query_pool_;
   std::unique_ptr<dashboard::Api> api_;
   std::unique_ptr<dashboard::Router> router_;
@@ -631,6 +699,9 @@ class Daemon {
   std::unique_ptr<PythonTracker> python_;
   std::unique_ptr<SamplerSink> sink_;
   std::unique_ptr<ProcessRegistry> registry_;
+  collector::CodeReader code_reader_;
+  std::unique_ptr<CodeWatcher> code_watcher_;
+  std::unique_ptr<DeployTracker> deploys_;
   std::unique_ptr<Fd> signal_fd_, window_fd_, watchdog_fd_, python_retry_fd_, epoll_fd_;
   system_clock::time_point window_start_;
 };

@@ -142,6 +142,17 @@ std::vector<std::vector<std::int32_t>> ProcessRegistry::window_pids(std::size_t 
   return pids;
 }
 
+std::vector<std::optional<ProcessKey>> ProcessRegistry::newest_processes(std::size_t target_count) const {
+  std::vector<std::optional<ProcessKey>> newest(target_count);
+  std::vector<std::uint64_t> started(target_count, 0);
+  for (const auto& [pid, w] : live_)
+    if (w.target < target_count && (!newest[w.target] || w.start_time >= started[w.target])) {
+      newest[w.target] = ProcessKey{pid, w.generation};
+      started[w.target] = w.start_time;
+    }
+  return newest;
+}
+
 void ProcessRegistry::end_window() {
   for (const Retired& r : retired_) sink_.release(r.key);
   retired_.clear();

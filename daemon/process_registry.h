@@ -61,6 +61,8 @@ class ProcessRegistry {
 
   // Per target, the PIDs watched at any time during the current window.
   std::vector<std::vector<std::int32_t>> window_pids(std::size_t target_count) const;
+  // Per target, its live process that started last (the one a restart or a deploy brought), if any.
+  std::vector<std::optional<ProcessKey>> newest_processes(std::size_t target_count) const;
   // Ends the window: releases the processes that exited during it. Call after its samples have been
   // attributed (target_of still knows them until here).
   void end_window();

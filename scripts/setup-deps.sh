@@ -22,7 +22,7 @@ run_pkgs=(postgresql-15 postgresql-client-15 util-linux procps)
 test_pkgs=(
   python3-statsd bpftrace libbpf-tools linux-perf
   prometheus prometheus-alertmanager golang-go
-  chromium wrk hyperfine curl systemd
+  chromium wrk hyperfine curl systemd openssl
 )
 # Node.js and npm build the dashboard's UI (npm ci + esbuild, dashboard/CMakeLists.txt) and run its browser
 # tests (playwright-core driving Debian's chromium). They may already come from another repository (with

@@ -1,11 +1,13 @@
 #pragma once
 // Conversions between the profile model and PostgreSQL's text forms, shared by writer and queries.
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/profile.h"
+#include "common/result.h"
 
 namespace perfwatch::storage {
 
@@ -30,6 +32,17 @@ std::string int_array_literal(const Range& values) {
 }
 // Parses an integer array as PostgreSQL prints it ("{1,-2,3}").
 std::vector<std::int64_t> parse_int_array(std::string_view text);
+
+// Runs a database operation, turning an exception (connection lost, SQL error) into an error result
+// that says what was being done.
+template <typename F>
+auto guarded(const char* what, F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return make_error(std::string(what) + ": " + e.what());
+  }
+}
 
 // PostgreSQL text must be valid UTF-8 without NUL; symbol names read from binaries need not be.
 // Invalid bytes and NULs become U+FFFD, so a bad name cannot make a whole window unwritable.

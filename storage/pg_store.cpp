@@ -1,5 +1,6 @@
 #include "storage/store.h"
 
+#include <nlohmann/json.hpp>
 #include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <pqxx/result>
@@ -149,11 +150,7 @@ struct PgStore::Impl {
 
   int host_id(pqxx::work& tx, const std::string& name) {
     if (auto it = host_ids.find(name); it != host_ids.end()) return it->second;
-    // Two statements, not one: under READ COMMITTED the SELECT needs its own snapshot to see a
-    // row another host inserted concurrently.
-    tx.exec_params0("INSERT INTO hosts (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name);
-    int id = tx.exec_params1("SELECT id FROM hosts WHERE name = $1", name)[0].as<int>();
-    return host_ids[name] = id;
+    return host_ids[name] = ensure_host(tx, name);
   }
 
   int target_id(pqxx::work& tx, int host, const std::string& name) {
@@ -278,6 +275,17 @@ struct PgStore::Impl {
           static_cast<std::int64_t>(st.lost_stack_error), static_cast<std::int64_t>(st.lost_map_full),
           static_cast<std::int64_t>(st.lost_unresolved));
     }
+    // Replayed windows write their markers again: one per target and time.
+    for (const profile::DeployMarker& d : w.deploys) {
+      if (d.target_index >= tids.size()) continue;
+      nlohmann::json changes = nlohmann::json::array();
+      for (const profile::DeployChange& c : d.changes)
+        changes.push_back({{"kind", c.kind}, {"path", sanitize_utf8(c.path)}, {"before", c.before}, {"after", c.after}});
+      tx.exec_params0(
+          "INSERT INTO deploy_markers (host_id, target_id, at, summary, changes)"
+          " VALUES ($1, $2, $3::timestamptz, $4, $5::jsonb) ON CONFLICT (target_id, at) DO NOTHING",
+          hid, tids[d.target_index], to_pg_timestamp(d.at), sanitize_utf8(d.summary), changes.dump());
+    }
     if (!batch.counts.empty()) {
       pqxx::stream_to copy(tx, "samples",
                            std::vector<std::string>{"host_id", "target_id", "window_start", "stack_id", "count"});
@@ -318,6 +326,13 @@ struct PgStore::Impl {
     return dropped;
   }
 };
+
+int ensure_host(pqxx::transaction_base& tx, const std::string& name) {
+  // Two statements, not one: under READ COMMITTED the SELECT needs its own snapshot to see a
+  // row another host inserted concurrently.
+  tx.exec_params0("INSERT INTO hosts (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name);
+  return tx.exec_params1("SELECT id FROM hosts WHERE name = $1", name)[0].as<int>();
+}
 
 Result<std::unique_ptr<pqxx::connection>> connect_database(const ConnectOptions& options, bool migrate) {
   auto conninfo = resolve_conninfo(options.uri, options.password_file);

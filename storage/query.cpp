@@ -5,6 +5,7 @@
 #include <pqxx/transaction>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "storage/pg_codec.h"
@@ -14,15 +15,6 @@ namespace perfwatch::storage {
 namespace {
 
 std::uint64_t as_count(const pqxx::field& f) { return f.is_null() ? 0 : static_cast<std::uint64_t>(f.as<std::int64_t>()); }
-
-template <typename F>
-auto guarded(const char* what, F&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    return make_error(std::string(what) + ": " + e.what());
-  }
-}
 
 }  // namespace
 
@@ -267,6 +259,87 @@ Result<profile::LatencyStats> Query::latency_health(const std::string& host, Tim
     return profile::LatencyStats{as_count(row[0]), as_count(row[1]), as_count(row[2]), as_count(row[3]),
                                  as_count(row[4]), as_count(row[5]), as_count(row[6]), as_count(row[7]),
                                  as_count(row[8]), as_count(row[9])};
+  });
+}
+
+Result<std::vector<AlertRecord>> Query::alerts(const std::string& host, TimeRange range) {
+  return guarded("cannot read alerts", [&]() -> Result<std::vector<AlertRecord>> {
+    pqxx::read_transaction tx(*conn_);
+    const std::string from = to_pg_timestamp(range.from), to = to_pg_timestamp(range.to);
+    const pqxx::result rows = tx.exec_params(
+        "SELECT a.fingerprint, h.name, a.rule, a.state, a.labels::text, a.annotations::text, a.value, " +
+            epoch_us_sql("a.starts_at") + ", " + epoch_us_sql("a.ends_at") + ", " + epoch_us_sql("a.updated_at") +
+            " FROM alerts a JOIN hosts h ON h.id = a.host_id"
+            " WHERE ($1 = '' OR h.name = $1) AND (a.state <> 'inactive' OR EXISTS ("
+            "   SELECT 1 FROM alert_events e WHERE e.fingerprint = a.fingerprint"
+            "     AND e.at >= $2::timestamptz AND e.at < $3::timestamptz))"
+            " ORDER BY a.state = 'firing' DESC, a.updated_at DESC, a.fingerprint",
+        host, from, to);
+    std::vector<AlertRecord> out;
+    std::unordered_map<std::string, std::size_t> index;
+    const auto optional_time = [](const pqxx::field& f) {
+      return f.is_null() ? std::optional<profile::TimePoint>() : from_epoch_us(f.as<std::int64_t>());
+    };
+    for (const auto& row : rows) {
+      AlertRecord a;
+      a.fingerprint = row[0].as<std::string>();
+      a.host = row[1].as<std::string>();
+      a.rule = row[2].as<std::string>();
+      a.state = row[3].as<std::string>();
+      a.labels = nlohmann::json::parse(row[4].as<std::string>()).get<std::map<std::string, std::string>>();
+      a.annotations = nlohmann::json::parse(row[5].as<std::string>()).get<std::map<std::string, std::string>>();
+      a.value = row[6].as<double>();
+      a.starts_at = optional_time(row[7]);
+      a.ends_at = optional_time(row[8]);
+      a.updated_at = from_epoch_us(row[9].as<std::int64_t>());
+      index[a.fingerprint] = out.size();
+      out.push_back(std::move(a));
+    }
+    if (out.empty()) return out;
+    std::string fingerprints = "{";
+    for (const AlertRecord& a : out) fingerprints += (fingerprints.size() > 1 ? "," : "") + a.fingerprint;
+    fingerprints += "}";
+    const pqxx::result events = tx.exec_params(
+        "SELECT fingerprint, " + epoch_us_sql("at") + ", state, value, summary FROM alert_events"
+            " WHERE fingerprint = ANY($1::text[]) AND at >= $2::timestamptz AND at < $3::timestamptz ORDER BY at, id",
+        fingerprints, from, to);
+    for (const auto& row : events)
+      out[index.at(row[0].as<std::string>())].history.push_back(
+          {from_epoch_us(row[1].as<std::int64_t>()), row[2].as<std::string>(), row[3].as<double>(),
+           row[4].as<std::string>()});
+    const pqxx::result deliveries = tx.exec_params(
+        "SELECT fingerprint, receiver, status, state, attempts, " + epoch_us_sql("created_at") + ", " +
+            epoch_us_sql("done_at") + ", coalesce(last_error, '') FROM alert_outbox"
+            " WHERE fingerprint = ANY($1::text[]) AND created_at >= $2::timestamptz AND created_at < $3::timestamptz"
+            " ORDER BY id",
+        fingerprints, from, to);
+    for (const auto& row : deliveries)
+      out[index.at(row[0].as<std::string>())].deliveries.push_back(
+          {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>(), row[4].as<std::int32_t>(),
+           from_epoch_us(row[5].as<std::int64_t>()), optional_time(row[6]), row[7].as<std::string>()});
+    return out;
+  });
+}
+
+Result<std::vector<DeployRecord>> Query::deploys(const std::string& host, const std::string& target, TimeRange range) {
+  return guarded("cannot read deploy markers", [&]() -> Result<std::vector<DeployRecord>> {
+    pqxx::read_transaction tx(*conn_);
+    const pqxx::result rows = tx.exec_params(
+        "SELECT h.name, t.name, " + epoch_us_sql("d.at") + ", d.summary, d.changes::text FROM deploy_markers d"
+            " JOIN targets t ON t.id = d.target_id JOIN hosts h ON h.id = d.host_id"
+            " WHERE ($1 = '' OR h.name = $1) AND ($2 = '' OR t.name = $2)"
+            "   AND d.at >= $3::timestamptz AND d.at < $4::timestamptz ORDER BY d.at, d.id",
+        host, target, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+    std::vector<DeployRecord> out;
+    for (const auto& row : rows) {
+      DeployRecord d{row[0].as<std::string>(), row[1].as<std::string>(), from_epoch_us(row[2].as<std::int64_t>()),
+                     row[3].as<std::string>(), {}};
+      for (const auto& c : nlohmann::json::parse(row[4].as<std::string>()))
+        d.changes.push_back({c.at("kind").get<std::string>(), c.at("path").get<std::string>(),
+                             c.at("before").get<std::string>(), c.at("after").get<std::string>()});
+      out.push_back(std::move(d));
+    }
+    return out;
   });
 }
 

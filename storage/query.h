@@ -2,6 +2,7 @@
 // The read side of storage: what the CLI and the dashboard show, through one layer so both give the
 // same answers. Time ranges select windows by their start: [from, to).
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <pqxx/connection>
@@ -48,6 +49,48 @@ struct LatencyPoint {
   std::uint64_t slow = 0;
 };
 
+// An alert's state change (alerts/evaluator.h): pending, firing, resolved or cancelled.
+struct AlertEventRecord {
+  profile::TimePoint at;
+  std::string state;
+  double value = 0;
+  std::string summary;
+};
+
+// A notification of the alert to one receiver and what became of it.
+struct AlertDeliveryRecord {
+  std::string receiver;
+  std::string status;  // firing | resolved
+  std::string state;   // pending | delivered | failed
+  std::int32_t attempts = 0;
+  profile::TimePoint queued_at;
+  std::optional<profile::TimePoint> done_at;
+  std::string last_error;
+};
+
+struct AlertRecord {
+  std::string fingerprint;
+  std::string host;
+  std::string rule;   // tier, burn_rate, cache_floor, latency_regression, cpu_regression
+  std::string state;  // inactive | pending | firing
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;  // summary, description, dashboard, and per rule more
+  double value = 0;
+  std::optional<profile::TimePoint> starts_at;  // when it last fired
+  std::optional<profile::TimePoint> ends_at;    // when it last resolved
+  profile::TimePoint updated_at;
+  std::vector<AlertEventRecord> history;          // in range, oldest first
+  std::vector<AlertDeliveryRecord> deliveries;    // queued in range, oldest first
+};
+
+struct DeployRecord {
+  std::string host;
+  std::string target;
+  profile::TimePoint at;
+  std::string summary;
+  std::vector<profile::DeployChange> changes;
+};
+
 class Query {
  public:
   // Connects without migrating: readers need no write access. Fails with a clear message when
@@ -75,6 +118,11 @@ class Query {
                                                    const std::string& operation, TimeRange range);
   // Latency collection health summed over the range's windows.
   Result<profile::LatencyStats> latency_health(const std::string& host, TimeRange range);
+  // Alerts that changed state in range or are pending or firing now, firing first, then the most
+  // recently changed; with their history and deliveries in range.
+  Result<std::vector<AlertRecord>> alerts(const std::string& host, TimeRange range);
+  // Deploy markers in range, oldest first; target "" means every target.
+  Result<std::vector<DeployRecord>> deploys(const std::string& host, const std::string& target, TimeRange range);
 
  private:
   std::unique_ptr<pqxx::connection> conn_;

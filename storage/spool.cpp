@@ -21,8 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// 2 added operation latencies ("ops", "lat"); version 1 files still decode (without them).
-constexpr int format_version = 2;
+// 2 added operation latencies ("ops", "lat"), 3 deploy markers ("deploys"); older files still decode
+// (without them).
+constexpr int format_version = 3;
+constexpr int oldest_readable_version = 1;
 constexpr const char* suffix = ".window";
 
 std::int64_t to_us(profile::TimePoint t) {
@@ -75,6 +77,12 @@ std::vector<std::uint8_t> encode_window(const profile::WindowProfile& w) {
                    o.threshold_ns, h.count, h.sum_ns, h.max_ns, h.slow, h.buckets});
   }
   const auto& l = w.latency;
+  json deploys = json::array();
+  for (const auto& d : w.deploys) {
+    json changes = json::array();
+    for (const auto& c : d.changes) changes.push_back({c.kind, c.path, c.before, c.after});
+    deploys.push_back({d.target_index, to_us(d.at), d.summary, std::move(changes)});
+  }
   const auto& st = w.stats;
   json doc = {{"v", format_version},
               {"ops", std::move(ops)},
@@ -86,7 +94,8 @@ std::vector<std::uint8_t> encode_window(const profile::WindowProfile& w) {
               {"targets", std::move(targets)},
               {"frames", std::move(frames)},
               {"stacks", std::move(stacks)},
-              {"stats", {st.samples, st.lost_stack_collision, st.lost_stack_error, st.lost_map_full, st.lost_unresolved}}};
+              {"stats", {st.samples, st.lost_stack_collision, st.lost_stack_error, st.lost_map_full, st.lost_unresolved}},
+              {"deploys", std::move(deploys)}};
   return json::to_cbor(doc);
 }
 
@@ -94,9 +103,9 @@ Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& by
   try {
     const json doc = json::from_cbor(bytes);
     const int version = doc.at("v").get<int>();
-    if (version != 1 && version != format_version)
+    if (version < oldest_readable_version || version > format_version)
       return make_error("spooled window has format version " + doc.at("v").dump() + ", expected " +
-                        std::to_string(format_version));
+                        std::to_string(oldest_readable_version) + " to " + std::to_string(format_version));
     profile::WindowProfile w;
     w.host = doc.at("host").get<std::string>();
     w.start = from_us(doc.at("start_us").get<std::int64_t>());
@@ -120,7 +129,7 @@ Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& by
     const json& st = doc.at("stats");
     w.stats = {st.at(0).get<std::uint64_t>(), st.at(1).get<std::uint64_t>(), st.at(2).get<std::uint64_t>(),
                st.at(3).get<std::uint64_t>(), st.at(4).get<std::uint64_t>()};
-    if (version == 1) return w;
+    if (version < 2) return w;
     for (const json& o : doc.at("ops")) {
       profile::OperationWindow op;
       op.target_index = o.at(0).get<std::uint32_t>();
@@ -143,6 +152,16 @@ Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& by
     const json& l = doc.at("lat");
     auto at = [&](std::size_t i) { return l.at(i).get<std::uint64_t>(); };
     w.latency = {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9)};
+    if (version < 3) return w;
+    for (const json& d : doc.at("deploys")) {
+      profile::DeployMarker marker{d.at(0).get<std::uint32_t>(), from_us(d.at(1).get<std::int64_t>()),
+                                   d.at(2).get<std::string>(), {}};
+      if (marker.target_index >= w.targets.size()) return make_error("deploy marker refers to a missing target");
+      for (const json& c : d.at(3))
+        marker.changes.push_back({c.at(0).get<std::string>(), c.at(1).get<std::string>(), c.at(2).get<std::string>(),
+                                  c.at(3).get<std::string>()});
+      w.deploys.push_back(std::move(marker));
+    }
     return w;
   } catch (const json::exception& e) {
     return make_error(std::string("corrupt spooled window: ") + e.what());

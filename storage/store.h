@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <pqxx/connection>
+#include <pqxx/transaction_base>
 #include <string>
 
 #include "common/duration.h"
@@ -34,6 +35,9 @@ struct ConnectOptions {
 
 // Connects, and applies pending migrations when asked (writers do; readers may lack the rights).
 Result<std::unique_ptr<pqxx::connection>> connect_database(const ConnectOptions& options, bool migrate = true);
+
+// The id of the host of this name, inserted when new (safe against other hosts inserting it meanwhile).
+int ensure_host(pqxx::transaction_base& tx, const std::string& name);
 
 class PgStore final : public Store {
  public:

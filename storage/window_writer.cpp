@@ -144,6 +144,7 @@ void WindowWriter::write_queued(std::unique_lock<std::mutex>& lock) {
   if (written) {
     ++stats_.written;
     stats_.last_written_end = std::max(stats_.last_written_end, window.end);
+    notify_written(lock, window);
     return;
   }
   ++stats_.write_errors;
@@ -170,6 +171,7 @@ void WindowWriter::replay_one(std::unique_lock<std::mutex>& lock) {
     ++stats_.written;
     stats_.last_written_end = std::max(stats_.last_written_end, window->end);
     failing_entry_.reset();
+    notify_written(lock, *window);
     return;
   }
   ++stats_.write_errors;
@@ -183,6 +185,13 @@ void WindowWriter::replay_one(std::unique_lock<std::mutex>& lock) {
     failing_entry_.reset();
   }
   connection_lost(written.error().message);
+}
+
+void WindowWriter::notify_written(std::unique_lock<std::mutex>& lock, const profile::WindowProfile& window) {
+  if (!options_.on_written) return;
+  lock.unlock();
+  options_.on_written(window);
+  lock.lock();
 }
 
 bool WindowWriter::maybe_apply_retention(std::unique_lock<std::mutex>& lock) {

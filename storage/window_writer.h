@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,6 +30,9 @@ struct WriterOptions {
   std::chrono::milliseconds max_backoff{30000};
   // A spooled window that fails this many times while the database takes other writes is moved aside.
   int max_attempts = 5;
+  // Called from the writer thread after each window is stored (live or from the spool), e.g. to wake
+  // what reads the stored windows.
+  std::function<void(const profile::WindowProfile&)> on_written;
 };
 
 struct WriterStats {
@@ -65,6 +69,7 @@ class WindowWriter {
   void replay_one(std::unique_lock<std::mutex>& lock);
   void spool_queue_locked();
   void connection_lost(const std::string& error);
+  void notify_written(std::unique_lock<std::mutex>& lock, const profile::WindowProfile& window);
   // Drops old partitions once per retention_interval; true when it ran (the lock was released).
   bool maybe_apply_retention(std::unique_lock<std::mutex>& lock);
 

@@ -132,5 +132,13 @@ TEST(TierTest, GradesAgainstTheThresholds) {
   EXPECT_EQ(to_string(Tier::t5), "T5");
 }
 
+TEST(FormatNs, ThreeSignificantDigits) {
+  EXPECT_EQ(format_ns(812'000'000), "812ms");
+  EXPECT_EQ(format_ns(1'250'000'000), "1.25s");
+  EXPECT_EQ(format_ns(35'000), "35us");
+  EXPECT_EQ(format_ns(12'345'678), "12.3ms");
+  EXPECT_EQ(format_ns(850), "0.85us");
+}
+
 }  // namespace
 }  // namespace perfwatch::profile

@@ -409,7 +409,75 @@ INSTANTIATE_TEST_SUITE_P(
                  "perfwatch.yaml:3:3: storage.retention: duplicate key (first set on line 2)"},
         BadValue{"non_scalar_key", "? [a, b]\n: 1\n", "perfwatch.yaml:1:3: expected a key name, got a sequence"},
         BadValue{"syntax_error", "storage:\n  retention: 2d\n    spool_max: 1GB\n",
-                 "perfwatch.yaml:3:14: YAML syntax error: illegal map value"}),
+                 "perfwatch.yaml:3:14: YAML syntax error: illegal map value"},
+        BadValue{"alert_percentile", "alerts:\n  tier: {percentile: p90}\n",
+                 "perfwatch.yaml:2:22: alerts.tier.percentile: expected one of p50, p95, p99, max, got 'p90'"},
+        BadValue{"alert_objective_percent", "alerts:\n  burn_rate: {objective: 100%}\n",
+                 "perfwatch.yaml:2:26: alerts.burn_rate.objective: must be from 50% to 99.999%, got 100%"},
+        BadValue{"alert_objective_not_number", "alerts:\n  burn_rate: {objective: most}\n",
+                 "perfwatch.yaml:2:26: alerts.burn_rate.objective: expected a percentage such as 10% or a fraction "
+                 "such as 0.1, got 'most'"},
+        BadValue{"alert_burn_short_not_shorter", "alerts:\n  burn_rate:\n    windows:\n"
+                 "      - {long: 1h, short: 1h, factor: 2, severity: page}\n",
+                 "perfwatch.yaml:4:27: alerts.burn_rate.windows[0].short: must be shorter than long (1h)"},
+        BadValue{"alert_burn_window_incomplete", "alerts:\n  burn_rate:\n    windows:\n      - {long: 1h, short: 5m}\n",
+                 "perfwatch.yaml:4:9: alerts.burn_rate.windows[0]: missing required key 'factor'\n"
+                 "perfwatch.yaml:4:9: alerts.burn_rate.windows[0]: missing required key 'severity'"},
+        BadValue{"alert_factor_zero", "alerts:\n  burn_rate:\n    windows: [{long: 1h, short: 5m, factor: 0, severity: p}]\n",
+                 "perfwatch.yaml:3:45: alerts.burn_rate.windows[0].factor: expected a number above 0, got '0'"},
+        BadValue{"alert_cache_floor", "alerts:\n  cache: {floor: 120%}\n",
+                 "perfwatch.yaml:2:18: alerts.cache.floor: must be from 0% to 100%, got 120%"},
+        BadValue{"alert_floor_without_floor", "alerts:\n  cache:\n    floors: [{target: api}]\n",
+                 "perfwatch.yaml:3:14: alerts.cache.floors[0]: missing required key 'floor'"},
+        BadValue{"alert_pinned_half", "alerts:\n  regression: {baseline_from: 2026-11-20T00:00:00Z}\n",
+                 "perfwatch.yaml:2:15: alerts.regression: set baseline_from and baseline_to together (a pinned "
+                 "baseline), or neither"},
+        BadValue{"alert_pinned_backwards",
+                 "alerts:\n  regression: {baseline_from: 2026-11-21T00:00:00Z, baseline_to: 2026-11-20T00:00:00Z}\n",
+                 "perfwatch.yaml:2:66: alerts.regression.baseline_to: must be later than baseline_from"},
+        BadValue{"alert_pinned_and_rolling",
+                 "alerts:\n  regression:\n    baseline: 24h\n    baseline_from: 1700000000\n    baseline_to: 1700003600\n",
+                 "perfwatch.yaml:3:15: alerts.regression.baseline: a pinned baseline (baseline_from/baseline_to) "
+                 "replaces the rolling one; set one"},
+        BadValue{"alert_pinned_not_time", "alerts:\n  regression: {baseline_from: yesterday, baseline_to: 1}\n",
+                 "perfwatch.yaml:2:31: alerts.regression.baseline_from: cannot read time 'yesterday': use "
+                 "2026-11-24T10:00:00Z or Unix seconds"},
+        BadValue{"alert_min_change", "alerts:\n  regression: {min_change: 0}\n",
+                 "perfwatch.yaml:2:28: alerts.regression.min_change: must be from 0.1% to 10000%, got 0"},
+        BadValue{"alert_min_points", "alerts:\n  regression: {min_points: 1}\n",
+                 "perfwatch.yaml:2:28: alerts.regression.min_points: must be from 2 to 10000, got 1"},
+        BadValue{"receiver_without_url", "alerts:\n  receivers:\n    - name: ops\n",
+                 "perfwatch.yaml:3:7: alerts.receivers[0]: missing required key 'url'"},
+        BadValue{"receiver_url_scheme", "alerts:\n  receivers: [{name: ops, url: 'ftp://h/x'}]\n",
+                 "perfwatch.yaml:2:32: alerts.receivers[0].url: expected an http:// or https:// URL, got 'ftp://h/x'"},
+        BadValue{"receiver_url_credentials", "alerts:\n  receivers: [{name: ops, url: 'https://u:hunter2@h/x'}]\n",
+                 "perfwatch.yaml:2:32: alerts.receivers[0].url: must not contain credentials; send them in a header "
+                 "whose value comes from the environment or a file"},
+        BadValue{"receiver_secret_header_in_yaml",
+                 "alerts:\n  receivers:\n    - name: ops\n      url: http://h\n      headers: {Authorization: Bearer x}\n",
+                 "perfwatch.yaml:5:32: alerts.receivers[0].headers.Authorization: holds a secret and must not be "
+                 "written here: take it from the environment ({env: VARIABLE}) or a file ({file: /path})"},
+        BadValue{"receiver_header_two_sources",
+                 "alerts:\n  receivers:\n    - name: ops\n      url: http://h\n"
+                 "      headers: {X-Token: {env: A, file: /b}}\n",
+                 "perfwatch.yaml:5:26: alerts.receivers[0].headers.X-Token: set exactly one of env, file"},
+        BadValue{"receiver_header_relative_file",
+                 "alerts:\n  receivers:\n    - name: ops\n      url: http://h\n      headers: {X-Token: {file: token}}\n",
+                 "perfwatch.yaml:5:33: alerts.receivers[0].headers.X-Token.file: expected an absolute path, got 'token'"},
+        BadValue{"receiver_format", "alerts:\n  receivers: [{name: ops, url: 'http://h', format: teams}]\n",
+                 "perfwatch.yaml:2:52: alerts.receivers[0].format: expected alertmanager, slack or json, got 'teams'"},
+        BadValue{"receiver_alertmanager_with_format",
+                 "alerts:\n  receivers: [{name: am, kind: alertmanager, url: 'http://h', format: json}]\n",
+                 "perfwatch.yaml:2:71: alerts.receivers[0].format: an alertmanager receiver speaks Alertmanager's "
+                 "API; format is for webhooks"},
+        BadValue{"receiver_duplicate_name",
+                 "alerts:\n  receivers:\n    - {name: ops, url: 'http://a'}\n    - {name: ops, url: 'http://b'}\n",
+                 "perfwatch.yaml:4:14: alerts.receivers[1].name: duplicate receiver name 'ops' (first used on line 3)"},
+        BadValue{"receiver_backoff_inverted",
+                 "alerts:\n  receivers: [{name: ops, url: 'http://h', backoff: {initial: 1m, max: 1s}}]\n",
+                 "perfwatch.yaml:2:53: alerts.receivers[0].backoff: max (1s) must be at least initial (1m)"},
+        BadValue{"receiver_timeout", "alerts:\n  receivers: [{name: ops, url: 'http://h', timeout: 1h}]\n",
+                 "perfwatch.yaml:2:53: alerts.receivers[0].timeout: must be at most 10m, got 1h"}),
     [](const ::testing::TestParamInfo<BadValue>& info) { return std::string(info.param.name); });
 
 TEST(ConfigParse, Operations) {
@@ -500,6 +568,107 @@ targets:
                   ::testing::StartsWith("perfwatch.yaml:11:22: targets[1].match.cmdline: invalid regex: "),
                   "perfwatch.yaml:11:32: targets[1].match.pid: must be from 1 to 2147483647, got -1",
                   "perfwatch.yaml:12:14: targets[1].profile: expected a boolean, got '2'"));
+}
+
+TEST(ConfigAlerts, Defaults) {
+  const Config c = valid("dashboard: {listen: '127.0.0.1:9000'}\n");
+  const Alerts& a = c.alerts;
+  EXPECT_EQ(a.external_url, "http://127.0.0.1:9000");
+  EXPECT_EQ(a.evaluation_interval, 10s);
+  EXPECT_TRUE(a.tier.enabled);
+  EXPECT_EQ(a.tier.percentile, LatencyStatistic::p95);
+  EXPECT_EQ(a.tier.for_, 30s);
+  EXPECT_DOUBLE_EQ(a.burn_rate.objective, 0.99);
+  ASSERT_EQ(a.burn_rate.windows.size(), 3u);
+  EXPECT_EQ(a.burn_rate.windows[0].long_window, 1h);
+  EXPECT_EQ(a.burn_rate.windows[0].short_window, 5min);
+  EXPECT_DOUBLE_EQ(a.burn_rate.windows[0].factor, 14.4);
+  EXPECT_EQ(a.burn_rate.windows[2].long_window, 72h);
+  EXPECT_EQ(a.burn_rate.windows[2].severity, "ticket");
+  EXPECT_FALSE(a.cache.floor);
+  EXPECT_EQ(a.regression.baseline, 24h);
+  EXPECT_FALSE(a.regression.baseline_from);
+  EXPECT_DOUBLE_EQ(a.regression.min_change, 0.10);
+  EXPECT_DOUBLE_EQ(a.regression.max_pvalue, 0.001);
+  EXPECT_TRUE(a.receivers.empty());
+}
+
+TEST(ConfigAlerts, FullSection) {
+  const Config c = valid(R"(
+alerts:
+  external_url: https://perfwatch.example.com/
+  evaluation_interval: 5s
+  tier: {percentile: p99, for: 1m}
+  burn_rate:
+    objective: 99.9%
+    windows: [{long: 2h, short: 10m, factor: 10, severity: page}]
+  cache:
+    floor: 0.8
+    floors:
+      - {target: api, cache: page_cache, floor: 95%}
+  regression:
+    baseline_from: 2026-11-20T00:00:00Z
+    baseline_to: 1795219200
+    current: 2h
+    min_change: 15%
+    max_pvalue: 0.01
+    latency_statistic: p50
+  receivers:
+    - name: ops
+      url: https://hooks.example.com/x
+      format: slack
+      headers:
+        Authorization: {env: OPS_TOKEN}
+        X-Api-Key: {file: /etc/perfwatch/key}
+        X-Source: perfwatch
+      timeout: 2s
+      send_resolved: false
+      repeat_interval: 1h
+      backoff: {initial: 200ms, max: 10s}
+      ca_file: /etc/ssl/ops.pem
+    - {name: am, kind: alertmanager, url: 'http://127.0.0.1:9093'}
+)");
+  const Alerts& a = c.alerts;
+  EXPECT_EQ(a.external_url, "https://perfwatch.example.com");
+  EXPECT_EQ(a.evaluation_interval, 5s);
+  EXPECT_EQ(a.tier.percentile, LatencyStatistic::p99);
+  EXPECT_EQ(a.tier.for_, 1min);
+  EXPECT_DOUBLE_EQ(a.burn_rate.objective, 0.999);
+  ASSERT_EQ(a.burn_rate.windows.size(), 1u);
+  EXPECT_EQ(a.burn_rate.windows[0].long_window, 2h);
+  EXPECT_DOUBLE_EQ(*a.cache.floor, 0.8);
+  ASSERT_EQ(a.cache.floors.size(), 1u);
+  EXPECT_EQ(a.cache.floors[0].cache, "page_cache");
+  EXPECT_DOUBLE_EQ(a.cache.floors[0].floor, 0.95);
+  EXPECT_EQ(a.regression.baseline_from, profile::TimePoint(std::chrono::seconds(1795132800)));
+  EXPECT_EQ(a.regression.baseline_to, profile::TimePoint(std::chrono::seconds(1795219200)));
+  EXPECT_EQ(a.regression.current, 2h);
+  EXPECT_DOUBLE_EQ(a.regression.min_change, 0.15);
+  EXPECT_EQ(a.regression.latency_statistic, LatencyStatistic::p50);
+  ASSERT_EQ(a.receivers.size(), 2u);
+  const Receiver& ops = a.receivers[0];
+  EXPECT_EQ(ops.kind, ReceiverKind::webhook);
+  EXPECT_EQ(ops.format, PayloadFormat::slack);
+  ASSERT_EQ(ops.headers.size(), 3u);
+  EXPECT_EQ(ops.headers[0].name, "Authorization");
+  EXPECT_EQ(ops.headers[0].env, "OPS_TOKEN");
+  EXPECT_EQ(ops.headers[1].file, "/etc/perfwatch/key");
+  EXPECT_EQ(ops.headers[2].value, "perfwatch");
+  EXPECT_EQ(ops.timeout, 2s);
+  EXPECT_FALSE(ops.send_resolved);
+  EXPECT_EQ(ops.repeat(), 1h);
+  EXPECT_EQ(ops.backoff_initial, 200ms);
+  EXPECT_EQ(ops.backoff_max, 10s);
+  EXPECT_EQ(ops.ca_file, "/etc/ssl/ops.pem");
+  EXPECT_EQ(a.receivers[1].kind, ReceiverKind::alertmanager);
+  EXPECT_EQ(a.receivers[1].repeat(), 1min);
+  EXPECT_TRUE(a.receivers[1].send_resolved);
+}
+
+TEST(ConfigAlerts, SecretsNeverEchoed) {
+  EXPECT_THAT(errors_of("alerts:\n  receivers: [{name: a, url: 'https://u:hunter2@h/'}]\n"), Not(HasSubstr("hunter2")));
+  EXPECT_THAT(errors_of("alerts:\n  receivers: [{name: a, url: 'http://h', headers: {X-Token: hunter2}}]\n"),
+              Not(HasSubstr("hunter2")));
 }
 
 TEST(ConfigExample, IsValidAndMatchesTheQuickStart) {

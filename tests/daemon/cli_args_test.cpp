@@ -1,4 +1,4 @@
-// Argument parsing of the perfwatch CLI's latency command (pure).
+// Argument parsing of the perfwatch CLI's latency and alerts commands (pure).
 #include <gtest/gtest.h>
 
 #include "daemon/cli.h"
@@ -31,6 +31,20 @@ TEST(CliArgs, LatencyRejectsWhatDoesNotFit) {
             "--format must be table or json, got 'folded'");
   EXPECT_EQ(parse({"flame", "--target", "a", "--op", "x"}).error().message, "--op only goes with latency");
   EXPECT_EQ(parse({"targets", "--target", "a"}).error().message, "--target goes with flame and latency");
+}
+
+TEST(CliArgs, AlertsLookBackADayByDefault) {
+  auto o = parse({"alerts"});
+  ASSERT_TRUE(o.ok()) << o.error().message;
+  EXPECT_EQ(o->command, Command::alerts);
+  EXPECT_EQ(o->format, "table");
+  EXPECT_EQ(o->range.to - o->range.from, std::chrono::hours(24));
+  auto json = parse({"alerts", "--since", "2h", "--format", "json"});
+  ASSERT_TRUE(json.ok());
+  EXPECT_EQ(json->format, "json");
+  EXPECT_EQ(json->range.to - json->range.from, std::chrono::hours(2));
+  EXPECT_EQ(parse({"alerts", "--target", "a"}).error().message, "--target goes with flame and latency");
+  EXPECT_EQ(parse({"alerts", "--format", "folded"}).error().message, "--format must be table or json, got 'folded'");
 }
 
 }  // namespace

@@ -1,16 +1,10 @@
 // End to end: the real perfwatchd profiles tests/workloads/cpu_split and serves its dashboard; a real
 // Prometheus scrapes /metrics (label bpf) and Debian's chromium, driven by playwright-core, uses the
 // web UI (label browser). Needs root, BTF, prometheus, node and chromium; fails loudly without them.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
 #include <nlohmann/json.hpp>
 
 #include <ctime>
@@ -23,33 +17,6 @@ namespace perfwatch::e2e {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A port no one listens on right now (the kernel's pick for an ephemeral bind).
-std::uint16_t free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path) {
-  try {
-    Poco::Net::HTTPClientSession session("127.0.0.1", port);
-    session.setTimeout(Poco::Timespan(10, 0));
-    Poco::Net::HTTPRequest request("GET", path, Poco::Net::HTTPMessage::HTTP_1_1);
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    return {response.getStatus(), std::string(std::istreambuf_iterator<char>(in), {})};
-  } catch (const std::exception& e) {
-    return {0, e.what()};
-  }
-}
 
 std::string iso_time(std::time_t t) {
   std::tm tm{};

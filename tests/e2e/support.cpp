@@ -1,6 +1,12 @@
 #include "support.h"
 
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -58,6 +64,32 @@ std::pair<int, std::string> run(const std::vector<std::string>& argv, const std:
   return {wait_exit(c.pid), out};
 }
 
+std::uint16_t free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path) {
+  try {
+    Poco::Net::HTTPClientSession session("127.0.0.1", port);
+    session.setTimeout(Poco::Timespan(10, 0));
+    Poco::Net::HTTPRequest request("GET", path, Poco::Net::HTTPMessage::HTTP_1_1);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    return {response.getStatus(), std::string(std::istreambuf_iterator<char>(in), {})};
+  } catch (const std::exception& e) {
+    return {0, e.what()};
+  }
+}
+
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -76,23 +108,37 @@ Daemon::Daemon(const std::string& name, const std::string& config_body) {
   config_ = (dir_ / "perfwatch.yaml").string();
   log_ = (dir_ / "perfwatchd.log").string();
   write_config(config_body);
+  start();
+}
+
+bool Daemon::start() {
+  const std::size_t log_offset = log().size();  // a restart appends to the same log
+  const auto started = [&] { return log().find("perfwatchd started", log_offset) != std::string::npos; };
   pid_t pid = spawn({PERFWATCHD_PATH, "--config", config_}, log_).pid;
   EXPECT_GT(pid, 0);
-  if (pid <= 0) return;
-  for (int i = 0; i < 600 && log().find("perfwatchd started") == std::string::npos; ++i) {
+  if (pid <= 0) return false;
+  for (int i = 0; i < 600 && !started(); ++i) {
     if (waitpid(pid, nullptr, WNOHANG) != 0) {
       ADD_FAILURE() << "perfwatchd exited during start-up:\n" << log();
-      return;
+      return false;
     }
     std::this_thread::sleep_for(100ms);
   }
-  if (log().find("perfwatchd started") == std::string::npos) {
-    kill(pid, SIGKILL);
+  if (!started()) {
+    kill(pid, SIGTERM);
     wait_exit(pid);
     ADD_FAILURE() << "perfwatchd did not start within 60 s:\n" << log();
-    return;
+    return false;
   }
   pid_ = pid;
+  return true;
+}
+
+bool Daemon::restart() {
+  if (pid_ > 0) {
+    EXPECT_EQ(stop(), 0) << "perfwatchd must exit 0 on SIGTERM:\n" << log();
+  }
+  return start();
 }
 
 Daemon::~Daemon() {

@@ -27,6 +27,10 @@ std::string read_all(int fd);
 // Runs a command to completion: {exit code, stdout}.
 std::pair<int, std::string> run(const std::vector<std::string>& argv, const std::string& stderr_path = "/dev/null");
 std::string slurp(const std::string& path);
+// A port no one listens on right now (the kernel's pick for an ephemeral bind).
+std::uint16_t free_port();
+// GET http://127.0.0.1:PORT/PATH: {status, body}, or {0, the error} when it cannot connect.
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path);
 
 // A running perfwatchd in a private directory (state, config, log), stopped with SIGTERM by stop().
 class Daemon {
@@ -44,6 +48,9 @@ class Daemon {
   bool alive() const;
   // SIGTERM and wait; returns the exit code.
   int stop();
+  // Stops it (when running) and starts it again on the same directory, state and config; false (and
+  // a test failure) when it does not start.
+  bool restart();
   void reload() const;  // SIGHUP
 
   const std::string& config_path() const { return config_; }
@@ -58,6 +65,8 @@ class Daemon {
   std::string folded(const std::string& target, const std::string& since = "5m") const;
 
  private:
+  bool start();
+
   std::filesystem::path dir_;
   std::string config_, log_;
   pid_t pid_ = -1;

@@ -66,6 +66,25 @@ TEST_F(PgStoreTest, WritesAWindowAndReadsItBackPerTarget) {
   EXPECT_TRUE(kernel_kind) << "frame kinds survive the round trip";
 }
 
+TEST_F(PgStoreTest, StoresDeployMarkersOncePerTargetAndTime) {
+  auto s = store();
+  profile::WindowProfile w = sample_window("host-a", at(t0 + 100));
+  w.deploys = {{1, at(t0 + 105), "executable /srv/worker build-id 1a2b -> 3c4d",
+                {{"executable", "/srv/worker", "build-id:1a2b", "build-id:3c4d"}}}};
+  ASSERT_TRUE(s->write_window(w).ok());
+  ASSERT_TRUE(s->write_window(w).ok()) << "a replayed window";
+  EXPECT_EQ(count("SELECT count(*) FROM deploy_markers"), 1);
+  auto deploys = query()->deploys("host-a", "", {at(t0), at(t0 + day)});
+  ASSERT_TRUE(deploys.ok()) << deploys.error().message;
+  ASSERT_EQ(deploys->size(), 1u);
+  EXPECT_EQ((*deploys)[0].target, "worker");
+  EXPECT_EQ((*deploys)[0].at, at(t0 + 105));
+  EXPECT_EQ((*deploys)[0].summary, "executable /srv/worker build-id 1a2b -> 3c4d");
+  EXPECT_EQ((*deploys)[0].changes, w.deploys[0].changes);
+  EXPECT_TRUE(query()->deploys("host-a", "api", {at(t0), at(t0 + day)})->empty());
+  EXPECT_TRUE(query()->deploys("host-b", "", {at(t0), at(t0 + day)})->empty());
+}
+
 TEST_F(PgStoreTest, DeduplicatesFramesAndStacksAcrossWindows) {
   auto s = store();
   for (int i = 0; i < 6; ++i) ASSERT_TRUE(s->write_window(sample_window("host-a", at(t0 + 10 * i))).ok());

@@ -43,6 +43,35 @@ TEST(WindowCodecTest, RoundTripsEveryField) {
   EXPECT_EQ(back->stats.lost_unresolved, 4u);
 }
 
+TEST(WindowCodecTest, RoundTripsDeployMarkers) {
+  profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
+  w.deploys = {{1, at(1'700'000'005), "executable /srv/worker build-id 1a2b -> 3c4d",
+                {{"executable", "/srv/worker", "build-id:1a2b", "build-id:3c4d"}, {"library", "/lib/x.so", "", "file:1"}}}};
+  Result<profile::WindowProfile> back = decode_window(encode_window(w));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->deploys, w.deploys);
+
+  w.deploys[0].target_index = 7;
+  Result<profile::WindowProfile> bad = decode_window(encode_window(w));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("missing target"), std::string::npos);
+}
+
+// Windows spooled by the previous version (format 2, before deploy markers) are still written.
+TEST(WindowCodecTest, DecodesVersion2FilesWithoutDeployMarkers) {
+  profile::WindowProfile w = sample_window("h", at(100));
+  test::add_sample_operations(w, {30});
+  nlohmann::json doc = nlohmann::json::from_cbor(encode_window(w));
+  doc["v"] = 2;
+  doc.erase("deploys");
+  Result<profile::WindowProfile> back = decode_window(nlohmann::json::to_cbor(doc));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->operations, w.operations);
+  EXPECT_TRUE(back->deploys.empty());
+  doc["v"] = 4;
+  EXPECT_FALSE(decode_window(nlohmann::json::to_cbor(doc)).ok());
+}
+
 TEST(WindowCodecTest, RoundTripsOperationLatencies) {
   profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
   test::add_sample_operations(w, {30, 30, 150, 700});

@@ -4,6 +4,10 @@
 //   cpu_split work ROUNDS           : a fixed amount of the same 60/30/10 work; prints its wall time
 //                                     ("elapsed_ns N"), so a profiler's slowdown can be measured
 //   cpu_split duty SECONDS PERCENT  : the split, busy PERCENT of every 100 ms and asleep otherwise
+//   cpu_split slowdown SECONDS AT   : the split, with hot_b taking 20% longer per call after AT seconds
+//                                     (a regression in the middle of a run)
+// Built a second time as cpu_split_v2 (CPU_SPLIT_V2): another build-id, and hot_b 20% slower from
+// the start, so that replacing one binary with the other is a deploy that brings a regression.
 // It prints "ready PID" first and "cpu_ns N" (the process's CPU time) last, so a test can compare a
 // profiler's sample count with the CPU time it had to sample, whatever the machine's load.
 // The split is by thread CPU time, so it holds however the scheduler treats the process.
@@ -44,15 +48,26 @@ __attribute__((noinline)) void hot_a(int64_t ns) { spin_for(ns); __asm__ volatil
 __attribute__((noinline)) void hot_b(int64_t ns) { spin_for(ns); __asm__ volatile("" ::: "memory"); }
 __attribute__((noinline)) void hot_c(int64_t ns) { spin_for(ns); __asm__ volatile("" ::: "memory"); }
 
-__attribute__((noinline)) void run_split(double seconds) {
+#ifdef CPU_SPLIT_V2
+static const double hot_b_slowdown = 1.2;
+#else
+static const double hot_b_slowdown = 1.0;
+#endif
+
+// From slow_after_ns on (wall time since the start), hot_b takes 20% longer per call.
+__attribute__((noinline)) void run_split_slowing(double seconds, int64_t slow_after_ns) {
   const int64_t round_ns = 10 * 1000 * 1000;
-  int64_t end = wall_ns() + (int64_t)(seconds * 1e9);
-  while (wall_ns() < end) {
+  int64_t start = wall_ns();
+  int64_t end = start + (int64_t)(seconds * 1e9);
+  for (int64_t now = start; now < end; now = wall_ns()) {
+    double slowdown = now - start >= slow_after_ns ? 1.2 * hot_b_slowdown : hot_b_slowdown;
     hot_a(round_ns * 6 / 10);
-    hot_b(round_ns * 3 / 10);
+    hot_b((int64_t)(round_ns * 3 / 10 * slowdown));
     hot_c(round_ns * 1 / 10);
   }
 }
+
+__attribute__((noinline)) void run_split(double seconds) { run_split_slowing(seconds, INT64_MAX); }
 
 // Fixed iteration counts rather than CPU-time budgets: the run's wall time is the measurement.
 static __attribute__((noinline)) void spin_iterations(int64_t n) {
@@ -121,8 +136,10 @@ __attribute__((noinline)) void syscall_heavy(double seconds) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 3 || (strcmp(argv[1], "duty") == 0) != (argc == 4) || argc > 4) {
-    fprintf(stderr, "usage: %s split|syscalls SECONDS | work ROUNDS | duty SECONDS PERCENT\n", argv[0]);
+  int three_args = argc > 1 && (strcmp(argv[1], "duty") == 0 || strcmp(argv[1], "slowdown") == 0);
+  if (argc < 3 || three_args != (argc == 4) || argc > 4) {
+    fprintf(stderr, "usage: %s split|syscalls SECONDS | work ROUNDS | duty SECONDS PERCENT | slowdown SECONDS AT\n",
+            argv[0]);
     return 2;
   }
   double value = atof(argv[2]);
@@ -136,6 +153,8 @@ int main(int argc, char** argv) {
     run_work((long)value);
   else if (strcmp(argv[1], "duty") == 0)
     run_duty(value, atof(argv[3]));
+  else if (strcmp(argv[1], "slowdown") == 0)
+    run_split_slowing(value, (int64_t)(atof(argv[3]) * 1e9));
   else
     return 2;
   struct timespec cpu;

@@ -1,11 +1,11 @@
-#include "cli_time.h"
+#include "common/time_text.h"
 
 #include <charconv>
 #include <cstdint>
 #include <ctime>
 #include <string>
 
-namespace perfwatch::daemon {
+namespace perfwatch {
 
 Result<profile::TimePoint> parse_time(std::string_view text) {
   std::int64_t epoch = 0;
@@ -36,4 +36,4 @@ std::string format_time(profile::TimePoint t) {
   return buf;
 }
 
-}  // namespace perfwatch::daemon
+}  // namespace perfwatch

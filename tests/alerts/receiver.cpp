@@ -1,0 +1,105 @@
+#include "tests/alerts/receiver.h"
+
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/Net/SecureServerSocket.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/StreamCopier.h>
+
+namespace perfwatch::test {
+
+class RecordingHandler final : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit RecordingHandler(WebhookReceiver& receiver) : receiver_(receiver) {}
+  void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
+    ReceivedRequest r;
+    r.method = request.getMethod();
+    r.path = request.getURI();
+    for (const auto& [name, value] : request) r.headers[name] = value;
+    Poco::StreamCopier::copyToString(request.stream(), r.body);
+    const int status = receiver_.record(std::move(r));
+    response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
+    response.setContentType("text/plain");
+    response.send() << "status " << status;
+  }
+
+ private:
+  WebhookReceiver& receiver_;
+};
+
+namespace {
+
+class Factory final : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  explicit Factory(WebhookReceiver& receiver) : receiver_(receiver) {}
+  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
+    return new RecordingHandler(receiver_);
+  }
+
+ private:
+  WebhookReceiver& receiver_;
+};
+
+}  // namespace
+
+WebhookReceiver::WebhookReceiver(std::optional<TlsFiles> tls) : tls_(std::move(tls)) { start(); }
+
+WebhookReceiver::~WebhookReceiver() { stop(); }
+
+std::string WebhookReceiver::url(const std::string& path) const {
+  return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_) + path;
+}
+
+void WebhookReceiver::respond_with(std::vector<int> statuses) {
+  std::lock_guard lock(mutex_);
+  statuses_.assign(statuses.begin(), statuses.end());
+}
+
+void WebhookReceiver::start() {
+  Poco::Net::ServerSocket socket;
+  if (tls_) {
+    Poco::Net::initializeSSL();
+    socket = Poco::Net::SecureServerSocket(new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, tls_->key,
+                                                                  tls_->certificate, "", Poco::Net::Context::VERIFY_NONE));
+  }
+  socket.bind(Poco::Net::SocketAddress("127.0.0.1", port_), true);
+  socket.listen();
+  port_ = socket.address().port();
+  auto params = new Poco::Net::HTTPServerParams;
+  params->setKeepAlive(false);
+  server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), socket, params);
+  server_->start();
+}
+
+void WebhookReceiver::stop() {
+  if (!server_) return;
+  server_->stopAll(true);
+  server_.reset();
+}
+
+int WebhookReceiver::record(ReceivedRequest request) {
+  std::lock_guard lock(mutex_);
+  requests_.push_back(std::move(request));
+  arrived_.notify_all();
+  if (statuses_.empty()) return 200;
+  const int status = statuses_.front();
+  statuses_.pop_front();
+  return status;
+}
+
+std::vector<ReceivedRequest> WebhookReceiver::requests() const {
+  std::lock_guard lock(mutex_);
+  return requests_;
+}
+
+std::vector<ReceivedRequest> WebhookReceiver::wait_for(std::size_t count, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  arrived_.wait_for(lock, timeout, [&] { return requests_.size() >= count; });
+  return requests_;
+}
+
+}  // namespace perfwatch::test
