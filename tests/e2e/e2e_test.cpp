@@ -111,6 +111,8 @@ TEST_F(DaemonE2E, SurvivesExitingTargetsAndPidReuse) {
 }
 
 TEST_F(DaemonE2E, CliListsTargetsWithPidsAndSamples) {
+  // The schema is created by perfwatchd's writer, which may still be migrating right after start.
+  wait_for_windows();
   auto [code, out] = daemon_->cli({"targets", "--format", "json"});
   ASSERT_EQ(code, 0) << slurp((daemon_->dir() / "cli.log").string());
   EXPECT_NE(out.find("\"split\""), std::string::npos) << out;
