@@ -168,9 +168,12 @@ def main():
     lines += ["", "| wrk, 1 h range | requests/s | requests | errors | p99 | target |", "|---|---|---|---|---|---|"]
     for endpoint in ENDPOINTS:
         l = load[endpoint]
-        verdict = "met" if l["rps"] >= 200 and l["errors"] == 0 else "MISSED"
+        # The issue sets 200/s for the profile; the latency endpoint has no throughput target of its own.
+        goal = l["rps"] >= 200 if endpoint == "profile" else True
+        verdict = "met" if goal and l["errors"] == 0 else "MISSED"
+        target = "200/s, no errors" if endpoint == "profile" else "no errors (no rate set)"
         lines.append(f"| {endpoint}, {args.connections} connections, {args.wrk_seconds} s | {l['rps']:.0f} | "
-                     f"{l['requests']} | {l['errors']} ({l['detail']}) | {l['p99']} | 200/s, no errors: {verdict} |")
+                     f"{l['requests']} | {l['errors']} ({l['detail']}) | {l['p99']} | {target}: {verdict} |")
     lines += ["", f"Command: `source scripts/test-postgres.sh && python3 bench/dashboard_api.py --build {args.build}`"]
     text = "\n".join(lines) + "\n"
     print(text)
