@@ -105,6 +105,8 @@ TEST_F(DaemonE2E, SurvivesExitingTargetsAndPidReuse) {
 }
 
 TEST_F(DaemonE2E, CliListsTargetsWithPidsAndSamples) {
+  // perfwatchd creates its schema from the writer's thread, racing "perfwatchd started": let windows land.
+  wait_for_windows();
   auto [code, out] = daemon_->cli({"targets", "--format", "json"});
   ASSERT_EQ(code, 0) << slurp((daemon_->dir() / "cli.log").string());
   EXPECT_NE(out.find("\"split\""), std::string::npos) << out;
