@@ -5,6 +5,9 @@
 // Each window holds HZ * WINDOW_SECONDS samples (one busy CPU) drawn from 3000 call stacks with
 // Zipf-distributed popularity (a few hot paths, a long tail), 8 to 40 frames deep, over 1200
 // functions of every kind (python, native, kernel); about 300 distinct stacks land in each window.
+// The target has three operations timed every window, log-normally around their median: a lookup
+// (T1, 200 calls of ~20 ms a window), a file read (T2, 50 of ~120 ms) and a layer load (T3, 10 of
+// ~700 ms), so a window stores ~40-60 latency buckets per operation.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +16,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "common/latency.h"
 #include "storage/rollups.h"
 #include "storage/window_writer.h"
 
@@ -47,6 +51,17 @@ profile::Profile stack_pool(std::mt19937_64& rng) {
   }
   return pool;
 }
+
+struct Operation {
+  std::string name;
+  profile::Tier tier;
+  std::uint64_t threshold_ns;
+  double median_ms;
+  int calls;
+};
+const Operation operations[] = {{"lookup", profile::Tier::t1, 100'000'000, 20, 200},
+                                {"read_file", profile::Tier::t2, 500'000'000, 120, 50},
+                                {"load_layer", profile::Tier::t3, 2'000'000'000, 700, 10}};
 
 }  // namespace
 
@@ -83,6 +98,13 @@ int main(int argc, char** argv) {
     for (std::size_t s = 0; s < counts.size(); ++s)
       if (counts[s]) window.profile.stacks.push_back({0, pool.stacks[s].frame_ids, counts[s]});
     window.targets = {{target, {4242}, static_cast<std::uint64_t>(hz * window_s)}};
+    for (const Operation& op : operations) {
+      profile::DenseHistogram h;
+      std::lognormal_distribution<double> ms(std::log(op.median_ms), 0.5);
+      for (int i = 0; i < op.calls; ++i) h.record(static_cast<std::uint64_t>(ms(rng) * 1e6), 1, op.threshold_ns);
+      window.operations.push_back({0, op.name, profile::OperationSource::uprobe, "/srv/app/bin/app:" + op.name, op.tier,
+                                   op.threshold_ns, h.take()});
+    }
     window.stats.samples = static_cast<std::uint64_t>(hz * window_s);
     writer.enqueue(std::move(window));
     if (w % 500 == 499) writer.flush(std::chrono::minutes(10));  // bounded memory

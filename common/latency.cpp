@@ -84,6 +84,13 @@ std::optional<Tier> grade(std::uint64_t ns, std::span<const std::uint64_t, 5> ti
   return std::nullopt;
 }
 
+Verdict judge(const LatencyHistogram& h, std::uint64_t threshold_ns, std::span<const std::uint64_t, 5> tier_thresholds_ns) {
+  const std::uint64_t p99 = percentile(h, 0.99);
+  return {p99 <= threshold_ns, grade(p99, tier_thresholds_ns)};
+}
+
+std::string grade_text(const Verdict& v) { return v.grade ? std::string(to_string(*v.grade)) : ">T5"; }
+
 void DenseHistogram::record(std::uint64_t ns, std::uint64_t weight, std::uint64_t threshold_ns) {
   count_ += weight;
   sum_ns_ += ns * weight;

@@ -49,6 +49,15 @@ std::optional<Tier> parse_tier(std::string_view text);
 // The fastest tier whose threshold the value stays within; nullopt when slower than T5.
 std::optional<Tier> grade(std::uint64_t ns, std::span<const std::uint64_t, 5> tier_thresholds_ns);
 
+// How an operation did over a range: it passes when its p99 stays within its threshold; the grade
+// says which tier it actually performs at. The CLI and the dashboard judge alike.
+struct Verdict {
+  bool ok = true;
+  std::optional<Tier> grade;  // the fastest tier p99 stays within; nullopt past T5
+};
+Verdict judge(const LatencyHistogram& h, std::uint64_t threshold_ns, std::span<const std::uint64_t, 5> tier_thresholds_ns);
+std::string grade_text(const Verdict& v);  // "T1".."T5", ">T5"
+
 // An operation's histogram as the StatsD listener fills it: dense, so recording never allocates.
 class DenseHistogram {
  public:

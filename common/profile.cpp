@@ -24,6 +24,20 @@ bool parse_frame_kind(std::string_view text, FrameKind& out) {
   return false;
 }
 
+LatencyStats& LatencyStats::operator+=(const LatencyStats& o) {
+  probe_calls += o.probe_calls;
+  lost_no_entry += o.lost_no_entry;
+  lost_unwound += o.lost_unwound;
+  lost_map_full += o.lost_map_full;
+  statsd_packets += o.statsd_packets;
+  statsd_timings += o.statsd_timings;
+  statsd_unknown += o.statsd_unknown;
+  statsd_ignored += o.statsd_ignored;
+  statsd_malformed += o.statsd_malformed;
+  statsd_oversized += o.statsd_oversized;
+  return *this;
+}
+
 std::string_view to_string(OperationSource source) {
   switch (source) {
     case OperationSource::uprobe: return "uprobe";

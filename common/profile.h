@@ -83,6 +83,7 @@ struct LatencyStats {
   std::uint64_t statsd_malformed = 0;   // malformed lines (the rest of their packet is still read)
   std::uint64_t statsd_oversized = 0;   // packets longer than statsd.max_packet, dropped whole
   bool operator==(const LatencyStats&) const = default;
+  LatencyStats& operator+=(const LatencyStats& other);
 };
 
 // One file of a deploy: "before"/"after" identify its content ("build-id:HEX" or

@@ -227,6 +227,13 @@ struct Config {
   Duration threshold_of(const Operation& op) const {
     return op.tier == profile::Tier::none ? op.threshold : tiers[static_cast<std::size_t>(op.tier) - 1];
   }
+  // T1..T5 in nanoseconds, as profile::judge grades.
+  std::array<std::uint64_t, tier_count> tier_thresholds_ns() const {
+    std::array<std::uint64_t, tier_count> ns{};
+    for (std::size_t i = 0; i < tier_count; ++i)
+      ns[i] = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(tiers[i]).count());
+    return ns;
+  }
 };
 
 // "BINARY:SYMBOL" split at the first ':' (mangled symbols have none).

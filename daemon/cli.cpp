@@ -10,6 +10,7 @@
 #include "common/flame_tree.h"
 #include "config/config.h"
 #include "daemon/cli_time.h"
+#include "daemon/latency_json.h"
 #include "storage/embedded_postgres.h"
 
 namespace perfwatch::cli {
@@ -125,23 +126,6 @@ int print_flame(const Options& options, Context& ctx, std::FILE* out, std::FILE*
   return 0;
 }
 
-struct Verdict {
-  bool ok = true;
-  std::optional<profile::Tier> grade;  // the fastest tier p99 stays within; nullopt past T5
-};
-
-// An operation passes when its p99 stays within its threshold; the grade says which tier it
-// actually performs at.
-Verdict verdict(const storage::OperationLatency& op, const config::Config& config) {
-  std::array<std::uint64_t, 5> tiers{};
-  for (std::size_t i = 0; i < tiers.size(); ++i)
-    tiers[i] = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(config.tiers[i]).count());
-  const std::uint64_t p99 = profile::percentile(op.histogram, 0.99);
-  return {p99 <= op.threshold_ns, profile::grade(p99, tiers)};
-}
-
-std::string grade_text(const Verdict& v) { return v.grade ? std::string(profile::to_string(*v.grade)) : ">T5"; }
-
 int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FILE* err) {
   auto ops = ctx.query->latency(ctx.host, options.target, options.operation, options.range);
   if (!ops) {
@@ -158,43 +142,20 @@ int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FIL
                           {"from", format_time(options.range.from)},
                           {"to", format_time(options.range.to)},
                           {"operations", nlohmann::json::array()}};
+    auto series = ctx.query->latency_series(ctx.host, options.target, options.operation, options.range);
     for (const auto& op : *ops) {
-      const profile::LatencyHistogram& h = op.histogram;
-      const Verdict v = verdict(op, ctx.config);
-      nlohmann::json item = {{"name", op.name},
-                             {"source", op.source},
-                             {"spec", op.spec},
-                             {"tier", op.tier == profile::Tier::none ? nlohmann::json(nullptr)
-                                                                      : nlohmann::json(profile::to_string(op.tier))},
-                             {"threshold_ns", op.threshold_ns},
-                             {"calls", h.count},
-                             {"windows", op.windows},
-                             {"sum_ns", h.sum_ns},
-                             {"p50_ns", profile::percentile(h, 0.50)},
-                             {"p95_ns", profile::percentile(h, 0.95)},
-                             {"p99_ns", profile::percentile(h, 0.99)},
-                             {"max_ns", h.max_ns},
-                             {"slow", h.slow},
-                             {"slow_fraction", h.count ? static_cast<double>(h.slow) / static_cast<double>(h.count) : 0.0},
-                             {"verdict", v.ok ? "ok" : "slow"},
-                             {"grade", grade_text(v)},
-                             {"buckets", h.buckets}};
-      if (auto series = ctx.query->latency_series(ctx.host, options.target, op.name, options.range)) {
+      nlohmann::json item = daemon::operation_json(op, ctx.config.tier_thresholds_ns());
+      item["buckets"] = daemon::operation_buckets_json(op);
+      for (const storage::LatencySeries& s : series ? *series : std::vector<storage::LatencySeries>{}) {
+        if (s.name != op.name) continue;
         item["series"] = nlohmann::json::array();
-        for (const auto& p : *series)
+        for (const auto& p : s.points)
           item["series"].push_back({{"start", format_time(p.start)}, {"calls", p.calls}, {"p50_ns", p.p50_ns},
                                     {"p95_ns", p.p95_ns}, {"p99_ns", p.p99_ns}, {"max_ns", p.max_ns}, {"slow", p.slow}});
       }
       doc["operations"].push_back(std::move(item));
     }
-    if (health) {
-      const profile::LatencyStats& l = *health;
-      doc["health"] = {{"probe_calls", l.probe_calls},         {"lost_no_entry", l.lost_no_entry},
-                       {"lost_unwound", l.lost_unwound},       {"lost_map_full", l.lost_map_full},
-                       {"statsd_packets", l.statsd_packets},   {"statsd_timings", l.statsd_timings},
-                       {"statsd_unknown", l.statsd_unknown},   {"statsd_ignored", l.statsd_ignored},
-                       {"statsd_malformed", l.statsd_malformed}, {"statsd_oversized", l.statsd_oversized}};
-    }
+    if (health) doc["health"] = daemon::latency_health_json(*health);
     std::fprintf(out, "%s\n", doc.dump(2).c_str());
     return 0;
   }
@@ -205,7 +166,7 @@ int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FIL
                "THRESHOLD", "CALLS", "P50", "P95", "P99", "MAX", "SLOW", "VERDICT");
   for (const auto& op : *ops) {
     const profile::LatencyHistogram& h = op.histogram;
-    const Verdict v = verdict(op, ctx.config);
+    const profile::Verdict v = profile::judge(h, op.threshold_ns, ctx.config.tier_thresholds_ns());
     const std::string tier = op.tier == profile::Tier::none ? "-" : std::string(profile::to_string(op.tier));
     char slow[16];
     std::snprintf(slow, sizeof slow, "%.1f%%", h.count ? 100.0 * static_cast<double>(h.slow) / h.count : 0.0);
@@ -213,7 +174,7 @@ int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FIL
                  op.source.c_str(), tier.c_str(), profile::format_ns(op.threshold_ns).c_str(),
                  static_cast<unsigned long long>(h.count), profile::format_ns(profile::percentile(h, 0.50)).c_str(),
                  profile::format_ns(profile::percentile(h, 0.95)).c_str(), profile::format_ns(profile::percentile(h, 0.99)).c_str(),
-                 profile::format_ns(h.max_ns).c_str(), slow, v.ok ? "ok" : "SLOW", grade_text(v).c_str());
+                 profile::format_ns(h.max_ns).c_str(), slow, v.ok ? "ok" : "SLOW", profile::grade_text(v).c_str());
   }
   if (health && health->statsd_malformed + health->statsd_oversized + health->lost_no_entry + health->lost_unwound +
                     health->lost_map_full > 0)

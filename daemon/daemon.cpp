@@ -30,6 +30,7 @@
 #include "daemon/alert_metrics.h"
 #include "daemon/deploy_tracker.h"
 #include "daemon/health.h"
+#include "daemon/latency_metrics.h"
 #include "daemon/proc_reader.h"
 #include "daemon/process_registry.h"
 #include "daemon/python_tracker.h"
@@ -261,6 +262,7 @@ class Daemon {
   void start_dashboard() {
     health_ = std::make_unique<HealthMetrics>(PERFWATCH_VERSION, host_, writer_.get());
     alert_metrics_ = std::make_unique<AlertMetrics>(engine_.get(), dispatcher_.get());
+    latency_metrics_ = std::make_unique<LatencyMetrics>();
     // One connection per serving thread at most: a request holds one while it queries.
     query_pool_ = std::make_unique<dashboard::QueryPool>(dashboard::QueryPool::connect_with(database_),
                                                           cfg_.dashboard.threads, seconds(5));
@@ -268,10 +270,11 @@ class Daemon {
     api_options.host = host_;
     api_options.version = PERFWATCH_VERSION;
     api_options.frequency_hz = cfg_.sampling.frequency_hz;
-    api_options.tiers = cfg_.tiers;
-    api_ = std::make_unique<dashboard::Api>(*query_pool_, std::move(api_options),
-                                            std::vector<const dashboard::MetricsSource*>{health_.get(),
-                                                                                         alert_metrics_.get()});
+    api_options.tiers_ns = cfg_.tier_thresholds_ns();
+    api_options.window = cfg_.sampling.window;
+    api_ = std::make_unique<dashboard::Api>(
+        *query_pool_, std::move(api_options),
+        std::vector<const dashboard::MetricsSource*>{health_.get(), alert_metrics_.get(), latency_metrics_.get()});
     router_ = std::make_unique<dashboard::Router>(read_token(cfg_.dashboard.token_file));
     api_->install(*router_);
     dashboard::install_assets(*router_);
@@ -366,22 +369,20 @@ class Daemon {
       for (auto& [index, h] : drained.histograms)
         if (index < histograms.size()) histograms[index] = std::move(h);
       const profile::LatencyStats& s = drained.stats;
-      window.latency.statsd_packets = s.statsd_packets;
-      window.latency.statsd_timings = s.statsd_timings;
-      window.latency.statsd_unknown = s.statsd_unknown;
-      window.latency.statsd_ignored = s.statsd_ignored;
-      window.latency.statsd_malformed = s.statsd_malformed;
-      window.latency.statsd_oversized = s.statsd_oversized;
+      window.latency += s;  // the listener's counters; the probes' are in already
       if (s.statsd_malformed + s.statsd_oversized > 0)
         log::warn("statsd: malformed lines or oversized datagrams in this window (counted, the rest was read)",
                   {{"malformed", s.statsd_malformed}, {"oversized", s.statsd_oversized}});
     }
+    std::vector<MeteredOperation> metered;
     for (std::size_t i = 0; i < operations_.size(); ++i) {
-      if (histograms[i].count == 0) continue;
       const auto& [target, op] = operations_[i];
+      metered.push_back({cfg_.targets[target].name, op.name, op.tier, threshold_ns(cfg_, op)});
+      if (histograms[i].count == 0) continue;
       window.operations.push_back({target, op.name, op.source, describe(op), op.tier, threshold_ns(cfg_, op),
                                    std::move(histograms[i])});
     }
+    latency_metrics_->window_closed(metered, window, latency_ ? latency_->attached_links() : 0);
   }
 
   void apply_targets() {
@@ -683,6 +684,7 @@ class Daemon {
   std::unique_ptr<storage::RollupWorker> rollups_;
   std::unique_ptr<HealthMetrics> health_;
   std::unique_ptr<AlertMetrics> alert_metrics_;
+  std::unique_ptr<LatencyMetrics> latency_metrics_;
   std::unique_ptr<dashboard::QueryPool> query_pool_;
   std::unique_ptr<dashboard::Api> api_;
   std::unique_ptr<dashboard::Router> router_;

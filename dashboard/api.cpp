@@ -1,11 +1,17 @@
 #include "dashboard/api.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <map>
+#include <set>
+#include <span>
 
 #include "common/flame_tree.h"
 #include "daemon/cli_time.h"
+#include "daemon/latency_json.h"
 #include "dashboard/exports.h"
+#include "storage/rollups.h"
 
 namespace perfwatch::dashboard {
 namespace {
@@ -39,6 +45,74 @@ nlohmann::json range_json(const storage::TimeRange& r) {
   return {{"from", format_time(r.from)}, {"to", format_time(r.to)}};
 }
 
+// A target's state per tier: T1..T5 always, "own" when some operation has its own threshold. A tier is
+// "slow" when one of its operations is, else "ok" when one is, else "no_data" when it has operations
+// (none with calls in range), else "none".
+nlohmann::json tier_states(const std::vector<storage::OperationLatency>& ops, std::span<const std::uint64_t, 5> tiers_ns) {
+  nlohmann::json out = nlohmann::json::array();
+  for (int tier = 1; tier <= 6; ++tier) {
+    const profile::Tier t = tier <= 5 ? static_cast<profile::Tier>(tier) : profile::Tier::none;
+    nlohmann::json members = nlohmann::json::array();
+    bool any_slow = false, any_ok = false;
+    for (const storage::OperationLatency& op : ops) {
+      if (op.tier != t) continue;
+      const std::string_view verdict = daemon::verdict_name(op, tiers_ns);
+      any_slow |= verdict == "slow";
+      any_ok |= verdict == "ok";
+      members.push_back({{"name", op.name}, {"verdict", verdict}, {"p99_ns", profile::percentile(op.histogram, 0.99)},
+                         {"threshold_ns", op.threshold_ns}});
+    }
+    if (t == profile::Tier::none && members.empty()) break;
+    const char* state = any_slow ? "slow" : any_ok ? "ok" : members.empty() ? "none" : "no_data";
+    out.push_back({{"name", t == profile::Tier::none ? "own" : std::string(profile::to_string(t))},
+                   {"state", state},
+                   {"operations", std::move(members)}});
+  }
+  return out;
+}
+
+// The series step: "window" (0) or a rollup resolution in seconds. auto: per window while that gives at
+// most max_points points over the range, else the finest resolution that does (or the coarsest).
+Result<int> latency_step(const Request& request, const storage::TimeRange& range, Duration window) {
+  constexpr double max_points = 1500;
+  const std::string* text = request.get("step");
+  const std::string step = text ? *text : "auto";
+  if (step == "window") return 0;
+  if (step == "5m") return 300;
+  if (step == "1h") return 3600;
+  if (step != "auto") return make_error("step must be auto, window, 5m or 1h, got '" + step + "'");
+  const double seconds = std::chrono::duration<double>(range.to - range.from).count();
+  if (seconds / std::max(std::chrono::duration<double>(window).count(), 1.0) <= max_points) return 0;
+  for (auto it = storage::rollup_resolutions.rbegin(); it != storage::rollup_resolutions.rend(); ++it)
+    if (seconds / *it <= max_points) return *it;
+  return storage::rollup_resolutions.front();
+}
+
+std::string step_name(int step_s) { return step_s == 0 ? "window" : step_s == 300 ? "5m" : "1h"; }
+
+// A series as columns, as uPlot takes them: Unix seconds and one array per figure.
+nlohmann::json series_json(const storage::LatencySeries* series) {
+  nlohmann::json start = nlohmann::json::array(), calls = nlohmann::json::array(),
+                 p50 = nlohmann::json::array(), p95 = nlohmann::json::array(), p99 = nlohmann::json::array(),
+                 max = nlohmann::json::array(), slow = nlohmann::json::array(), threshold = nlohmann::json::array();
+  auto unix_seconds = [](profile::TimePoint t) {
+    return static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()) / 1e3;
+  };
+  for (const storage::LatencyPoint& p : series ? series->points : std::vector<storage::LatencyPoint>{}) {
+    start.push_back(unix_seconds(p.start));
+    calls.push_back(p.calls);
+    p50.push_back(p.p50_ns);
+    p95.push_back(p.p95_ns);
+    p99.push_back(p.p99_ns);
+    max.push_back(p.max_ns);
+    slow.push_back(p.slow);
+    threshold.push_back(p.threshold_ns);
+  }
+  return {{"start", std::move(start)}, {"calls", std::move(calls)},
+          {"p50_ns", std::move(p50)},  {"p95_ns", std::move(p95)}, {"p99_ns", std::move(p99)},
+          {"max_ns", std::move(max)},  {"slow", std::move(slow)},  {"threshold_ns", std::move(threshold)}};
+}
+
 }  // namespace
 
 Api::Api(QueryPool& pool, ApiOptions options, std::vector<const MetricsSource*> metrics)
@@ -63,6 +137,7 @@ void Api::install(Router& router) const {
              [this](const Request& r) { return export_profile(r, Export::folded); });
   router.add("GET", "/api/v1/targets/{target}/speedscope", A::token,
              [this](const Request& r) { return export_profile(r, Export::speedscope); });
+  router.add("GET", "/api/v1/targets/{target}/latency", A::token, [this](const Request& r) { return latency(r); });
 }
 
 Result<storage::TimeRange> Api::range(const Request& request, const std::string& prefix, bool required) const {
@@ -103,6 +178,15 @@ Response Api::targets(const Request& request) const {
   if (!lease) return Response::error(503, lease.error().message);
   auto found = (*lease)->targets(s->host, s->range);
   if (!found) return storage_failure(*lease, found.error());
+  // The operations of every listed target, one query per host.
+  std::map<std::pair<std::string, std::string>, std::vector<storage::OperationLatency>> operations;
+  std::set<std::string> hosts;
+  for (const storage::TargetSummary& t : *found) hosts.insert(t.host);
+  for (const std::string& host : hosts) {
+    auto ops = (*lease)->latency(host, "", "", s->range, /*with_idle=*/true);
+    if (!ops) return storage_failure(*lease, ops.error());
+    for (storage::OperationLatency& op : *ops) operations[{host, op.target}].push_back(std::move(op));
+  }
   nlohmann::json list = nlohmann::json::array();
   for (const storage::TargetSummary& t : *found)
     list.push_back({{"host", t.host},
@@ -110,7 +194,8 @@ Response Api::targets(const Request& request) const {
                     {"pids", t.pids},
                     {"samples", t.samples},
                     {"windows", t.windows},
-                    {"last_window_end", t.last_window_end ? nlohmann::json(format_time(*t.last_window_end)) : nullptr}});
+                    {"last_window_end", t.last_window_end ? nlohmann::json(format_time(*t.last_window_end)) : nullptr},
+                    {"tiers", tier_states(operations[{t.host, t.name}], options_.tiers_ns)}});
   nlohmann::json doc = range_json(s->range);
   doc["host"] = s->host.empty() ? "*" : s->host;
   doc["targets"] = std::move(list);
@@ -234,6 +319,40 @@ Response Api::export_profile(const Request& request, Export format) const {
   return r;
 }
 
+Response Api::latency(const Request& request) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host", "op", "step"}); !ok) return bad_request(ok.error());
+  Result<Scope> s = scope(request);
+  if (!s) return bad_request(s.error());
+  const std::string* op = request.get("op");
+  if (op && op->empty()) return bad_request(make_error("op must not be empty (leave it out for every operation)"));
+  Result<int> step = latency_step(request, s->range, options_.window);
+  if (!step) return bad_request(step.error());
+  const std::string& target = request.params.at("target");
+  const std::string operation = op ? *op : "";
+  Result<QueryPool::Lease> lease = pool_.acquire();
+  if (!lease) return Response::error(503, lease.error().message);
+  auto ops = (*lease)->latency(s->host, target, operation, s->range, /*with_idle=*/true);
+  if (!ops) return storage_failure(*lease, ops.error());
+  auto series = (*lease)->latency_series(s->host, target, operation, s->range, *step);
+  if (!series) return storage_failure(*lease, series.error());
+  auto health = (*lease)->latency_health(s->host, s->range);
+  if (!health) return storage_failure(*lease, health.error());
+  nlohmann::json list = nlohmann::json::array();
+  for (const storage::OperationLatency& o : *ops) {
+    nlohmann::json item = daemon::operation_json(o, options_.tiers_ns);
+    auto it = std::find_if(series->begin(), series->end(), [&](const auto& x) { return x.name == o.name; });
+    item["series"] = series_json(it == series->end() ? nullptr : &*it);
+    list.push_back(std::move(item));
+  }
+  nlohmann::json doc = range_json(s->range);
+  doc["target"] = target;
+  doc["host"] = s->host.empty() ? "*" : s->host;
+  doc["step"] = step_name(*step);
+  doc["operations"] = std::move(list);
+  doc["health"] = daemon::latency_health_json(*health);
+  return Response::json(doc);
+}
+
 Response Api::metrics(const Request& request) const {
   if (auto ok = request.allow_only({}); !ok) return bad_request(ok.error());
   MetricsWriter out;
@@ -244,9 +363,9 @@ Response Api::metrics(const Request& request) const {
 Response Api::info(const Request& request) const {
   if (auto ok = request.allow_only({}); !ok) return bad_request(ok.error());
   nlohmann::json tiers = nlohmann::json::array();
-  for (std::size_t i = 0; i < options_.tiers.size(); ++i)
-    tiers.push_back({{"name", "T" + std::to_string(i + 1)},
-                     {"threshold_ms", std::chrono::duration<double, std::milli>(options_.tiers[i]).count()}});
+  for (std::size_t i = 0; i < options_.tiers_ns.size(); ++i)
+    tiers.push_back({{"name", profile::to_string(static_cast<profile::Tier>(i + 1))},
+                     {"threshold_ms", static_cast<double>(options_.tiers_ns[i]) / 1e6}});
   return Response::json({{"host", options_.host},
                          {"version", options_.version},
                          {"frequency_hz", options_.frequency_hz},

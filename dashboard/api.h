@@ -5,12 +5,17 @@
 //   GET /healthz                                     liveness (no token)
 //   GET /metrics                                     Prometheus text: every MetricsSource
 //   GET /api/v1/info                                 host, version, sampling frequency, tier thresholds
-//   GET /api/v1/targets                   RANGE      targets with data in range
+//   GET /api/v1/targets                   RANGE      targets with data in range, each with the state of its
+//                                                    operations per tier (T1..T5, "own" for own thresholds)
 //   GET /api/v1/targets/{t}/profile       RANGE      flame-graph tree
 //   GET /api/v1/targets/{t}/diff          RANGE BASE differential tree (BASE: base_from, base_to)
 //   GET /api/v1/targets/{t}/pprof         RANGE      gzip-compressed profile.proto
 //   GET /api/v1/targets/{t}/folded        RANGE      folded stacks
 //   GET /api/v1/targets/{t}/speedscope    RANGE      speedscope JSON
+//   GET /api/v1/targets/{t}/latency       RANGE      per operation: percentiles merged over the range, verdict,
+//                                                    and a series (p50/p95/p99/max, calls, slow, threshold)
+//       op=NAME: that operation only; step=auto|window|5m|1h: a series point per window or per rollup
+//       bucket (auto: per window while that gives at most 1500 points, else the finer bucket that does)
 // RANGE: from=TIME&to=TIME (to defaults to now) or since=DURATION (default 1h); TIME is RFC 3339 UTC
 // or Unix seconds. host=NAME selects a host's data (default: this daemon's host; "*" merges all).
 // Trees take min_share=FRACTION (default 0.0001): smaller frames are left out; 0 keeps all.
@@ -34,7 +39,8 @@ struct ApiOptions {
   std::string host;                 // default for ?host=
   std::string version;
   std::uint32_t frequency_hz = 99;  // pprof's sampling period
-  std::array<Duration, 5> tiers{};  // T1..T5 thresholds, for the UI's grading
+  std::array<std::uint64_t, 5> tiers_ns{};  // T1..T5 thresholds, for grading
+  Duration window = std::chrono::seconds(10);  // the sampling window, for the latency series' step
   std::function<profile::TimePoint()> now = [] { return profile::Clock::now(); };
   std::size_t cache_bytes = 64 << 20;  // computed trees kept for repeated requests (tree_cache.h)
 };
@@ -63,6 +69,7 @@ class Api {
   Response profile(const Request& request) const;
   Response diff(const Request& request) const;
   Response export_profile(const Request& request, Export format) const;
+  Response latency(const Request& request) const;
   Response metrics(const Request& request) const;
   Response info(const Request& request) const;
 

@@ -46,12 +46,14 @@ MetricsWriter& MetricsWriter::family(std::string_view name, Type type, std::stri
   if (!valid_name(name)) throw std::invalid_argument("invalid metric name: " + std::string(name));
   current_ = name;
   out_ += "# HELP " + current_ + " " + escape(help, false) + "\n";
-  out_ += "# TYPE " + current_ + (type == Type::counter ? " counter\n" : " gauge\n");
+  static constexpr std::string_view type_names[] = {" counter\n", " gauge\n", " summary\n"};
+  out_ += "# TYPE " + current_ + std::string(type_names[static_cast<int>(type)]);
   return *this;
 }
 
-MetricsWriter& MetricsWriter::sample(double value, const Labels& labels) {
+MetricsWriter& MetricsWriter::sample(double value, const Labels& labels, std::string_view suffix) {
   out_ += current_;
+  out_ += suffix;
   if (!labels.empty()) {
     out_ += '{';
     for (std::size_t i = 0; i < labels.size(); ++i) {

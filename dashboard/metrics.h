@@ -1,7 +1,8 @@
 #pragma once
 // /metrics in the Prometheus text exposition format (version 0.0.4). The dashboard knows no daemon
 // internals: whatever has numbers to export implements MetricsSource and is handed to the server.
-// perfwatchd's own health is one source; per-operation latency (issue 4) adds another.
+// perfwatchd's own health is one source; per-operation latency and its collection (daemon/latency_metrics.h)
+// another.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -15,12 +16,12 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 // Writes families in the order given; each family's HELP and TYPE lines come once, before its samples.
 class MetricsWriter {
  public:
-  enum class Type { counter, gauge };
+  enum class Type { counter, gauge, summary };
 
   // Starts a family; `name` must match [a-zA-Z_:][a-zA-Z0-9_:]* (counters end in _total by convention).
   MetricsWriter& family(std::string_view name, Type type, std::string_view help);
-  // A sample of the current family.
-  MetricsWriter& sample(double value, const Labels& labels = {});
+  // A sample of the current family; `suffix` names a summary's _sum and _count samples.
+  MetricsWriter& sample(double value, const Labels& labels = {}, std::string_view suffix = "");
 
   // Shorthands for a family with one unlabelled sample.
   MetricsWriter& counter(std::string_view name, std::string_view help, double value);

@@ -49,6 +49,24 @@ std::vector<std::int64_t> parse_int_array(std::string_view text) {
   return out;
 }
 
+std::pair<std::string, std::string> bucket_array_literals(const profile::LatencyHistogram& h) {
+  std::vector<std::uint32_t> index;
+  std::vector<std::uint64_t> counts;
+  for (const auto& [bucket, count] : h.buckets) {
+    index.push_back(bucket);
+    counts.push_back(count);
+  }
+  return {int_array_literal(index), int_array_literal(counts)};
+}
+
+void read_bucket_arrays(std::string_view index, std::string_view count, profile::LatencyHistogram& h) {
+  const std::vector<std::int64_t> buckets = parse_int_array(index), counts = parse_int_array(count);
+  h.buckets.clear();
+  for (std::size_t i = 0; i < buckets.size() && i < counts.size(); ++i)
+    if (buckets[i] >= 0 && buckets[i] < static_cast<std::int64_t>(profile::latency_bucket_count) && counts[i] > 0)
+      h.buckets.emplace_back(static_cast<std::uint32_t>(buckets[i]), static_cast<std::uint64_t>(counts[i]));
+}
+
 std::string sanitize_utf8(std::string_view text) {
   static constexpr std::string_view replacement = "\xEF\xBF\xBD";
   std::string out;

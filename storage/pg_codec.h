@@ -4,6 +4,7 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/profile.h"
@@ -43,6 +44,11 @@ auto guarded(const char* what, F&& body) -> decltype(body()) {
     return make_error(std::string(what) + ": " + e.what());
   }
 }
+
+// A latency histogram's buckets as the two array literals of a row (bucket_index smallint[],
+// bucket_count bigint[]), and back. Buckets outside the scheme are dropped when read.
+std::pair<std::string, std::string> bucket_array_literals(const profile::LatencyHistogram& h);
+void read_bucket_arrays(std::string_view index, std::string_view count, profile::LatencyHistogram& h);
 
 // PostgreSQL text must be valid UTF-8 without NUL; symbol names read from binaries need not be.
 // Invalid bytes and NULs become U+FFFD, so a bad name cannot make a whole window unwritable.

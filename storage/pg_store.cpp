@@ -186,12 +186,7 @@ struct PgStore::Impl {
     for (const profile::OperationWindow& op : w.operations) {
       const profile::LatencyHistogram& h = op.histogram;
       if (op.target_index >= tids.size() || h.count == 0) continue;
-      std::vector<std::uint32_t> index;
-      std::vector<std::int64_t> counts;
-      for (const auto& [bucket, count] : h.buckets) {
-        index.push_back(bucket);
-        counts.push_back(static_cast<std::int64_t>(count));
-      }
+      const auto [index, counts] = bucket_array_literals(h);
       auto i64 = [](std::uint64_t v) { return static_cast<std::int64_t>(v); };
       tx.exec_params0(
           "INSERT INTO latency (host_id, target_id, operation_id, window_start, window_end, tier, threshold_ns, calls,"
@@ -202,7 +197,7 @@ struct PgStore::Impl {
           static_cast<int>(op.tier), i64(op.threshold_ns), i64(h.count), i64(h.sum_ns), i64(h.max_ns), i64(h.slow),
           static_cast<double>(h.slow) / static_cast<double>(h.count), i64(profile::percentile(h, 0.50)),
           i64(profile::percentile(h, 0.95)), i64(profile::percentile(h, 0.99)), profile::latency_scheme_version,
-          int_array_literal(index), int_array_literal(counts));
+          index, counts);
     }
     const profile::LatencyStats& l = w.latency;
     tx.exec_params0(

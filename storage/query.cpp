@@ -4,8 +4,11 @@
 #include <pqxx/result>
 #include <pqxx/transaction>
 
+#include <algorithm>
+#include <array>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <unordered_map>
 
 #include "storage/pg_codec.h"
@@ -75,36 +78,15 @@ Result<profile::Profile> Query::profile(const std::string& host, const std::stri
                                           host, target))
       target_ids.push_back(row[0].as<int>());
     // Fresh rollup buckets where they cover the range, raw windows for the rest (storage/rollups.h).
-    // One branch per piece with constant bounds, so the planner prunes partitions and uses the keys.
-    const RollupPlan plan = plan_rollups(tx, target_ids, range.from, range.to);
-    std::vector<std::string> params, branches;
-    auto param = [&](std::string value, const char* type) {
-      params.push_back(std::move(value));
-      return "$" + std::to_string(params.size()) + "::" + type;
-    };
-    std::map<std::pair<int, int>, std::string> bucket_starts;  // (target, resolution) -> timestamptz[] literal
-    for (const auto& b : plan.buckets) {
-      std::string& list = bucket_starts[{b.target_id, b.resolution}];
-      list += (list.empty() ? "{\"" : ",\"") + to_pg_timestamp(b.start) + "\"";
-    }
-    for (auto& [key, list] : bucket_starts)
-      branches.push_back("SELECT stack_id, count FROM rollup_samples WHERE target_id = " +
-                         param(std::to_string(key.first), "integer") + " AND resolution = " +
-                         param(std::to_string(key.second), "integer") + " AND bucket_start = ANY(" +
-                         param(list + "}", "timestamptz[]") + ")");
-    for (const auto& r : plan.raw)
-      branches.push_back("SELECT stack_id, count FROM samples WHERE target_id = " +
-                         param(std::to_string(r.target_id), "integer") + " AND window_start >= " +
-                         param(to_pg_timestamp(r.from), "timestamptz") + " AND window_start < " +
-                         param(to_pg_timestamp(r.to), "timestamptz"));
-    if (branches.empty()) return profile::Profile{};
-    std::string pieces;
-    for (const std::string& b : branches) pieces += (pieces.empty() ? "" : " UNION ALL ") + b;
+    const PlanQuery pieces = plan_query(plan_rollups(tx, RollupKind::samples, target_ids, range.from, range.to),
+                                        RollupKind::samples, "SELECT stack_id, count FROM rollup_samples",
+                                        "SELECT stack_id, count FROM samples");
+    if (pieces.sql.empty()) return profile::Profile{};
     // Sum per stack first, then fetch each stack once.
     const pqxx::result stacks = tx.exec_params(
-        "SELECT st.frame_ids::text, agg.count FROM (SELECT stack_id, sum(count)::bigint AS count FROM (" + pieces +
+        "SELECT st.frame_ids::text, agg.count FROM (SELECT stack_id, sum(count)::bigint AS count FROM (" + pieces.sql +
             ") pieces GROUP BY stack_id) agg JOIN stacks st ON st.id = agg.stack_id",
-        pqxx::prepare::make_dynamic_params(params));
+        pqxx::prepare::make_dynamic_params(pieces.params));
 
     profile::Profile out;
     std::unordered_map<std::int64_t, std::uint32_t> frame_index;
@@ -165,82 +147,150 @@ Result<profile::SamplerStats> Query::sampler_stats(const std::string& host, Time
 }
 
 namespace {
-// The operations a latency query covers: the target's, on the host (or every host), by name.
-constexpr const char* operations_in_scope =
-    "SELECT o.id FROM operations o JOIN targets t ON t.id = o.target_id JOIN hosts h ON h.id = t.host_id"
-    " WHERE t.name = $2 AND ($1 = '' OR h.name = $1) AND ($3 = '' OR o.name = $3)";
+
+struct OperationRow {
+  int id;
+  std::string target, name, source, spec;
+};
+
+// The operations a latency query covers: of the host (or every host), of the target (or every target),
+// by name (or every name).
+std::vector<OperationRow> operations_in_scope(pqxx::transaction_base& tx, const std::string& host,
+                                              const std::string& target, const std::string& operation) {
+  std::vector<OperationRow> out;
+  for (const auto& row : tx.exec_params(
+           "SELECT o.id, t.name, o.name, o.source, o.spec FROM operations o JOIN targets t ON t.id = o.target_id"
+           " JOIN hosts h ON h.id = t.host_id"
+           " WHERE ($1 = '' OR h.name = $1) AND ($2 = '' OR t.name = $2) AND ($3 = '' OR o.name = $3)"
+           " ORDER BY t.name, o.name, o.id",
+           host, target, operation))
+    out.push_back({row[0].as<int>(), row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>(),
+                   row[4].as<std::string>()});
+  return out;
+}
+
+// A stored piece of an operation's latency: one window, or a rollup bucket of several.
+struct LatencyPiece {
+  int operation_id = 0;
+  std::int64_t start_us = 0;
+  std::uint64_t windows = 0;
+  LatencyCells cells;
+};
+
+// The operations' latency over the range, oldest piece first: fresh rollup buckets of `resolutions`
+// where they cover it, raw windows elsewhere (only raw windows when `resolutions` is empty).
+std::vector<LatencyPiece> read_latency(pqxx::transaction_base& tx, const std::vector<OperationRow>& ops,
+                                       TimeRange range, std::span<const int> resolutions) {
+  std::vector<int> ids;
+  for (const OperationRow& op : ops) ids.push_back(op.id);
+  const RollupPlan plan = plan_rollups(tx, RollupKind::latency, ids, range.from, range.to, resolutions);
+  const std::string columns = ", " + std::string(latency_columns) + " FROM ";
+  const PlanQuery pieces = plan_query(
+      plan, RollupKind::latency,
+      "SELECT operation_id, " + epoch_us_sql("bucket_start") + ", windows" + columns + "latency_rollups",
+      "SELECT operation_id, " + epoch_us_sql("window_start") + ", 1" + columns + "latency");
+  std::vector<LatencyPiece> out;
+  if (pieces.sql.empty()) return out;
+  for (const auto& row :
+       tx.exec_params("SELECT * FROM (" + pieces.sql + ") pieces ORDER BY 2, 1", pqxx::prepare::make_dynamic_params(pieces.params)))
+    out.push_back({row[0].as<int>(), row[1].as<std::int64_t>(), static_cast<std::uint64_t>(row[2].as<std::int64_t>()),
+                   read_latency_columns(row, 3)});
+  return out;
+}
+
 }  // namespace
 
 Result<std::vector<OperationLatency>> Query::latency(const std::string& host, const std::string& target,
-                                                     const std::string& operation, TimeRange range) {
+                                                     const std::string& operation, TimeRange range, bool with_idle) {
   return guarded("cannot read latencies", [&]() -> Result<std::vector<OperationLatency>> {
     pqxx::read_transaction tx(*conn_);
-    const std::string from = to_pg_timestamp(range.from), to = to_pg_timestamp(range.to);
-    // Totals per operation name (an operation of several hosts is one), and the newest window's grading.
-    const pqxx::result totals = tx.exec_params(
-        "SELECT o.name, sum(l.calls)::bigint, sum(l.sum_ns)::bigint, max(l.max_ns), sum(l.slow)::bigint, count(*),"
-        "       (array_agg(o.source ORDER BY l.window_start DESC))[1], (array_agg(o.spec ORDER BY l.window_start DESC))[1],"
-        "       (array_agg(l.tier ORDER BY l.window_start DESC))[1],"
-        "       (array_agg(l.threshold_ns ORDER BY l.window_start DESC))[1]"
-        " FROM latency l JOIN operations o ON o.id = l.operation_id"
-        " WHERE l.operation_id IN (" + std::string(operations_in_scope) + ")"
-        "   AND l.window_start >= $4::timestamptz AND l.window_start < $5::timestamptz"
-        " GROUP BY o.name ORDER BY o.name",
-        host, target, operation, from, to);
+    const std::vector<OperationRow> ops = operations_in_scope(tx, host, target, operation);
+    // An operation of several hosts is one: merged by target and name.
+    std::map<std::pair<std::string, std::string>, OperationLatency> merged;
+    std::map<int, const OperationRow*> by_id;
+    for (const OperationRow& op : ops) {
+      by_id[op.id] = &op;
+      OperationLatency& out = merged[{op.target, op.name}];
+      out.target = op.target;
+      out.name = op.name;
+      out.source = op.source;
+      out.spec = op.spec;
+    }
+    for (const LatencyPiece& piece : read_latency(tx, ops, range, rollup_resolutions)) {
+      const OperationRow& op = *by_id.at(piece.operation_id);
+      OperationLatency& out = merged[{op.target, op.name}];
+      profile::merge(out.histogram, piece.cells.histogram);
+      out.windows += piece.windows;
+      // Pieces come oldest first: the last one grades.
+      out.source = op.source;
+      out.spec = op.spec;
+      out.tier = piece.cells.tier;
+      out.threshold_ns = piece.cells.threshold_ns;
+    }
+    std::vector<int> idle;
+    for (const OperationRow& op : ops)
+      if (merged[{op.target, op.name}].windows == 0) idle.push_back(op.id);
+    if (with_idle && !idle.empty()) {
+      // Each idle operation's newest window anywhere, read backwards along the primary key.
+      const pqxx::result newest = tx.exec_params(
+          "SELECT o.id, l.tier, l.threshold_ns, " + epoch_us_sql("l.window_end") +
+              " FROM unnest($1::integer[]) o(id) CROSS JOIN LATERAL (SELECT tier, threshold_ns, window_end FROM latency"
+              "   WHERE operation_id = o.id ORDER BY window_start DESC LIMIT 1) l",
+          int_array_literal(idle));
+      for (const auto& row : newest) {
+        const OperationRow& op = *by_id.at(row[0].as<int>());
+        OperationLatency& out = merged[{op.target, op.name}];
+        const profile::TimePoint end = from_epoch_us(row[3].as<std::int64_t>());
+        if (out.last_window_end && *out.last_window_end >= end) continue;  // another host's is newer
+        out.last_window_end = end;
+        const int tier = row[1].as<int>();
+        out.tier = tier >= 1 && tier <= 5 ? static_cast<profile::Tier>(tier) : profile::Tier::none;
+        out.threshold_ns = as_count(row[2]);
+      }
+    }
     std::vector<OperationLatency> out;
-    std::map<std::string, std::size_t> index;
-    for (const auto& row : totals) {
-      OperationLatency op;
-      op.name = row[0].as<std::string>();
-      op.histogram.count = as_count(row[1]);
-      op.histogram.sum_ns = as_count(row[2]);
-      op.histogram.max_ns = as_count(row[3]);
-      op.histogram.slow = as_count(row[4]);
-      op.windows = as_count(row[5]);
-      op.source = row[6].as<std::string>();
-      op.spec = row[7].as<std::string>();
-      const int tier = row[8].as<int>();
-      op.tier = tier >= 1 && tier <= 5 ? static_cast<profile::Tier>(tier) : profile::Tier::none;
-      op.threshold_ns = as_count(row[9]);
-      index[op.name] = out.size();
-      out.push_back(std::move(op));
-    }
-    // Bucket counts summed over the range: the merged histogram.
-    const pqxx::result buckets = tx.exec_params(
-        "SELECT o.name, u.bucket, sum(u.count)::bigint"
-        " FROM latency l JOIN operations o ON o.id = l.operation_id,"
-        "      unnest(l.bucket_index, l.bucket_count) AS u(bucket, count)"
-        " WHERE l.operation_id IN (" + std::string(operations_in_scope) + ")"
-        "   AND l.window_start >= $4::timestamptz AND l.window_start < $5::timestamptz"
-        "   AND l.scheme = $6"
-        " GROUP BY o.name, u.bucket ORDER BY o.name, u.bucket",
-        host, target, operation, from, to, profile::latency_scheme_version);
-    for (const auto& row : buckets) {
-      auto it = index.find(row[0].as<std::string>());
-      const int bucket = row[1].as<int>();
-      if (it == index.end() || bucket < 0 || bucket >= static_cast<int>(profile::latency_bucket_count)) continue;
-      out[it->second].histogram.buckets.emplace_back(static_cast<std::uint32_t>(bucket), as_count(row[2]));
-    }
+    for (auto& [key, op] : merged)
+      if (op.windows > 0 || op.last_window_end) out.push_back(std::move(op));
     return out;
   });
 }
 
-Result<std::vector<LatencyPoint>> Query::latency_series(const std::string& host, const std::string& target,
-                                                        const std::string& operation, TimeRange range) {
-  return guarded("cannot read latencies", [&]() -> Result<std::vector<LatencyPoint>> {
+Result<std::vector<LatencySeries>> Query::latency_series(const std::string& host, const std::string& target,
+                                                         const std::string& operation, TimeRange range, int step_s) {
+  return guarded("cannot read latencies", [&]() -> Result<std::vector<LatencySeries>> {
+    if (step_s != 0 && std::find(rollup_resolutions.begin(), rollup_resolutions.end(), step_s) == rollup_resolutions.end())
+      return make_error("a latency series steps by window or by a rollup resolution, not " + std::to_string(step_s) + " s");
     pqxx::read_transaction tx(*conn_);
-    const pqxx::result rows = tx.exec_params(
-        "SELECT " + epoch_us_sql("l.window_start") + ", " + epoch_us_sql("max(l.window_end)") +
-            ", sum(l.calls)::bigint, max(l.p50_ns), max(l.p95_ns), max(l.p99_ns), max(l.max_ns), sum(l.slow)::bigint"
-            " FROM latency l WHERE l.operation_id IN (" + std::string(operations_in_scope) + ")"
-            "   AND l.window_start >= $4::timestamptz AND l.window_start < $5::timestamptz"
-            " GROUP BY l.window_start ORDER BY l.window_start",
-        host, target, operation, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
-    std::vector<LatencyPoint> out;
-    for (const auto& row : rows)
-      out.push_back({from_epoch_us(row[0].as<std::int64_t>()), from_epoch_us(row[1].as<std::int64_t>()),
-                     as_count(row[2]), as_count(row[3]), as_count(row[4]), as_count(row[5]), as_count(row[6]),
-                     as_count(row[7])});
+    const std::vector<OperationRow> ops = operations_in_scope(tx, host, target, operation);
+    std::map<int, const OperationRow*> by_id;
+    for (const OperationRow& op : ops) by_id[op.id] = &op;
+    const std::array<int, 1> step{step_s};
+    struct Point {
+      std::int64_t start_us = 0;
+      LatencyCells cells;
+    };
+    // By operation name, then by the start of its step (of its window when step_s is 0).
+    std::map<std::string, std::map<std::int64_t, Point>> points;
+    const std::int64_t step_us = static_cast<std::int64_t>(step_s) * 1'000'000;
+    for (const LatencyPiece& piece : read_latency(tx, ops, range, step_s ? std::span<const int>(step) : std::span<const int>())) {
+      const std::int64_t key = step_us ? piece.start_us - ((piece.start_us % step_us) + step_us) % step_us : piece.start_us;
+      auto [it, fresh] = points[by_id.at(piece.operation_id)->name].try_emplace(key);
+      Point& p = it->second;
+      if (fresh) p.start_us = piece.start_us;
+      profile::merge(p.cells.histogram, piece.cells.histogram);
+      p.cells.threshold_ns = piece.cells.threshold_ns;
+    }
+    std::vector<LatencySeries> out;
+    for (const auto& [name, steps] : points) {
+      LatencySeries series{name, {}};
+      for (const auto& [key, p] : steps) {
+        const profile::LatencyHistogram& h = p.cells.histogram;
+        series.points.push_back({from_epoch_us(p.start_us), h.count,
+                                 profile::percentile(h, 0.50), profile::percentile(h, 0.95),
+                                 profile::percentile(h, 0.99), h.max_ns, h.slow, p.cells.threshold_ns});
+      }
+      out.push_back(std::move(series));
+    }
     return out;
   });
 }

@@ -31,22 +31,31 @@ struct TargetSummary {
 
 // An operation's latency merged over a range (every host's when host is "").
 struct OperationLatency {
+  std::string target;
   std::string name;
   std::string source;  // uprobe, python, syscall, statsd
   std::string spec;
   profile::Tier tier = profile::Tier::none;  // as of the newest window in range
   std::uint64_t threshold_ns = 0;            // as of the newest window in range
-  std::uint64_t windows = 0;
-  profile::LatencyHistogram histogram;  // merged bucket by bucket
+  std::uint64_t windows = 0;                 // 0: no calls in range (listed only on request)
+  profile::LatencyHistogram histogram;       // merged bucket by bucket
+  // Operations without calls in range: the end of their newest stored window (before or after it).
+  std::optional<profile::TimePoint> last_window_end;
 };
 
-// One window of one operation, with the percentiles computed when it was written.
+// One point of an operation's latency series: a window, or the windows of a step (a rollup bucket's
+// length), merged.
 struct LatencyPoint {
-  profile::TimePoint start;
-  profile::TimePoint end;
+  profile::TimePoint start;  // the first window's
   std::uint64_t calls = 0;
   std::uint64_t p50_ns = 0, p95_ns = 0, p99_ns = 0, max_ns = 0;
   std::uint64_t slow = 0;
+  std::uint64_t threshold_ns = 0;  // the newest window's
+};
+
+struct LatencySeries {
+  std::string name;  // the operation
+  std::vector<LatencyPoint> points;  // oldest first
 };
 
 // An alert's state change (alerts/evaluator.h): pending, firing, resolved or cancelled.
@@ -110,12 +119,16 @@ class Query {
   Result<std::string> fingerprint(const std::string& host, const std::string& target, TimeRange range);
   // Sampler health summed over the range's windows (each window counted once per host).
   Result<profile::SamplerStats> sampler_stats(const std::string& host, TimeRange range);
-  // The target's operations with calls in range (only `operation` when not ""), by name.
+  // Operations with calls in range, merged over it (fresh rollups where they cover it), by target and
+  // name: of `target` ("" = every target), only `operation` when not "". With `with_idle`, also the
+  // operations of those targets that have windows stored only outside the range (windows = 0).
   Result<std::vector<OperationLatency>> latency(const std::string& host, const std::string& target,
-                                                const std::string& operation, TimeRange range);
-  // Per window, oldest first, for charts.
-  Result<std::vector<LatencyPoint>> latency_series(const std::string& host, const std::string& target,
-                                                   const std::string& operation, TimeRange range);
+                                                const std::string& operation, TimeRange range, bool with_idle = false);
+  // The target's operations (only `operation` when not "") as series for charts, by name: a point per
+  // window when `step_s` is 0, else a point per step of that many seconds (one of rollup_resolutions,
+  // storage/rollups.h), aligned on the epoch and read from rollups where they are fresh.
+  Result<std::vector<LatencySeries>> latency_series(const std::string& host, const std::string& target,
+                                                    const std::string& operation, TimeRange range, int step_s = 0);
   // Latency collection health summed over the range's windows.
   Result<profile::LatencyStats> latency_health(const std::string& host, TimeRange range);
   // Alerts that changed state in range or are pending or firing now, firing first, then the most

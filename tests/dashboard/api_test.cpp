@@ -13,6 +13,7 @@
 
 #include "dashboard/api.h"
 #include "dashboard/server.h"
+#include "storage/rollups.h"
 #include "tests/storage/support.h"
 
 namespace perfwatch::dashboard {
@@ -78,7 +79,9 @@ class ApiTest : public test::PgTest {
     options.host = "web-01";
     options.version = "test";
     options.frequency_hz = 100;
-    options.now = [] { return at(5000); };
+    options.tiers_ns = {100'000'000, 500'000'000, 2'000'000'000, 5'000'000'000, 10'000'000'000};
+    options.window = std::chrono::seconds(10);
+    options.now = [this] { return now_; };
     api_ = std::make_unique<Api>(*pool_, options, std::vector<const MetricsSource*>{});
     router_ = std::make_unique<Router>(token);
     api_->install(*router_);
@@ -94,6 +97,7 @@ class ApiTest : public test::PgTest {
     return http(server_->port(), path, headers);
   }
 
+  profile::TimePoint now_ = at(5000);
   std::unique_ptr<QueryPool> pool_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<Router> router_;
@@ -292,6 +296,164 @@ TEST_F(ApiTest, UnreachableDatabaseIs503WithTheReason) {
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(json_of(r)["error"], "cannot connect to PostgreSQL: refused");
   EXPECT_EQ(get("/healthz").status, 200);
+}
+
+// Latency: the ApiTest windows (1000, 1010, 2000 s) carry api's "lookup" (T1, 100 ms) and worker's "reads"
+// (own 20 ms threshold, 1, 2 and 30 ms); lookup is fast at first and slow at 2000 s.
+class ApiLatencyTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    test::PgTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto store = storage::PgStore::connect(connect_options());
+    ASSERT_TRUE(store) << store.error().message;
+    auto write = [&](std::int64_t t, std::initializer_list<std::uint64_t> lookup_ms) {
+      profile::WindowProfile w = test::sample_window("web-01", at(t));
+      test::add_sample_operations(w, lookup_ms);
+      ASSERT_TRUE((*store)->write_window(w));
+    };
+    write(1000, {30, 40});
+    write(1010, {50, 60, 70});
+    write(2000, {150, 160, 30});
+    start("");
+  }
+
+  static const nlohmann::json* op(const nlohmann::json& doc, const std::string& name) {
+    for (const auto& o : doc["operations"])
+      if (o["name"] == name) return &o;
+    return nullptr;
+  }
+};
+
+TEST_F(ApiLatencyTest, MergesPercentilesOverTheRangeWithSeriesPerWindow) {
+  Reply r = get("/api/v1/targets/api/latency?from=1000&to=1020");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const nlohmann::json doc = json_of(r);
+  EXPECT_EQ(doc["target"], "api");
+  EXPECT_EQ(doc["step"], "window");
+  ASSERT_EQ(doc["operations"].size(), 1u) << "worker's reads are another target's";
+  const nlohmann::json& lookup = doc["operations"][0];
+  EXPECT_EQ(lookup["name"], "lookup");
+  EXPECT_EQ(lookup["source"], "uprobe");
+  EXPECT_EQ(lookup["tier"], "T1");
+  EXPECT_EQ(lookup["threshold_ns"], 100'000'000);
+  EXPECT_EQ(lookup["calls"], 5);
+  EXPECT_EQ(lookup["windows"], 2);
+  const profile::LatencyHistogram merged = test::histogram_of({30, 40, 50, 60, 70}, 100);
+  EXPECT_EQ(lookup["p50_ns"], profile::percentile(merged, 0.5)) << "merged from the buckets of both windows";
+  EXPECT_EQ(lookup["p99_ns"], 70'000'000) << "the slowest call, known exactly";
+  EXPECT_EQ(lookup["verdict"], "ok");
+  EXPECT_EQ(lookup["grade"], "T1");
+  const nlohmann::json& series = lookup["series"];
+  EXPECT_EQ(series["start"], (nlohmann::json{1000.0, 1010.0}));
+  EXPECT_EQ(series["calls"], (nlohmann::json{2, 3}));
+  EXPECT_EQ(series["p99_ns"][0], 40'000'000);
+  EXPECT_EQ(series["threshold_ns"], (nlohmann::json{100'000'000, 100'000'000}));
+  EXPECT_EQ(doc["health"]["probe_calls"], 14) << "two windows' collection stats";
+
+  // The slow window: 2 of 3 calls over the threshold, p99 in T2.
+  const nlohmann::json late = json_of(get("/api/v1/targets/api/latency?from=1500&to=2500&op=lookup"));
+  ASSERT_EQ(late["operations"].size(), 1u);
+  EXPECT_EQ(late["operations"][0]["verdict"], "slow");
+  EXPECT_EQ(late["operations"][0]["grade"], "T2");
+  EXPECT_EQ(late["operations"][0]["slow"], 2);
+  EXPECT_NEAR(late["operations"][0]["slow_fraction"].get<double>(), 2.0 / 3, 1e-9);
+  // An operation's own threshold.
+  const nlohmann::json reads = json_of(get("/api/v1/targets/worker/latency?from=1000&to=1020"));
+  EXPECT_EQ(reads["operations"][0]["tier"], nullptr);
+  EXPECT_EQ(reads["operations"][0]["threshold_ns"], 20'000'000);
+  EXPECT_EQ(reads["operations"][0]["verdict"], "slow") << "p99 30 ms over its own 20 ms";
+}
+
+TEST_F(ApiLatencyTest, OperationsWithoutCallsInRangeHaveNoData) {
+  const nlohmann::json doc = json_of(get("/api/v1/targets/api/latency?from=3000&to=4000"));
+  ASSERT_EQ(doc["operations"].size(), 1u);
+  const nlohmann::json& lookup = doc["operations"][0];
+  EXPECT_EQ(lookup["verdict"], "no_data");
+  EXPECT_EQ(lookup["grade"], nullptr);
+  EXPECT_EQ(lookup["calls"], 0);
+  EXPECT_EQ(lookup["tier"], "T1");
+  EXPECT_EQ(lookup["last_window_end"], "1970-01-01T00:33:30Z") << "the end of the window at 2000 s";
+  EXPECT_TRUE(lookup["series"]["start"].empty());
+  // A target without operations, or unknown: no operations, not an error.
+  EXPECT_TRUE(json_of(get("/api/v1/targets/nobody/latency"))["operations"].empty());
+}
+
+TEST_F(ApiLatencyTest, TargetsCarryTheStateOfEachTier) {
+  auto tiers_of = [&](const std::string& query, const std::string& target) {
+    const nlohmann::json doc = json_of(get("/api/v1/targets?" + query));
+    for (const auto& t : doc["targets"])
+      if (t["name"] == target) return t["tiers"];
+    return nlohmann::json();
+  };
+  auto state = [](const nlohmann::json& tiers, const std::string& name) {
+    for (const auto& t : tiers)
+      if (t["name"] == name) return t["state"].get<std::string>();
+    return std::string("absent");
+  };
+  const nlohmann::json fast = tiers_of("from=1000&to=1020", "api");
+  ASSERT_EQ(fast.size(), 5u) << "T1..T5; no operation of api has its own threshold" << fast.dump();
+  EXPECT_EQ(state(fast, "T1"), "ok");
+  EXPECT_EQ(fast[0]["operations"][0]["name"], "lookup");
+  EXPECT_EQ(fast[0]["operations"][0]["verdict"], "ok");
+  for (const char* t : {"T2", "T3", "T4", "T5"}) EXPECT_EQ(state(fast, t), "none") << t;
+  EXPECT_EQ(state(tiers_of("from=1000&to=2010", "api"), "T1"), "slow") << "the window at 2000 s is slow";
+  EXPECT_EQ(state(tiers_of("from=1000&to=2010", "worker"), "own"), "slow");
+  // The target has windows in range, its operation no calls.
+  auto store = storage::PgStore::connect(connect_options());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE((*store)->write_window(test::sample_window("web-01", at(3000))));
+  const nlohmann::json quiet = tiers_of("from=2500&to=5000", "api");
+  ASSERT_FALSE(quiet.is_null());
+  EXPECT_EQ(state(quiet, "T1"), "no_data");
+}
+
+TEST_F(ApiLatencyTest, LongRangesStepByRollupBucketsWithTheSameAnswers) {
+  // Two hours of windows every 10 s from 7200 s, lookup's calls varying with time.
+  auto store = storage::PgStore::connect(connect_options());
+  ASSERT_TRUE(store);
+  for (std::int64_t t = 7200; t < 14400; t += 10) {
+    profile::WindowProfile w = test::sample_window("web-01", at(t));
+    test::add_sample_operations(w, {static_cast<std::uint64_t>(10 + t % 70), 90});
+    ASSERT_TRUE((*store)->write_window(w));
+  }
+  now_ = at(14400);
+  const std::string two_hours = "/api/v1/targets/api/latency?from=7200&to=14400";
+  const nlohmann::json windows = json_of(get(two_hours));
+  EXPECT_EQ(windows["step"], "window") << "720 windows fit in 1500 points";
+  EXPECT_EQ(windows["operations"][0]["series"]["start"].size(), 720u);
+  const nlohmann::json raw = json_of(get(two_hours + "&step=5m"));
+  EXPECT_EQ(raw["step"], "5m");
+  ASSERT_EQ(raw["operations"][0]["series"]["start"].size(), 24u);
+  EXPECT_EQ(raw["operations"][0]["series"]["calls"][0], 30 * 2);
+  EXPECT_EQ(json_of(get(two_hours + "&step=1h"))["operations"][0]["series"]["start"].size(), 2u);
+  EXPECT_EQ(json_of(get("/api/v1/targets/api/latency?since=24h"))["step"], "5m") << "8640 windows would be too many";
+  EXPECT_EQ(json_of(get("/api/v1/targets/api/latency?since=30d"))["step"], "1h");
+
+  // The same answers from rollups.
+  pqxx::connection conn = connection();
+  ASSERT_TRUE(storage::refresh_rollups(conn, at(20000)));
+  ASSERT_EQ(count("SELECT count(*) FROM latency_rollups l JOIN operations o ON o.id = l.operation_id"
+                  " WHERE o.name = 'lookup' AND l.bucket_start >= to_timestamp(7200)"),
+            2 + 24);
+  EXPECT_EQ(json_of(get(two_hours + "&step=5m")), raw);
+  EXPECT_EQ(json_of(get(two_hours)), windows);
+}
+
+TEST_F(ApiLatencyTest, BadParametersGet400) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"/api/v1/targets/api/latency?step=2m", "step must be auto, window, 5m or 1h, got '2m'"},
+      {"/api/v1/targets/api/latency?op=", "op must not be empty"},
+      {"/api/v1/targets/api/latency?operation=lookup", "unknown parameter 'operation'"},
+      {"/api/v1/targets/api/latency?since=soon", "since: "},
+      {"/api/v1/targets/api/latency?from=2000&to=1000", "to must be later than from"},
+      {"/api/v1/targets/api/latency?host=", "host must not be empty"},
+  };
+  for (const auto& [path, message] : cases) {
+    Reply r = get(path);
+    EXPECT_EQ(r.status, 400) << path;
+    EXPECT_NE(json_of(r)["error"].get<std::string>().find(message), std::string::npos) << path << ": " << r.body;
+  }
 }
 
 }  // namespace

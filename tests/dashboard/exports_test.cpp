@@ -107,6 +107,20 @@ TEST(Metrics, WritesTheTextFormatWithEscapedLabels) {
   EXPECT_NE(nan.text().find("lag_seconds NaN\n"), std::string::npos);
 }
 
+TEST(Metrics, WritesSummariesWithTheirSumAndCount) {
+  MetricsWriter out;
+  out.family("op_seconds", MetricsWriter::Type::summary, "Durations")
+      .sample(0.25, {{"op", "a"}, {"quantile", "0.5"}})
+      .sample(7.5, {{"op", "a"}}, "_sum")
+      .sample(30, {{"op", "a"}}, "_count");
+  EXPECT_EQ(out.text(),
+            "# HELP op_seconds Durations\n"
+            "# TYPE op_seconds summary\n"
+            "op_seconds{op=\"a\",quantile=\"0.5\"} 0.25\n"
+            "op_seconds_sum{op=\"a\"} 7.5\n"
+            "op_seconds_count{op=\"a\"} 30\n");
+}
+
 TEST(Metrics, RejectsInvalidNames) {
   MetricsWriter out;
   EXPECT_THROW(out.counter("1bad", "x", 1), std::invalid_argument);

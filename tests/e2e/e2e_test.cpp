@@ -20,12 +20,6 @@ using namespace std::chrono_literals;
 const std::string cpu_split = CPU_SPLIT_PATH;
 constexpr double kHz = 999;
 
-// The "cpu_ns N" line cpu_split prints at exit, in seconds.
-double cpu_seconds(const std::string& out) {
-  auto at = out.find("cpu_ns ");
-  return at == std::string::npos ? 0.0 : std::stod(out.substr(at + 7)) / 1e9;
-}
-
 const char* const kConfig =
     "log_level: debug\n"
     "sampling:\n  frequency_hz: 999\n  window: 2s\n"  // kHz

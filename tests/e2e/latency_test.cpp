@@ -28,34 +28,6 @@ using nlohmann::json;
 
 const std::string sleeper = SLEEPER_PATH;
 
-// A child whose standard input is a pipe: it starts its measured work when the test closes it.
-struct GatedChild {
-  pid_t pid = -1;
-  int gate = -1;
-  void open() {
-    ::close(gate);
-    gate = -1;
-  }
-};
-
-GatedChild spawn_gated(const std::vector<std::string>& argv, const std::vector<std::string>& env = {}) {
-  int in[2];
-  EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(in[0], STDIN_FILENO);
-    std::vector<char*> args, envp;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    execve(args[0], args.data(), envp.data());
-    _exit(127);
-  }
-  ::close(in[0]);
-  return {pid, in[1]};
-}
-
 class LatencyE2E : public ::testing::Test {
  protected:
   void start(const std::string& config) {
@@ -64,16 +36,8 @@ class LatencyE2E : public ::testing::Test {
   }
   // Waits until the daemon has logged `what` for pid `count` times (its probes are attached).
   void wait_for_log(const std::string& what, pid_t pid, int count) {
-    const std::regex pid_field("pid=" + std::to_string(pid) + "( |$)");
-    for (int i = 0; i < 300; ++i) {
-      std::istringstream log(daemon_->log());
-      int found = 0;
-      for (std::string line; std::getline(log, line);)
-        if (line.find(what) != std::string::npos && std::regex_search(line, pid_field)) ++found;
-      if (found >= count) return;
-      std::this_thread::sleep_for(100ms);
-    }
-    FAIL() << "perfwatchd did not log '" << what << "' " << count << " times for pid " << pid << ":\n" << daemon_->log();
+    if (!daemon_->wait_for_log(what, pid, count))
+      FAIL() << "perfwatchd did not log '" << what << "' " << count << " times for pid " << pid << ":\n" << daemon_->log();
   }
   json latency(const std::string& target, const std::string& op = "") {
     std::vector<std::string> args{"latency", "--target", target, "--since", "5m", "--format", "json"};

@@ -8,11 +8,14 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -20,6 +23,55 @@ namespace perfwatch::e2e {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+
+void GatedChild::open() {
+  ::close(gate);
+  gate = -1;
+}
+
+GatedChild spawn_gated(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  int in[2];
+  EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], STDIN_FILENO);
+    std::vector<char*> args, envp;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    execve(args[0], args.data(), envp.data());
+    _exit(127);
+  }
+  ::close(in[0]);
+  return {pid, in[1]};
+}
+
+std::uint16_t free_port(int type) {
+  int fd = socket(AF_INET, type, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path) {
+  try {
+    Poco::Net::HTTPClientSession session("127.0.0.1", port);
+    session.setTimeout(Poco::Timespan(10, 0));
+    Poco::Net::HTTPRequest request("GET", path, Poco::Net::HTTPMessage::HTTP_1_1);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    return {response.getStatus(), std::string(std::istreambuf_iterator<char>(in), {})};
+  } catch (const std::exception& e) {
+    return {0, e.what()};
+  }
+}
 
 Child spawn(const std::vector<std::string>& argv, const std::string& stderr_path, bool pipe_stdout) {
   int fds[2] = {-1, -1};
@@ -158,6 +210,19 @@ int Daemon::stop() {
 
 void Daemon::reload() const { kill(pid_, SIGHUP); }
 
+bool Daemon::wait_for_log(const std::string& what, pid_t pid, int count) const {
+  const std::regex pid_field("pid=" + std::to_string(pid) + "( |$)");
+  for (int i = 0; i < 300; ++i) {
+    std::istringstream lines(log());
+    int found = 0;
+    for (std::string line; std::getline(lines, line);)
+      if (line.find(what) != std::string::npos && std::regex_search(line, pid_field)) ++found;
+    if (found >= count) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
 void Daemon::write_config(const std::string& config_body) const {
   std::ofstream(config_) << "state_dir: " << (dir_ / "state").string() << "\n" << config_body;
 }
@@ -172,6 +237,11 @@ std::string Daemon::folded(const std::string& target, const std::string& since) 
   auto [code, out] = cli({"flame", "--target", target, "--since", since, "--format", "folded"});
   EXPECT_EQ(code, 0) << slurp((dir_ / "cli.log").string());
   return out;
+}
+
+double cpu_seconds(const std::string& out) {
+  auto at = out.find("cpu_ns ");
+  return at == std::string::npos ? 0.0 : std::stod(out.substr(at + 7)) / 1e9;
 }
 
 void wait_for_windows(std::chrono::seconds extra) { std::this_thread::sleep_for(extra); }

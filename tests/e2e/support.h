@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the end-to-end tests: the real perfwatchd (embedded PostgreSQL, real BPF) started on a
 // config the test writes, real workloads as child processes, and the real perfwatch CLI.
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -17,6 +18,20 @@ struct Child {
   pid_t pid = -1;
   int stdout_fd = -1;  // when started with pipe_stdout
 };
+
+// A child whose standard input is a pipe: it starts its measured work when the test closes it (open()),
+// after the test has seen perfwatchd attach its probes.
+struct GatedChild {
+  pid_t pid = -1;
+  int gate = -1;
+  void open();
+};
+GatedChild spawn_gated(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+
+// A local port nobody is bound to right now (the kernel's pick): SOCK_STREAM or SOCK_DGRAM.
+std::uint16_t free_port(int type);
+// GET http://127.0.0.1:port/path: {status, body}, or {0, the error}.
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path);
 
 // Starts argv (argv[0] a path) with stdout on a pipe when asked and stderr appended to a file.
 Child spawn(const std::vector<std::string>& argv, const std::string& stderr_path = "/dev/null",
@@ -56,6 +71,8 @@ class Daemon {
   const std::string& config_path() const { return config_; }
   const std::filesystem::path& dir() const { return dir_; }
   std::string log() const { return slurp(log_); }
+  // Waits up to 30 s until perfwatchd has logged `what` with pid=PID `count` times (its probes attached).
+  bool wait_for_log(const std::string& what, pid_t pid, int count) const;
   // Rewrites the config file (state_dir kept) without telling the daemon.
   void write_config(const std::string& config_body) const;
 
@@ -71,6 +88,9 @@ class Daemon {
   std::string config_, log_;
   pid_t pid_ = -1;
 };
+
+// The "cpu_ns N" line tests/workloads/cpu_split prints at exit, in seconds (0 without one).
+double cpu_seconds(const std::string& out);
 
 // Windows are written after they close: wait long enough for the one holding the last samples.
 void wait_for_windows(std::chrono::seconds extra = std::chrono::seconds(5));

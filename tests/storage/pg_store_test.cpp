@@ -194,10 +194,15 @@ TEST_F(PgStoreTest, LatenciesMergeOverAnyRangeBucketByBucket) {
 
   auto series = q->latency_series("h", "worker", "reads", {at(t0), at(t0 + day)});
   ASSERT_TRUE(series.ok()) << series.error().message;
-  ASSERT_EQ(series->size(), 2u);
-  EXPECT_EQ((*series)[0].calls, 3u);
-  EXPECT_EQ((*series)[0].slow, 1u);
-  EXPECT_NEAR(static_cast<double>((*series)[0].max_ns), 30e6, 1);
+  ASSERT_EQ(series->size(), 1u);
+  EXPECT_EQ((*series)[0].name, "reads");
+  const std::vector<storage::LatencyPoint>& points = (*series)[0].points;
+  ASSERT_EQ(points.size(), 2u) << "a point per window";
+  EXPECT_EQ(points[0].start, at(t0 + 100));
+  EXPECT_EQ(points[0].calls, 3u);
+  EXPECT_EQ(points[0].slow, 1u);
+  EXPECT_EQ(points[0].threshold_ns, 20'000'000u);
+  EXPECT_NEAR(static_cast<double>(points[0].max_ns), 30e6, 1);
   EXPECT_EQ(count("SELECT count(*) FROM latency WHERE slow_fraction > 0.33 AND slow_fraction < 0.34"), 2)
       << "worker's reads: 1 of 3 calls over 20 ms, per window";
 

@@ -1,23 +1,15 @@
 // perfwatch's dashboard: hash routes #/ (overview) and #/target/NAME?… (target page).
 import { AuthRequired, exportUrl, getJson, setToken } from './api.js';
+import { el } from './dom.js';
 import { rangeFromQuery, rangeParams, rangePicker, resolve, toIso } from './range.js';
 import { renderFlame } from './flame.js';
-import { tierCell } from './tiers.js';
+import { renderLatency } from './latency.js';
+import { tierCell, tierLegend } from './tiers.js';
 import './style.css';
 
 const main = document.getElementById('main');
 let current = null;  // the rendered flame graph, destroyed on navigation
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') node.className = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
+let latencyView = null;  // the latency charts, likewise
 
 function parseHash() {
   const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
@@ -65,7 +57,7 @@ async function overview(query) {
       el('td', {}, formatTime(t.last_window_end))));
     table.replaceChildren(el('table', {},
       el('thead', {}, el('tr', {}, ...['Target', 'Host', 'Tiers', 'Samples', 'PIDs', 'Last window'].map((h) => el('th', {}, h)))),
-      el('tbody', {}, ...rows)));
+      el('tbody', {}, ...rows)), tierLegend());
   } catch (e) {
     showError(table, e);
   }
@@ -138,33 +130,44 @@ async function targetPage(target, query) {
     ? el('div', { class: 'legend' }, el('span', { class: 'swatch grow' }), 'grew', el('span', { class: 'swatch shrink' }), 'shrank', el('span', { class: 'swatch same' }), 'unchanged')
     : el('div', { class: 'legend' }, el('span', { class: 'swatch kernel' }), 'kernel', el('span', { class: 'swatch native' }), 'native', el('span', { class: 'swatch python' }), 'python');
 
+  const latencyBox = el('div', { id: 'latency' }, el('p', { class: 'muted' }, 'Loading…'));
+  const latencyPanel = panel('latency-panel', 'Latency', latencyBox);
   main.replaceChildren(
     el('h1', {}, el('a', { href: '#/' }, 'Targets'), ' / ', el('span', { id: 'target-name' }, target), host ? el('span', { class: 'muted' }, ` on ${host}`) : null),
     ...pickers,
     tabs,
     panel('profile-panel', view === 'diff' ? 'Differential flame graph' : 'CPU flame graph',
       el('div', { class: 'toolbar' }, search, reset, legend, exports), details, graph),
-    // Filled by the latency, cache and alerts work; the layout already has their places.
+    // Filled by the cache and alerts work; the layout already has their places.
     el('div', { class: 'panel-row' },
-      panel('latency-panel', 'Latency', el('p', { class: 'muted' }, 'No latency operations recorded for this target.')),
+      latencyPanel,
       panel('cache-panel', 'Cache hit rates', el('p', { class: 'muted' }, 'No cache data recorded for this target.'))),
     panel('alerts-panel', 'Alerts and deploys', el('p', { class: 'muted' }, 'No alerts or deploy markers in this range.')),
   );
+  // Latency on the comparison range; a stretch dragged on a chart becomes the page's range.
+  const latency = renderLatency(latencyBox, target, apiParams, (from, to) => go(withRange({
+    from: toIso(new Date(from * 1000)), to: toIso(new Date(to * 1000)),
+  }))).then((v) => {
+    if (main.contains(latencyBox)) latencyView = v;
+    else v.destroy();  // the page was left meanwhile
+  }, (e) => showError(latencyBox, e));
   try {
     current = view === 'diff'
       ? await drawDiff(graph, details, target, { ...apiParams, ...rangeParams(base, 'base_') })
       : await drawProfile(graph, details, target, apiParams);
   } catch (e) {
     showError(graph, e);
-    return;
   }
+  await latency;
   search.addEventListener('input', () => current && current.search(search.value));
   reset.addEventListener('click', () => current && current.resetZoom());
 }
 
 async function route() {
   if (current) current.destroy();
+  if (latencyView) latencyView.destroy();
   current = null;
+  latencyView = null;
   const { parts, query } = parseHash();
   if (parts[0] === 'target' && parts[1]) await targetPage(parts[1], query);
   else await overview(query);
