@@ -29,7 +29,7 @@ struct GatedChild {
 GatedChild spawn_gated(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
 
 // A local port nobody is bound to right now (the kernel's pick): SOCK_STREAM or SOCK_DGRAM.
-std::uint16_t free_port(int type);
+std::uint16_t free_port(int type = SOCK_STREAM);
 // GET http://127.0.0.1:port/path: {status, body}, or {0, the error}.
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path);
 
@@ -42,10 +42,6 @@ std::string read_all(int fd);
 // Runs a command to completion: {exit code, stdout}.
 std::pair<int, std::string> run(const std::vector<std::string>& argv, const std::string& stderr_path = "/dev/null");
 std::string slurp(const std::string& path);
-// A port no one listens on right now (the kernel's pick for an ephemeral bind).
-std::uint16_t free_port();
-// GET http://127.0.0.1:PORT/PATH: {status, body}, or {0, the error} when it cannot connect.
-std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path);
 
 // A running perfwatchd in a private directory (state, config, log), stopped with SIGTERM by stop().
 class Daemon {
