@@ -3,6 +3,7 @@
 // /proc files, whose size stat cannot tell) and opening a process's mapped files.
 #include <unistd.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -42,6 +43,14 @@ class UniqueFd {
 Result<std::string> read_file(const std::string& path);
 
 UniqueFd open_read_only(const std::string& path);
+
+// The executable mapping of `binary` (an absolute path, or a file name matched against each mapped
+// file's name) in process pid: entry is empty while the binary is not mapped (yet).
+struct MappedBinary {
+  bool gone = false;  // the process is
+  std::optional<MapEntry> entry;
+};
+MappedBinary find_mapped_binary(std::int32_t pid, const std::string& binary);
 
 // The file behind a mapping of process pid: /proc/PID/map_files (works for deleted files and other
 // mount namespaces; needs CAP_SYS_ADMIN), else PROC/PID/root/PATH or PATH when their device and

@@ -236,6 +236,26 @@ Result<std::string> statsd_metric(const std::string& text) {
   return text;
 }
 
+// BINARY:PROVIDER:NAME; the provider and name are C identifiers, as <sys/sdt.h> makes them.
+Result<UsdtProbe> usdt_probe(const std::string& text) {
+  const auto identifier_chars = [](const std::string& s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  };
+  const std::optional<UsdtProbe> probe = parse_usdt_probe(text);
+  if (!probe || !identifier_chars(probe->provider) || !identifier_chars(probe->name))
+    return make_error("expected BINARY:PROVIDER:NAME such as /usr/bin/app:app:cache_hit or libapp.so:app:cache_miss, got '" +
+                      text + "'");
+  if (probe->binary.find('/') != std::string::npos && !probe->binary.starts_with('/'))
+    return make_error("the binary must be an absolute path or a file name without '/', got '" + probe->binary + "'");
+  return *probe;
+}
+
+Result<std::string> app_cache_name(const std::string& text) {
+  if (text == "page_cache" || text == "llc")
+    return make_error("'" + text + "' is the name of a cache perfwatch measures itself; choose another");
+  return identifier(text);
+}
+
 Result<std::uint64_t> receive_buffer(const std::string& text) {
   Result<std::uint64_t> size = parse_size(text);
   if (size && (*size < (64ull << 10) || *size > (1ull << 30)))
@@ -485,19 +505,35 @@ const Field<Operation> operation_fields[] = {
      [](Reader& r, const Entry& e, Operation& o) { assign(o.regular_only, r.scalar<bool>(e, "a boolean")); }},
 };
 
-void read_operations(Reader& r, const Entry& e, std::vector<Operation>& operations) {
+// Calls read(item) for every item of a sequence, each with its own path ("targets[2]").
+template <typename Read>
+void for_each_item(Reader& r, const Entry& e, Read&& read) {
   if (e.value.IsNull()) return;
   if (!e.value.IsSequence()) {
     r.error(e, "expected a sequence, got " + describe(e.value));
     return;
   }
-  std::map<std::string, int> first_line_of_name;
   for (std::size_t i = 0; i < e.value.size(); ++i) {
     const YAML::Node node = e.value[i];
-    const Entry item{node, e.path + "[" + std::to_string(i) + "]", node.Mark()};
+    read(Entry{node, e.path + "[" + std::to_string(i) + "]", node.Mark()});
+  }
+}
+
+// Names are unique in their list: a second use is an error that points at the first.
+void check_unique_name(Reader& r, const Entry& name, const std::string& value, std::string_view what,
+                       std::map<std::string, int>& first_line_of_name) {
+  const auto [first, inserted] = first_line_of_name.emplace(value, name.mark.line + 1);
+  if (!inserted)
+    r.error(name, "duplicate " + std::string(what) + " name '" + value + "' (first used on line " +
+                      std::to_string(first->second) + ")");
+}
+
+void read_operations(Reader& r, const Entry& e, std::vector<Operation>& operations) {
+  std::map<std::string, int> first_line_of_name;
+  for_each_item(r, e, [&](const Entry& item) {
     Operation op;
     const auto present = r.mapping<Operation>(item, operation_fields, op);
-    if (!present) continue;
+    if (!present) return;
     if (!present->contains("name")) r.error(item, "missing required key 'name'");
     const bool tier = present->contains("tier"), threshold = present->contains("threshold");
     if (tier == threshold) r.error(item, tier ? "set tier or threshold, not both" : "missing 'tier' (T1..T5) or 'threshold'");
@@ -511,15 +547,43 @@ void read_operations(Reader& r, const Entry& e, std::vector<Operation>& operatio
     for (std::string_view key : {"path_prefix", "regular_only"})
       if (present->contains(key) && !present->contains("syscall"))
         r.error(present->at(key), std::string(key) + " only applies to a syscall operation");
-    if (!op.name.empty()) {
-      const Entry& name = present->at("name");
-      const auto [first, inserted] = first_line_of_name.emplace(op.name, name.mark.line + 1);
-      if (!inserted)
-        r.error(name, "duplicate operation name '" + op.name + "' (first used on line " +
-                          std::to_string(first->second) + ")");
-    }
+    if (!op.name.empty()) check_unique_name(r, present->at("name"), op.name, "operation", first_line_of_name);
     operations.push_back(std::move(op));
-  }
+  });
+}
+
+const Field<AppCache> cache_fields[] = {
+    {"name", [](Reader& r, const Entry& e, AppCache& c) { assign(c.name, r.checked(e, app_cache_name)); }},
+    {"hits", [](Reader& r, const Entry& e, AppCache& c) { assign(c.hits, r.checked(e, statsd_metric)); }},
+    {"misses", [](Reader& r, const Entry& e, AppCache& c) { assign(c.misses, r.checked(e, statsd_metric)); }},
+    {"hit_usdt", [](Reader& r, const Entry& e, AppCache& c) { assign(c.hit_usdt, r.checked(e, usdt_probe)); }},
+    {"miss_usdt", [](Reader& r, const Entry& e, AppCache& c) { assign(c.miss_usdt, r.checked(e, usdt_probe)); }},
+};
+
+// A cache counts either StatsD counters or USDT probes, always a hit and a miss of the same kind.
+void read_caches(Reader& r, const Entry& e, std::vector<AppCache>& caches) {
+  std::map<std::string, int> first_line_of_name;
+  for_each_item(r, e, [&](const Entry& item) {
+    AppCache cache;
+    const auto present = r.mapping<AppCache>(item, cache_fields, cache);
+    if (!present) return;
+    if (!present->contains("name")) r.error(item, "missing required key 'name'");
+    const bool statsd = present->contains("hits") || present->contains("misses");
+    const bool usdt = present->contains("hit_usdt") || present->contains("miss_usdt");
+    if (statsd && usdt)
+      r.error(item, "set hits and misses (StatsD counters) or hit_usdt and miss_usdt (USDT probes), not both");
+    else if (!statsd && !usdt)
+      r.error(item, "missing the source: hits and misses (StatsD counters) or hit_usdt and miss_usdt (USDT probes)");
+    else if (statsd && !(present->contains("hits") && present->contains("misses")))
+      r.error(item, "a StatsD cache needs both hits and misses");
+    else if (usdt && !(present->contains("hit_usdt") && present->contains("miss_usdt")))
+      r.error(item, "a USDT cache needs both hit_usdt and miss_usdt");
+    else if (statsd && !cache.hits.empty() && cache.hits == cache.misses)
+      r.error(present->at("misses"), "hits and misses must be different metrics");
+    cache.kind = usdt ? profile::CacheKind::usdt : profile::CacheKind::statsd;
+    if (!cache.name.empty()) check_unique_name(r, present->at("name"), cache.name, "cache", first_line_of_name);
+    caches.push_back(std::move(cache));
+  });
 }
 
 const Field<Target> target_fields[] = {
@@ -531,6 +595,7 @@ const Field<Target> target_fields[] = {
      }},
     {"profile", [](Reader& r, const Entry& e, Target& t) { assign(t.profile, r.scalar<bool>(e, "a boolean")); }},
     {"operations", [](Reader& r, const Entry& e, Target& t) { read_operations(r, e, t.operations); }},
+    {"caches", [](Reader& r, const Entry& e, Target& t) { read_caches(r, e, t.caches); }},
 };
 
 const Field<Storage> storage_fields[] = {
@@ -576,6 +641,16 @@ const Field<Statsd> statsd_fields[] = {
     {"max_packet", [](Reader& r, const Entry& e, Statsd& s) { assign(s.max_packet_bytes, r.checked(e, max_packet)); }},
 };
 
+const Field<CacheSettings> cache_settings_fields[] = {
+    {"page_cache",
+     [](Reader& r, const Entry& e, CacheSettings& c) { assign(c.page_cache, r.scalar<bool>(e, "a boolean")); }},
+    {"llc", [](Reader& r, const Entry& e, CacheSettings& c) { assign(c.llc, r.scalar<bool>(e, "a boolean")); }},
+    {"llc_sample_period",
+     [](Reader& r, const Entry& e, CacheSettings& c) {
+       if (auto n = r.integer(e, 1, 1'000'000'000)) c.llc_sample_period = static_cast<std::uint64_t>(*n);
+     }},
+};
+
 // The thresholds grade latencies from fast to slow, so each must exceed the one before it.
 void read_tiers(Reader& r, const Entry& e, Tiers& tiers) {
   const auto present = r.mapping<Tiers>(e, tier_fields, tiers);
@@ -591,42 +666,37 @@ void read_tiers(Reader& r, const Entry& e, Tiers& tiers) {
 }
 
 void read_targets(Reader& r, const Entry& e, std::vector<Target>& targets) {
-  if (e.value.IsNull()) return;
-  if (!e.value.IsSequence()) {
-    r.error(e, "expected a sequence, got " + describe(e.value));
-    return;
-  }
   std::map<std::string, int> first_line_of_name;
   // A StatsD packet does not say which process sent it: a metric can belong to one target only.
   std::map<std::string, std::string> statsd_owner;
   std::size_t operations = 0;
-  for (std::size_t i = 0; i < e.value.size(); ++i) {
-    const YAML::Node node = e.value[i];
-    const Entry item{node, e.path + "[" + std::to_string(i) + "]", node.Mark()};
+  for_each_item(r, e, [&](const Entry& item) {
     Target target;
     const auto present = r.mapping<Target>(item, target_fields, target);
-    if (!present) continue;
+    if (!present) return;
     for (std::string_view required : {"name", "match"})
       if (!present->contains(required)) r.error(item, "missing required key '" + std::string(required) + "'");
-    if (!target.name.empty()) {
-      const Entry& name = present->at("name");
-      const auto [first, inserted] = first_line_of_name.emplace(target.name, name.mark.line + 1);
+    if (!target.name.empty()) check_unique_name(r, present->at("name"), target.name, "target", first_line_of_name);
+    std::vector<std::string> metrics;
+    for (const Operation& op : target.operations)
+      if (op.source == profile::OperationSource::statsd) metrics.push_back(op.spec);
+    for (const AppCache& cache : target.caches)
+      if (cache.kind == profile::CacheKind::statsd) {
+        metrics.push_back(cache.hits);
+        if (cache.misses != cache.hits) metrics.push_back(cache.misses);  // else reported by read_caches
+      }
+    for (const std::string& metric : metrics) {
+      if (metric.empty()) continue;
+      const auto [owner, inserted] = statsd_owner.emplace(metric, target.name);
       if (!inserted)
-        r.error(name, "duplicate target name '" + target.name + "' (first used on line " +
-                          std::to_string(first->second) + ")");
-    }
-    for (const Operation& op : target.operations) {
-      if (op.source != profile::OperationSource::statsd || op.spec.empty()) continue;
-      const auto [owner, inserted] = statsd_owner.emplace(op.spec, target.name);
-      if (!inserted)
-        r.error(item, "statsd metric '" + op.spec + "' is already measured by target '" + owner->second +
-                          "'; a metric belongs to one target");
+        r.error(item, "statsd metric '" + metric + "' is already measured by target '" + owner->second +
+                          "'; a metric belongs to one operation or cache of one target");
     }
     operations += target.operations.size();
     if (operations > max_operations && operations - target.operations.size() <= max_operations)
       r.error(item, "more than " + std::to_string(max_operations) + " operations in all targets");
     targets.push_back(std::move(target));
-  }
+  });
 }
 
 const Field<Config> config_fields[] = {
@@ -637,6 +707,7 @@ const Field<Config> config_fields[] = {
     {"sampling", [](Reader& r, const Entry& e, Config& c) { r.mapping<Sampling>(e, sampling_fields, c.sampling); }},
     {"dashboard", [](Reader& r, const Entry& e, Config& c) { r.mapping<Dashboard>(e, dashboard_fields, c.dashboard); }},
     {"statsd", [](Reader& r, const Entry& e, Config& c) { r.mapping<Statsd>(e, statsd_fields, c.statsd); }},
+    {"cache", [](Reader& r, const Entry& e, Config& c) { r.mapping<CacheSettings>(e, cache_settings_fields, c.cache); }},
     {"tiers", [](Reader& r, const Entry& e, Config& c) { read_tiers(r, e, c.tiers); }},
     {"targets", [](Reader& r, const Entry& e, Config& c) { read_targets(r, e, c.targets); }},
 };
@@ -697,6 +768,8 @@ std::vector<std::string> known_key_paths() {
   add_key_paths<Match>(paths, "targets[].match.", match_fields);
   add_key_paths<Operation>(paths, "targets[].operations[].", operation_fields);
   add_key_paths<Statsd>(paths, "statsd.", statsd_fields);
+  add_key_paths<CacheSettings>(paths, "cache.", cache_settings_fields);
+  add_key_paths<AppCache>(paths, "targets[].caches[].", cache_fields);
   return paths;
 }
 

@@ -48,6 +48,32 @@ struct LatencyPoint {
   std::uint64_t slow = 0;
 };
 
+// A cache of a target summed over a range (every host's when host is "").
+struct CacheSummary {
+  std::string name;  // page_cache, llc, or an application cache's
+  std::string kind;  // page, llc, statsd, usdt
+  std::string spec;  // as of the newest window in range
+  std::uint64_t lookups = 0, hits = 0, misses = 0;
+  std::uint64_t windows = 0;
+};
+
+// One window of one cache.
+struct CachePoint {
+  profile::TimePoint start;
+  profile::TimePoint end;
+  std::uint64_t lookups = 0, hits = 0, misses = 0;
+};
+
+// Cache collection over a range: how the newest window measured the page cache and the LLC (or why
+// it could not), and every process's counts summed.
+struct CacheHealth {
+  std::uint64_t windows = 0;
+  profile::CacheSourceState page_cache;
+  profile::CacheSourceState llc;
+  profile::CacheCounts host;
+  std::uint64_t statsd_counts = 0;
+};
+
 class Query {
  public:
   // Connects without migrating: readers need no write access. Fails with a clear message when
@@ -75,6 +101,12 @@ class Query {
                                                    const std::string& operation, TimeRange range);
   // Latency collection health summed over the range's windows.
   Result<profile::LatencyStats> latency_health(const std::string& host, TimeRange range);
+  // The target's caches with lookups or misses in range, by name.
+  Result<std::vector<CacheSummary>> caches(const std::string& host, const std::string& target, TimeRange range);
+  // One cache per window, oldest first.
+  Result<std::vector<CachePoint>> cache_series(const std::string& host, const std::string& target,
+                                               const std::string& cache, TimeRange range);
+  Result<CacheHealth> cache_health(const std::string& host, TimeRange range);
 
  private:
   std::unique_ptr<pqxx::connection> conn_;

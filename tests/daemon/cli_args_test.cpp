@@ -30,7 +30,7 @@ TEST(CliArgs, LatencyRejectsWhatDoesNotFit) {
   EXPECT_EQ(parse({"latency", "--target", "a", "--format", "folded"}).error().message,
             "--format must be table or json, got 'folded'");
   EXPECT_EQ(parse({"flame", "--target", "a", "--op", "x"}).error().message, "--op only goes with latency");
-  EXPECT_EQ(parse({"targets", "--target", "a"}).error().message, "--target goes with flame and latency");
+  EXPECT_EQ(parse({"targets", "--target", "a"}).error().message, "--target goes with flame, latency and cache");
 }
 
 }  // namespace

@@ -52,6 +52,39 @@ TEST(WindowCodecTest, RoundTripsOperationLatencies) {
   EXPECT_EQ(back->latency, w.latency);
 }
 
+TEST(WindowCodecTest, RoundTripsCaches) {
+  profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
+  test::add_sample_caches(w, 2048, 2000);
+  Result<profile::WindowProfile> back = decode_window(encode_window(w));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->caches, w.caches);
+  EXPECT_EQ(back->cache, w.cache);
+}
+
+TEST(WindowCodecTest, DecodesVersion2FilesWithoutCaches) {
+  profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
+  test::add_sample_operations(w, {30});
+  nlohmann::json doc = nlohmann::json::from_cbor(encode_window(w));
+  doc["v"] = 2;
+  doc.erase("caches");
+  doc.erase("cache");
+  Result<profile::WindowProfile> back = decode_window(nlohmann::json::to_cbor(doc));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->operations, w.operations);
+  EXPECT_TRUE(back->caches.empty());
+  EXPECT_EQ(back->cache, profile::CacheStats{});
+}
+
+TEST(WindowCodecTest, RejectsCachesOfMissingTargetsAndBadKinds) {
+  profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
+  test::add_sample_caches(w, 10, 1);
+  w.caches[0].target_index = 9;
+  EXPECT_FALSE(decode_window(encode_window(w)).ok());
+  w.caches[0].target_index = 0;
+  w.caches[0].kind = static_cast<profile::CacheKind>(7);
+  EXPECT_FALSE(decode_window(encode_window(w)).ok());
+}
+
 TEST(WindowCodecTest, DecodesVersion1FilesWithoutOperations) {
   // What a perfwatchd from before latencies spooled: no "ops" nor "lat".
   nlohmann::json doc = nlohmann::json::from_cbor(encode_window(sample_window("host-a", at(1'700'000'000))));
