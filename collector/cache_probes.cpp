@@ -94,7 +94,7 @@ void CacheProbes::attach_page_cache(bool filemap_lookups) {
   std::string lookups;
   if (filemap_lookups && attach_named(progs.page_get_pages, "filemap", "mm_filemap_get_pages", true)) {
     std::vector<std::string> used{"mm_filemap_get_pages"};
-    if (attach_named(progs.page_map_pages, "filemap", "mm_filemap_map_pages", true)) used.push_back("mm_filemap_map_pages");
+    if (attach_named(progs.page_map_pages, "filemap", "mm_filemap_map_pages", false)) used.push_back("mm_filemap_map_pages");
     if (attach_named(progs.page_fault, "filemap", "mm_filemap_fault", false)) used.push_back("mm_filemap_fault");
     lookups = "filemap:" + join(used, "+");
   } else {

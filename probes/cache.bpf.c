@@ -146,15 +146,16 @@ int BPF_PROG(page_get_pages, struct address_space *mapping, unsigned long index,
 	return 0;
 }
 
-/* filemap_map_pages(): fault-around maps the cached pages of [start, end] (all hits). It fires only
- * when it mapped at least one; the whole window is counted, an upper bound of what it mapped. */
-SEC("raw_tp")
-int BPF_PROG(page_map_pages, struct address_space *mapping, unsigned long start, unsigned long end)
+/* filemap_map_pages(): fault-around maps the cached pages of [index, last_index] (all hits); the
+ * kernel clamps the window to the end of the file. It fires only when it mapped at least one page; the
+ * whole window is counted, an upper bound of what it mapped. */
+SEC("tracepoint")
+int page_map_pages(struct trace_event_raw_mm_filemap_op_page_cache_range *ctx)
 {
-	__s64 last = in_file_end(mapping, end);
+	__u64 first = BPF_CORE_READ(ctx, index), last = BPF_CORE_READ(ctx, last_index);
 
-	if (last >= (__s64)start)
-		add(CACHE_PAGE_LOOKUPS, (__u64)last - start + 1);
+	if (last >= first)
+		add(CACHE_PAGE_LOOKUPS, last - first + 1);
 	return 0;
 }
 

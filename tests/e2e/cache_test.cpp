@@ -86,7 +86,11 @@ fs::path make_file(const std::string& name, std::size_t bytes) {
   for (std::size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(i * 2654435761u >> 24);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   EXPECT_GE(fd, 0);
-  EXPECT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  // Page by page: small folios. A file written in large writes gets large folios, which a fault may
+  // map whole (a PMD) without any filemap tracepoint firing: such mmap lookups go unseen.
+  for (std::size_t off = 0; off < bytes; off += 4096)
+    EXPECT_EQ(::write(fd, data.data() + off, std::min<std::size_t>(4096, bytes - off)),
+              static_cast<ssize_t>(std::min<std::size_t>(4096, bytes - off)));
   EXPECT_EQ(::fsync(fd), 0);
   ::close(fd);
   return path;
@@ -175,24 +179,27 @@ TEST_F(CacheE2E, MappedFilePagesAreLookedUpByFaults) {
   constexpr std::size_t bytes = 4 << 20;
   const double pages = static_cast<double>(bytes / static_cast<std::size_t>(sysconf(_SC_PAGESIZE)));
   const fs::path file = make_file("pw-e2e-cache-mmap", bytes);
+  // make_file leaves the file in the page cache: the faults hit.
   start("targets:\n  - name: mapper\n    match: {comm: cache_reader}\n");
   Reader reader;
   std::this_thread::sleep_for(1s);
-  ASSERT_EQ(reader.run("warm " + file.string()), "done");  // cached, so that the faults hit
   sleep_into_next_window();
   ASSERT_EQ(reader.run("mmap " + file.string()), "done");
   wait_for_windows();
   fs::remove(file);
 
-  const json* page = nullptr;
   const json doc = cache("mapper");
-  page = find_cache(doc, "page_cache");
+  const json* page = find_cache(doc, "page_cache");
   ASSERT_TRUE(page) << doc.dump(2);
-  const json& last = page->at("series").back();
-  // Fault-around counts its whole window: at least every page, a little more at most.
-  EXPECT_GE(last.at("lookups").get<double>(), pages * 0.95) << last.dump();
-  EXPECT_LE(last.at("lookups").get<double>(), pages * 1.10) << last.dump();
-  EXPECT_GT(last.at("hit_ratio").get<double>(), 0.95) << last.dump();
+  const json* busiest = nullptr;
+  for (const json& w : page->at("series"))
+    if (!busiest || w.at("lookups").get<double>() > busiest->at("lookups").get<double>()) busiest = &w;
+  ASSERT_TRUE(busiest);
+  // Fault-around counts its whole window, and the program's own code pages fault in too: at least
+  // every page of the file, a few hundred more at most.
+  EXPECT_GE(busiest->at("lookups").get<double>(), pages * 0.95) << page->dump(2);
+  EXPECT_LE(busiest->at("lookups").get<double>(), pages + 512) << page->dump(2);
+  EXPECT_GT(busiest->at("hit_ratio").get<double>(), 0.95) << page->dump(2);
 }
 
 // Application caches counted by StatsD counters, sent by the real python3-statsd client.
