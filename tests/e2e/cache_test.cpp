@@ -14,7 +14,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -117,18 +116,7 @@ class CacheE2E : public ::testing::Test {
       if (c.at("name") == name) return &c;
     return nullptr;
   }
-  void wait_for_log(const std::string& what, pid_t pid, int count) {
-    const std::regex pid_field("pid=" + std::to_string(pid) + "( |$)");
-    for (int i = 0; i < 300; ++i) {
-      std::istringstream log(daemon_->log());
-      int found = 0;
-      for (std::string line; std::getline(log, line);)
-        if (line.find(what) != std::string::npos && std::regex_search(line, pid_field)) ++found;
-      if (found >= count) return;
-      std::this_thread::sleep_for(100ms);
-    }
-    FAIL() << "perfwatchd did not log '" << what << "' " << count << " times for pid " << pid << ":\n" << daemon_->log();
-  }
+  void wait_for_log(const std::string& what, pid_t pid, int count) { e2e::wait_for_log(*daemon_, what, pid, count); }
   std::unique_ptr<Daemon> daemon_;
 };
 

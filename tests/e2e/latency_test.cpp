@@ -13,7 +13,6 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -63,18 +62,7 @@ class LatencyE2E : public ::testing::Test {
     ASSERT_TRUE(daemon_->started());
   }
   // Waits until the daemon has logged `what` for pid `count` times (its probes are attached).
-  void wait_for_log(const std::string& what, pid_t pid, int count) {
-    const std::regex pid_field("pid=" + std::to_string(pid) + "( |$)");
-    for (int i = 0; i < 300; ++i) {
-      std::istringstream log(daemon_->log());
-      int found = 0;
-      for (std::string line; std::getline(log, line);)
-        if (line.find(what) != std::string::npos && std::regex_search(line, pid_field)) ++found;
-      if (found >= count) return;
-      std::this_thread::sleep_for(100ms);
-    }
-    FAIL() << "perfwatchd did not log '" << what << "' " << count << " times for pid " << pid << ":\n" << daemon_->log();
-  }
+  void wait_for_log(const std::string& what, pid_t pid, int count) { e2e::wait_for_log(*daemon_, what, pid, count); }
   json latency(const std::string& target, const std::string& op = "") {
     std::vector<std::string> args{"latency", "--target", target, "--since", "5m", "--format", "json"};
     if (!op.empty()) args.insert(args.end(), {"--op", op});

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -126,6 +127,19 @@ std::string Daemon::folded(const std::string& target, const std::string& since) 
   auto [code, out] = cli({"flame", "--target", target, "--since", since, "--format", "folded"});
   EXPECT_EQ(code, 0) << slurp((dir_ / "cli.log").string());
   return out;
+}
+
+void wait_for_log(const Daemon& daemon, const std::string& what, pid_t pid, int count) {
+  const std::regex pid_field("pid=" + std::to_string(pid) + "( |$)");
+  for (int i = 0; i < 300; ++i) {
+    std::istringstream log(daemon.log());
+    int found = 0;
+    for (std::string line; std::getline(log, line);)
+      if (line.find(what) != std::string::npos && std::regex_search(line, pid_field)) ++found;
+    if (found >= count) return;
+    std::this_thread::sleep_for(100ms);
+  }
+  FAIL() << "perfwatchd did not log '" << what << "' " << count << " times for pid " << pid << ":\n" << daemon.log();
 }
 
 void wait_for_windows(std::chrono::seconds extra) { std::this_thread::sleep_for(extra); }

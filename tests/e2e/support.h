@@ -63,6 +63,10 @@ class Daemon {
   pid_t pid_ = -1;
 };
 
+// Waits until the daemon has logged `what` for pid `count` times (e.g. its probes are attached there);
+// fails the test when it does not within 30 s.
+void wait_for_log(const Daemon& daemon, const std::string& what, pid_t pid, int count);
+
 // Windows are written after they close: wait long enough for the one holding the last samples.
 void wait_for_windows(std::chrono::seconds extra = std::chrono::seconds(5));
 
