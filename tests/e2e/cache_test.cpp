@@ -305,14 +305,7 @@ TEST_F(CacheE2E, LlcUnsupportedIsReportedOnceAndTheRestIsMeasured) {
 
 // The example configuration reports the bundled demo's page cache and LRU cache hit rates.
 TEST_F(CacheE2E, ExampleConfigReportsTheDemosCaches) {
-  std::string example = slurp(PERFWATCH_SOURCE_DIR "/config/perfwatch.example.yaml");
-  example = std::regex_replace(example, std::regex("\nstate_dir: [^\n]*"), "\n");
-  example = std::regex_replace(example, std::regex("window: 10s"), "window: 2s");
-  // Ports of this test's own, so that it runs beside other perfwatchd instances.
-  const std::string statsd = "127.0.0.1:" + std::to_string(20000 + (getpid() + 29) % 20000);
-  example = std::regex_replace(example, std::regex("listen: 127.0.0.1:8125"), "listen: " + statsd);
-  example = std::regex_replace(example, std::regex("listen: 127.0.0.1:7460"),
-                               "listen: 127.0.0.1:" + std::to_string(20000 + (getpid() + 31) % 20000));
+  const auto [example, statsd] = example_config();
   daemon_ = std::make_unique<Daemon>("cache-demo", example);
   ASSERT_TRUE(daemon_->started());
   const std::string data_dir = "/var/tmp/perfwatch-demo-e2e-" + std::to_string(getpid());

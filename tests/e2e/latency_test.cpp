@@ -11,7 +11,6 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -330,12 +329,10 @@ TEST_F(LatencyE2E, ReloadReplacesTheOperations) {
 
 // The example configuration measures the bundled demo in every tier, through every kind of source.
 TEST_F(LatencyE2E, ExampleConfigMeasuresTheDemoInEveryTier) {
-  std::string example = slurp(PERFWATCH_SOURCE_DIR "/config/perfwatch.example.yaml");
-  example = std::regex_replace(example, std::regex("\nstate_dir: [^\n]*"), "\n");
-  example = std::regex_replace(example, std::regex("window: 10s"), "window: 2s");
+  const auto [example, statsd] = example_config();
   daemon_ = std::make_unique<Daemon>("demo", example);
   ASSERT_TRUE(daemon_->started());
-  auto [code, out] = run({PERFWATCH_SOURCE_DIR "/demo/perfwatch-demo", "--seconds", "15", "--busy", "0.5"});
+  auto [code, out] = run({PERFWATCH_SOURCE_DIR "/demo/perfwatch-demo", "--seconds", "15", "--busy", "0.5", "--statsd", statsd});
   ASSERT_EQ(code, 0);
   wait_for_windows();
 

@@ -142,6 +142,18 @@ void wait_for_log(const Daemon& daemon, const std::string& what, pid_t pid, int 
   FAIL() << "perfwatchd did not log '" << what << "' " << count << " times for pid " << pid << ":\n" << daemon.log();
 }
 
+ExampleConfig example_config() {
+  ExampleConfig example{slurp(PERFWATCH_SOURCE_DIR "/config/perfwatch.example.yaml"),
+                        "127.0.0.1:" + std::to_string(20000 + (getpid() + 29) % 20000)};
+  std::string& yaml = example.yaml;
+  yaml = std::regex_replace(yaml, std::regex("\nstate_dir: [^\n]*"), "\n");
+  yaml = std::regex_replace(yaml, std::regex("window: 10s"), "window: 2s");
+  yaml = std::regex_replace(yaml, std::regex("listen: 127.0.0.1:8125"), "listen: " + example.statsd);
+  yaml = std::regex_replace(yaml, std::regex("listen: 127.0.0.1:7460"),
+                            "listen: 127.0.0.1:" + std::to_string(20000 + (getpid() + 31) % 20000));
+  return example;
+}
+
 void wait_for_windows(std::chrono::seconds extra) { std::this_thread::sleep_for(extra); }
 
 Folded::Folded(const std::string& text) {
