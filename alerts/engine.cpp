@@ -56,6 +56,7 @@ Sources stored_sources(pqxx::connection& conn) {
   s.latency = pg_latency_source(conn);
   s.profile = pg_profile_source(conn);
   s.deploys = pg_deploy_source(conn);
+  s.cache = pg_cache_source(conn);
   return s;
 }
 

@@ -170,6 +170,34 @@ class PgDeploySource final : public DeploySource {
   pqxx::connection& conn_;
 };
 
+// Application caches, page cache and LLC per window, as migration 0003 stores them.
+class PgCacheSource final : public CacheSource {
+ public:
+  explicit PgCacheSource(pqxx::connection& conn) : conn_(conn) {}
+
+  Result<std::vector<CacheWindow>> windows(const std::string& host, TimePoint after, TimePoint until) override {
+    return guarded("cannot read cache hit rates", [&]() -> Result<std::vector<CacheWindow>> {
+      pqxx::read_transaction tx(conn_);
+      const pqxx::result rows = tx.exec_params(
+          "SELECT t.name, c.name, " + epoch_us_sql("w.window_start") + ", " + epoch_us_sql("w.window_end") +
+              ", w.hits, w.misses"
+              " FROM cache_windows w JOIN caches c ON c.id = w.cache_id JOIN targets t ON t.id = c.target_id"
+              " JOIN hosts h ON h.id = w.host_id"
+              " WHERE h.name = $1 AND w.window_start > $2::timestamptz AND w.window_start <= $3::timestamptz"
+              " ORDER BY w.window_start, t.name, c.name",
+          host, to_pg_timestamp(after), to_pg_timestamp(until));
+      std::vector<CacheWindow> out;
+      for (const auto& row : rows)
+        out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), from_epoch_us(row[2].as<std::int64_t>()),
+                       from_epoch_us(row[3].as<std::int64_t>()), count_of(row[4]), count_of(row[5])});
+      return out;
+    });
+  }
+
+ private:
+  pqxx::connection& conn_;
+};
+
 }  // namespace
 
 std::unique_ptr<LatencySource> pg_latency_source(pqxx::connection& conn) {
@@ -179,5 +207,7 @@ std::unique_ptr<ProfileSource> pg_profile_source(pqxx::connection& conn) {
   return std::make_unique<PgProfileSource>(conn);
 }
 std::unique_ptr<DeploySource> pg_deploy_source(pqxx::connection& conn) { return std::make_unique<PgDeploySource>(conn); }
+
+std::unique_ptr<CacheSource> pg_cache_source(pqxx::connection& conn) { return std::make_unique<PgCacheSource>(conn); }
 
 }  // namespace perfwatch::alerts

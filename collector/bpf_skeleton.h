@@ -30,6 +30,11 @@ struct SkeletonDeleter {
 template <typename Skel>
 using SkeletonPtr = std::unique_ptr<Skel, SkeletonDeleter<Skel>>;
 
+struct LinkDeleter {
+  void operator()(bpf_link* link) const { bpf_link__destroy(link); }
+};
+using Link = std::unique_ptr<bpf_link, LinkDeleter>;
+
 inline Result<void> set_max_entries(bpf_map* map, std::uint32_t entries) {
   if (entries == 0) return make_error(std::string("map ") + bpf_map__name(map) + ": size must be > 0");
   if (int err = bpf_map__set_max_entries(map, entries))

@@ -52,4 +52,15 @@ Result<UniqueFd> open_mapped_file(const std::string& proc_root, std::int32_t pid
   return make_error(error);
 }
 
+MappedBinary find_mapped_binary(std::int32_t pid, const std::string& binary) {
+  Result<std::string> maps_text = read_file("/proc/" + std::to_string(pid) + "/maps");
+  if (!maps_text) return {true, std::nullopt};
+  for (MapEntry& e : parse_maps(*maps_text)) {
+    const std::string_view name = std::string_view(e.path).substr(e.path.rfind('/') + 1);
+    if (e.executable && e.file_backed() && (binary.starts_with('/') ? e.path == binary : name == binary))
+      return {false, std::move(e)};
+  }
+  return {};
+}
+
 }  // namespace perfwatch::collector

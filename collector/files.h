@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -48,6 +49,14 @@ Result<std::string> read_file(const std::string& path);
 std::string file_identity(const struct stat& st);
 
 UniqueFd open_read_only(const std::string& path);
+
+// The executable mapping of `binary` (an absolute path, or a file name matched against each mapped
+// file's name) in process pid: entry is empty while the binary is not mapped (yet).
+struct MappedBinary {
+  bool gone = false;  // the process is
+  std::optional<MapEntry> entry;
+};
+MappedBinary find_mapped_binary(std::int32_t pid, const std::string& binary);
 
 // The file behind a mapping of process pid: /proc/PID/map_files (the mapped file itself, even
 // deleted, replaced or in another mount namespace; needs CAP_SYS_ADMIN), else PROC/PID/root/PATH or

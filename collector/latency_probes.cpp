@@ -237,13 +237,10 @@ bool LatencyProbes::attach_uprobe(std::int32_t pid, std::size_t op_index, Proces
   const LatencyOperation& op = operations_[op_index];
   const std::size_t colon = op.spec.find(':');
   const std::string binary = op.spec.substr(0, colon), symbol = op.spec.substr(colon + 1);
-  Result<std::string> maps_text = read_file("/proc/" + std::to_string(pid) + "/maps");
-  if (!maps_text) return true;  // the process is gone
-  const std::vector<MapEntry> maps = parse_maps(*maps_text);
-  auto entry = std::find_if(maps.begin(), maps.end(), [&](const MapEntry& e) {
-    return e.executable && e.file_backed() && (binary.starts_with('/') ? e.path == binary : basename(e.path) == binary);
-  });
-  if (entry == maps.end()) return false;  // not mapped yet
+  MappedBinary mapped = find_mapped_binary(pid, binary);
+  if (mapped.gone) return true;
+  if (!mapped.entry) return false;  // not mapped yet
+  const auto entry = &*mapped.entry;
 
   auto fail = [&](const std::string& what) {
     if (reported_.insert("uprobe:" + op.name + ":" + entry->path + ":" + what).second)

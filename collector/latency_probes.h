@@ -78,10 +78,6 @@ class LatencyProbes {
   std::vector<std::uint32_t> prog_ids() const;
 
  private:
-  struct LinkDeleter {
-    void operator()(bpf_link* link) const { bpf_link__destroy(link); }
-  };
-  using Link = std::unique_ptr<bpf_link, LinkDeleter>;
   struct Process {
     std::uint32_t target = 0;
     std::vector<Link> links;

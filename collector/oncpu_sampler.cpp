@@ -1,14 +1,9 @@
 #include "collector/oncpu_sampler.h"
 
 #include <bpf/bpf.h>
-#include <linux/perf_event.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstddef>
-#include <fstream>
 #include <optional>
 #include <unordered_map>
 
@@ -26,27 +21,6 @@ static_assert(sizeof(py_layout) == 40);
 static_assert(sizeof(py_proc) == 16);
 static_assert(sizeof(py_frame) == 16);
 static_assert(sizeof(py_stack) == 24 + 8 * (PY_MAX_DEPTH / 64) + 16 * PY_MAX_DEPTH);
-
-Result<int> parse_cpu(std::string_view text) {
-  int cpu = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), cpu);
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty())
-    return make_error("bad CPU number '" + std::string(text) + "'");
-  return cpu;
-}
-
-Result<std::vector<int>> online_cpus() {
-  std::ifstream in("/sys/devices/system/cpu/online");
-  std::string line;
-  if (!std::getline(in, line)) return make_error("cannot read /sys/devices/system/cpu/online");
-  return parse_cpu_list(line);
-}
-
-int perf_event_open(perf_event_attr& attr, int cpu) {
-  return static_cast<int>(syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
-}
-
-Error errno_error(std::string what) { return libbpf_error(what, -errno); }
 
 std::vector<std::uint64_t> trimmed(const std::vector<std::uint64_t>& ips) {
   size_t n = ips.size();
@@ -70,25 +44,6 @@ RawPythonStack to_raw(const py_stack& s) {
 }
 
 }  // namespace
-
-Result<std::vector<int>> parse_cpu_list(std::string_view text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
-  std::vector<int> cpus;
-  while (!text.empty()) {
-    size_t comma = text.find(',');
-    std::string_view range = text.substr(0, comma);
-    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
-    size_t dash = range.find('-');
-    Result<int> first = parse_cpu(range.substr(0, dash));
-    if (!first) return first.error();
-    Result<int> last = dash == std::string_view::npos ? first : parse_cpu(range.substr(dash + 1));
-    if (!last) return last.error();
-    if (*last < *first) return make_error("bad CPU range '" + std::string(range) + "'");
-    for (int cpu = *first; cpu <= *last; ++cpu) cpus.push_back(cpu);
-  }
-  if (cpus.empty()) return make_error("empty CPU list");
-  return cpus;
-}
 
 Result<std::unique_ptr<OncpuSampler>> OncpuSampler::create(const OncpuOptions& options) {
   if (options.frequency_hz == 0) return make_error("oncpu: frequency_hz must be > 0");
@@ -138,25 +93,15 @@ OncpuSampler::~OncpuSampler() {
 }
 
 Result<void> OncpuSampler::attach_all_cpus(std::uint32_t frequency_hz) {
-  Result<std::vector<int>> cpus = online_cpus();
-  if (!cpus) return cpus.error();
-  for (int cpu : *cpus) {
-    perf_event_attr attr{};
-    attr.size = sizeof(attr);
-    attr.type = PERF_TYPE_SOFTWARE;
-    attr.config = PERF_COUNT_SW_CPU_CLOCK;
-    attr.freq = 1;
-    attr.sample_freq = frequency_hz;
-    int fd = perf_event_open(attr, cpu);
-    if (fd < 0) return errno_error("oncpu: perf_event_open cpu-clock on CPU " + std::to_string(cpu));
-    bpf_link* link = bpf_program__attach_perf_event(skel_->progs.oncpu_sample, fd);
-    if (!link) {
-      int err = -errno;
-      close(fd);
-      return libbpf_error("oncpu: attach to CPU " + std::to_string(cpu), err);
-    }
-    links_.emplace_back(link);
-  }
+  perf_event_attr attr{};
+  attr.size = sizeof(attr);
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_CPU_CLOCK;
+  attr.freq = 1;
+  attr.sample_freq = frequency_hz;
+  auto links = attach_perf_event_on_cpus(skel_->progs.oncpu_sample, attr, "oncpu: cpu-clock");
+  if (!links) return links.error();
+  links_ = std::move(*links);
   return {};
 }
 

@@ -16,6 +16,7 @@
 
 #include "collector/bpf_skeleton.h"
 #include "collector/python_stack.h"
+#include "collector/perf_events.h"
 #include "collector/rcu_sync.h"
 #include "common/profile.h"
 #include "common/result.h"
@@ -73,9 +74,6 @@ struct DrainResult {
   std::uint64_t not_watched = 0;  // samples of processes not watched, idle included
 };
 
-// "0-3,5,7-8" (as in /sys/devices/system/cpu/online) -> {0,1,2,3,5,7,8}.
-Result<std::vector<int>> parse_cpu_list(std::string_view text);
-
 class OncpuSampler {
  public:
   static Result<std::unique_ptr<OncpuSampler>> create(const OncpuOptions& options);
@@ -109,9 +107,6 @@ class OncpuSampler {
 
  private:
   using Counters = std::array<std::uint64_t, std::size_t{ONCPU_COUNTER_MAX} + PY_COUNTER_MAX>;
-  struct LinkDeleter {
-    void operator()(bpf_link* link) const { bpf_link__destroy(link); }
-  };
 
   OncpuSampler() = default;
   Result<void> attach_all_cpus(std::uint32_t frequency_hz);
@@ -120,7 +115,7 @@ class OncpuSampler {
 
   SkeletonPtr<oncpu_bpf> skel_;
   // Perf-event links; libbpf closes each perf event fd when its link is destroyed.
-  std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
+  std::vector<Link> links_;
   std::optional<RcuSync> rcu_sync_;
   std::uint32_t stack_map_entries_ = 0;
   std::uint32_t counts_map_entries_ = 0;

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -163,13 +164,31 @@ void StatsdListener::set_operations(std::vector<StatsdOperation> operations) {
   operations_ = std::move(next);
 }
 
+void StatsdListener::set_counters(std::vector<StatsdCounter> counters) {
+  std::lock_guard lock(mutex_);
+  std::unordered_map<std::string, Counter, Hash, std::equal_to<>> next;
+  for (StatsdCounter& c : counters) {
+    auto old = counters_.find(c.metric);
+    next.emplace(std::move(c.metric), Counter{c.index, old != counters_.end() ? old->second.sum : 0});
+  }
+  counters_ = std::move(next);
+}
+
 StatsdDrain StatsdListener::drain() {
   std::lock_guard lock(mutex_);
   StatsdDrain out;
   for (auto& [metric, op] : operations_)
     if (!op.histogram.empty()) out.histograms.emplace_back(op.index, op.histogram.take());
+  for (auto& [metric, counter] : counters_) {
+    // Sampled counts add up to fractions: what is left over stays for the next window.
+    const double whole = std::floor(counter.sum + 1e-9);
+    if (whole >= 1) out.counters.emplace_back(counter.index, static_cast<std::uint64_t>(whole));
+    counter.sum = std::max(0.0, counter.sum - whole);
+  }
   out.stats = stats_;
+  out.counter_lines = counter_lines_;
   stats_ = {};
+  counter_lines_ = 0;
   return out;
 }
 
@@ -178,7 +197,7 @@ void StatsdListener::handle(std::string_view datagram) {
   stats_.statsd_malformed += parse_statsd_datagram(datagram, [this](const StatsdMetric& m) {
     auto it = operations_.find(m.name);
     if (it == operations_.end()) {
-      ++stats_.statsd_unknown;
+      count(m);
       return;
     }
     if (m.type != "ms" || m.value < 0) {
@@ -193,6 +212,20 @@ void StatsdListener::handle(std::string_view datagram) {
     op.histogram.record(static_cast<std::uint64_t>(std::llround(m.value * 1e6)), weight, op.threshold_ns);
     ++stats_.statsd_timings;
   });
+}
+
+void StatsdListener::count(const StatsdMetric& m) {
+  auto it = counters_.find(m.name);
+  if (it == counters_.end()) {
+    ++stats_.statsd_unknown;
+    return;
+  }
+  if (m.type != "c" || m.value < 0) {
+    ++stats_.statsd_ignored;
+    return;
+  }
+  it->second.sum += m.value / m.rate;
+  ++counter_lines_;
 }
 
 void StatsdListener::run() {

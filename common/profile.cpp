@@ -58,6 +58,26 @@ bool parse_operation_source(std::string_view text, OperationSource& out) {
   return false;
 }
 
+std::string_view to_string(CacheKind kind) {
+  switch (kind) {
+    case CacheKind::page: return "page";
+    case CacheKind::llc: return "llc";
+    case CacheKind::statsd: return "statsd";
+    case CacheKind::usdt: return "usdt";
+  }
+  return "page";
+}
+
+bool parse_cache_kind(std::string_view text, CacheKind& out) {
+  for (auto k : {CacheKind::page, CacheKind::llc, CacheKind::statsd, CacheKind::usdt}) {
+    if (text == to_string(k)) {
+      out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
 std::uint64_t Profile::total() const {
   std::uint64_t sum = 0;
   for (const Stack& s : stacks) sum += s.count;

@@ -105,6 +105,51 @@ struct DeployMarker {
   bool operator==(const DeployMarker&) const = default;
 };
 
+// Kernel and hardware cache counts of one target (or of the whole host) in one window.
+struct CacheCounts {
+  std::uint64_t page_lookups = 0;     // page cache pages looked up (read(), mmap faults, fault-around)
+  std::uint64_t page_added = 0;       // pages added to the page cache
+  std::uint64_t page_write_adds = 0;  // of those, pages a write created (not lookups that missed)
+  std::uint64_t llc_references = 0;
+  std::uint64_t llc_misses = 0;
+  std::uint64_t page_misses() const { return page_added > page_write_adds ? page_added - page_write_adds : 0; }
+  bool operator==(const CacheCounts&) const = default;
+};
+
+// Whether a kernel or hardware source is measured, and how ("lookups: ...; misses: ..."), or why not
+// ("unsupported: ...", "disabled").
+struct CacheSourceState {
+  bool measured = false;
+  std::string text = "disabled";
+  bool operator==(const CacheSourceState&) const = default;
+};
+
+enum class CacheKind : std::uint8_t { page = 0, llc = 1, statsd = 2, usdt = 3 };
+std::string_view to_string(CacheKind kind);
+bool parse_cache_kind(std::string_view text, CacheKind& out);
+
+// One cache of a target in one window (caches without lookups are left out). The page cache's and
+// the LLC's are named "page_cache" and "llc"; application caches have their configured name.
+struct CacheWindow {
+  std::uint32_t target_index = 0;  // into WindowProfile::targets
+  std::string name;
+  CacheKind kind = CacheKind::page;
+  std::string spec;  // what counts it: the StatsD metrics or USDT probes; "" for page_cache and llc
+  std::uint64_t lookups = 0;
+  std::uint64_t misses = 0;  // may exceed lookups: readahead and prefetch add pages nobody asked for yet
+  std::uint64_t hits() const { return lookups > misses ? lookups - misses : 0; }
+  bool operator==(const CacheWindow&) const = default;
+};
+
+// Per-window state of cache collection (host-wide).
+struct CacheStats {
+  CacheSourceState page_cache;
+  CacheSourceState llc;
+  CacheCounts host;                // every process on the host, watched or not
+  std::uint64_t statsd_counts = 0;  // StatsD counter lines recorded into application caches
+  bool operator==(const CacheStats&) const = default;
+};
+
 struct WindowProfile {
   std::string host;
   TimePoint start;
@@ -115,6 +160,8 @@ struct WindowProfile {
   std::vector<OperationWindow> operations;
   LatencyStats latency;
   std::vector<DeployMarker> deploys;
+  std::vector<CacheWindow> caches;
+  CacheStats cache;
 };
 
 // Folded stacks as flamegraph.pl reads them: "root;child;leaf COUNT", one stack a line,

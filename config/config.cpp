@@ -319,6 +319,26 @@ Result<std::string> statsd_metric(const std::string& text) {
   return text;
 }
 
+// BINARY:PROVIDER:NAME; the provider and name are C identifiers, as <sys/sdt.h> makes them.
+Result<UsdtProbe> usdt_probe(const std::string& text) {
+  const auto identifier_chars = [](const std::string& s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  };
+  const std::optional<UsdtProbe> probe = parse_usdt_probe(text);
+  if (!probe || !identifier_chars(probe->provider) || !identifier_chars(probe->name))
+    return make_error("expected BINARY:PROVIDER:NAME such as /usr/bin/app:app:cache_hit or libapp.so:app:cache_miss, got '" +
+                      text + "'");
+  if (probe->binary.find('/') != std::string::npos && !probe->binary.starts_with('/'))
+    return make_error("the binary must be an absolute path or a file name without '/', got '" + probe->binary + "'");
+  return *probe;
+}
+
+Result<std::string> app_cache_name(const std::string& text) {
+  if (text == "page_cache" || text == "llc")
+    return make_error("'" + text + "' is the name of a cache perfwatch measures itself; choose another");
+  return identifier(text);
+}
+
 Result<std::uint64_t> receive_buffer(const std::string& text) {
   Result<std::uint64_t> size = parse_size(text);
   if (size && (*size < (64ull << 10) || *size > (1ull << 30)))
@@ -640,6 +660,38 @@ void read_operations(Reader& r, const Entry& e, std::vector<Operation>& operatio
   }
 }
 
+const Field<AppCache> cache_fields[] = {
+    {"name", [](Reader& r, const Entry& e, AppCache& c) { assign(c.name, r.checked(e, app_cache_name)); }},
+    {"hits", [](Reader& r, const Entry& e, AppCache& c) { assign(c.hits, r.checked(e, statsd_metric)); }},
+    {"misses", [](Reader& r, const Entry& e, AppCache& c) { assign(c.misses, r.checked(e, statsd_metric)); }},
+    {"hit_usdt", [](Reader& r, const Entry& e, AppCache& c) { assign(c.hit_usdt, r.checked(e, usdt_probe)); }},
+    {"miss_usdt", [](Reader& r, const Entry& e, AppCache& c) { assign(c.miss_usdt, r.checked(e, usdt_probe)); }},
+};
+
+// A cache counts either StatsD counters or USDT probes, always a hit and a miss of the same kind.
+void read_caches(Reader& r, const Entry& e, std::vector<AppCache>& caches) {
+  const auto items = read_list<AppCache>(r, e, cache_fields, {"name"}, caches);
+  unique_names(r, caches, items, "cache");
+  for (std::size_t i = 0; i < caches.size(); ++i) {
+    const auto& present = items[i].keys;
+    const Entry& item = items[i].at;
+    AppCache& cache = caches[i];
+    const bool statsd = present.contains("hits") || present.contains("misses");
+    const bool usdt = present.contains("hit_usdt") || present.contains("miss_usdt");
+    if (statsd && usdt)
+      r.error(item, "set hits and misses (StatsD counters) or hit_usdt and miss_usdt (USDT probes), not both");
+    else if (!statsd && !usdt)
+      r.error(item, "missing the source: hits and misses (StatsD counters) or hit_usdt and miss_usdt (USDT probes)");
+    else if (statsd && !(present.contains("hits") && present.contains("misses")))
+      r.error(item, "a StatsD cache needs both hits and misses");
+    else if (usdt && !(present.contains("hit_usdt") && present.contains("miss_usdt")))
+      r.error(item, "a USDT cache needs both hit_usdt and miss_usdt");
+    else if (statsd && !cache.hits.empty() && cache.hits == cache.misses)
+      r.error(present.at("misses"), "hits and misses must be different metrics");
+    cache.kind = usdt ? profile::CacheKind::usdt : profile::CacheKind::statsd;
+  }
+}
+
 const Field<Target> target_fields[] = {
     {"name", [](Reader& r, const Entry& e, Target& t) { assign(t.name, r.checked(e, target_name)); }},
     {"match",
@@ -650,6 +702,7 @@ const Field<Target> target_fields[] = {
     {"profile", [](Reader& r, const Entry& e, Target& t) { assign(t.profile, r.scalar<bool>(e, "a boolean")); }},
     {"python", [](Reader& r, const Entry& e, Target& t) { assign(t.python, r.checked(e, python_mode)); }},
     {"operations", [](Reader& r, const Entry& e, Target& t) { read_operations(r, e, t.operations); }},
+    {"caches", [](Reader& r, const Entry& e, Target& t) { read_caches(r, e, t.caches); }},
 };
 
 const Field<Storage> storage_fields[] = {
@@ -928,6 +981,16 @@ const Field<Alerts> alerts_fields[] = {
     {"receivers", [](Reader& r, const Entry& e, Alerts& a) { read_receivers(r, e, a.receivers); }},
 };
 
+const Field<CacheSettings> cache_settings_fields[] = {
+    {"page_cache",
+     [](Reader& r, const Entry& e, CacheSettings& c) { assign(c.page_cache, r.scalar<bool>(e, "a boolean")); }},
+    {"llc", [](Reader& r, const Entry& e, CacheSettings& c) { assign(c.llc, r.scalar<bool>(e, "a boolean")); }},
+    {"llc_sample_period",
+     [](Reader& r, const Entry& e, CacheSettings& c) {
+       if (auto n = r.integer(e, 1, 1'000'000'000)) c.llc_sample_period = static_cast<std::uint64_t>(*n);
+     }},
+};
+
 // The thresholds grade latencies from fast to slow, so each must exceed the one before it.
 void read_tiers(Reader& r, const Entry& e, Tiers& tiers) {
   const auto present = r.mapping<Tiers>(e, tier_fields, tiers);
@@ -950,12 +1013,20 @@ void read_targets(Reader& r, const Entry& e, std::vector<Target>& targets) {
   std::size_t operations = 0;
   for (std::size_t i = 0; i < targets.size(); ++i) {
     const Target& target = targets[i];
-    for (const Operation& op : target.operations) {
-      if (op.source != profile::OperationSource::statsd || op.spec.empty()) continue;
-      const auto [owner, inserted] = statsd_owner.emplace(op.spec, target.name);
+    std::vector<std::string> metrics;
+    for (const Operation& op : target.operations)
+      if (op.source == profile::OperationSource::statsd) metrics.push_back(op.spec);
+    for (const AppCache& cache : target.caches)
+      if (cache.kind == profile::CacheKind::statsd) {
+        metrics.push_back(cache.hits);
+        if (cache.misses != cache.hits) metrics.push_back(cache.misses);  // else reported by read_caches
+      }
+    for (const std::string& metric : metrics) {
+      if (metric.empty()) continue;
+      const auto [owner, inserted] = statsd_owner.emplace(metric, target.name);
       if (!inserted)
-        r.error(items[i].at, "statsd metric '" + op.spec + "' is already measured by target '" + owner->second +
-                                 "'; a metric belongs to one target");
+        r.error(items[i].at, "statsd metric '" + metric + "' is already measured by target '" + owner->second +
+                                 "'; a metric belongs to one operation or cache of one target");
     }
     operations += target.operations.size();
     if (operations > max_operations && operations - target.operations.size() <= max_operations)
@@ -971,6 +1042,7 @@ const Field<Config> config_fields[] = {
     {"sampling", [](Reader& r, const Entry& e, Config& c) { r.mapping<Sampling>(e, sampling_fields, c.sampling); }},
     {"dashboard", [](Reader& r, const Entry& e, Config& c) { r.mapping<Dashboard>(e, dashboard_fields, c.dashboard); }},
     {"statsd", [](Reader& r, const Entry& e, Config& c) { r.mapping<Statsd>(e, statsd_fields, c.statsd); }},
+    {"cache", [](Reader& r, const Entry& e, Config& c) { r.mapping<CacheSettings>(e, cache_settings_fields, c.cache); }},
     {"tiers", [](Reader& r, const Entry& e, Config& c) { read_tiers(r, e, c.tiers); }},
     {"targets", [](Reader& r, const Entry& e, Config& c) { read_targets(r, e, c.targets); }},
     {"alerts", [](Reader& r, const Entry& e, Config& c) { r.mapping<Alerts>(e, alerts_fields, c.alerts); }},
@@ -1045,6 +1117,8 @@ std::vector<std::string> known_key_paths() {
   add_key_paths<Backoff>(paths, "alerts.receivers[].backoff.", backoff_fields);
   paths.push_back("alerts.receivers[].headers.*.env");
   paths.push_back("alerts.receivers[].headers.*.file");
+  add_key_paths<CacheSettings>(paths, "cache.", cache_settings_fields);
+  add_key_paths<AppCache>(paths, "targets[].caches[].", cache_fields);
   return paths;
 }
 

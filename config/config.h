@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/profile.h"
 #include "common/result.h"
+#include "common/usdt.h"
 
 namespace perfwatch::config {
 
@@ -49,12 +50,29 @@ struct Operation {
   bool regular_only = true;   // syscall: only regular files
 };
 
+// An application cache of a target: its hit ratio per window, from a pair of StatsD counters the
+// application sends (`NAME:1|c`) or a pair of USDT probes it fires, one on a hit and one on a miss.
+struct AppCache {
+  std::string name;  // unique within the target, [A-Za-z0-9_.-]+, not page_cache or llc
+  profile::CacheKind kind = profile::CacheKind::statsd;  // statsd or usdt
+  std::string hits;    // statsd: the hit counter's metric name
+  std::string misses;  // statsd: the miss counter's
+  UsdtProbe hit_usdt;  // usdt: "BINARY:PROVIDER:NAME"
+  UsdtProbe miss_usdt;
+  // What counts it, as stored beside its hit rates.
+  std::string spec() const {
+    return kind == profile::CacheKind::statsd ? "hits " + hits + ", misses " + misses
+                                              : "hits " + hit_usdt.text() + ", misses " + miss_usdt.text();
+  }
+};
+
 struct Target {
   std::string name;  // unique, [A-Za-z0-9_.-]+; labels the target's profiles in storage and the dashboard
   Match match;
   bool profile = true;
   PythonMode python = PythonMode::auto_detect;
   std::vector<Operation> operations;
+  std::vector<AppCache> caches;
 };
 
 struct Storage {
@@ -88,6 +106,13 @@ struct Statsd {
   std::string listen = "127.0.0.1:8125";  // HOST:PORT, UDP
   std::uint64_t receive_buffer_bytes = 8ull << 20;  // socket receive buffer: absorbs bursts
   std::uint64_t max_packet_bytes = 8192;            // longer datagrams are counted as oversized and dropped
+};
+
+// Kernel and hardware caches, measured for every target.
+struct CacheSettings {
+  bool page_cache = true;  // page cache lookups and misses (filemap tracepoints)
+  bool llc = true;         // last-level CPU cache references and misses (hardware perf events)
+  std::uint64_t llc_sample_period = 100;  // one sample per this many LLC events
 };
 
 inline constexpr std::size_t tier_count = 5;
@@ -216,6 +241,7 @@ struct Config {
   Sampling sampling;
   Dashboard dashboard;
   Statsd statsd;
+  CacheSettings cache;
   // T1..T5 thresholds; defaults from the performance guide.
   std::array<Duration, tier_count> tiers = {std::chrono::milliseconds(100), std::chrono::milliseconds(500),
                                             std::chrono::seconds(2), std::chrono::seconds(5),

@@ -251,6 +251,88 @@ int list_alerts(const Options& options, Context& ctx, std::FILE* out, std::FILE*
   return 0;
 }
 
+std::optional<double> hit_ratio(std::uint64_t lookups, std::uint64_t hits) {
+  if (lookups == 0) return std::nullopt;
+  return static_cast<double>(hits) / static_cast<double>(lookups);
+}
+
+std::string percent(std::optional<double> ratio) {
+  if (!ratio) return "-";
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100 * *ratio);
+  return buf;
+}
+
+nlohmann::json json_ratio(std::optional<double> ratio) { return ratio ? nlohmann::json(*ratio) : nlohmann::json(nullptr); }
+
+int print_cache(const Options& options, Context& ctx, std::FILE* out, std::FILE* err) {
+  auto caches = ctx.query->caches(ctx.host, options.target, options.range);
+  auto health = caches ? ctx.query->cache_health(ctx.host, options.range) : Result<storage::CacheHealth>(caches.error());
+  if (!health) {
+    std::fprintf(err, "perfwatch: %s\n", health.error().message.c_str());
+    return 1;
+  }
+  if (caches->empty())
+    std::fprintf(err, "perfwatch: no cache lookups of target '%s' between %s and %s\n", options.target.c_str(),
+                 format_time(options.range.from).c_str(), format_time(options.range.to).c_str());
+  const profile::CacheCounts& host = health->host;
+  const std::optional<double> host_ratio =
+      hit_ratio(host.page_lookups, host.page_lookups > host.page_misses() ? host.page_lookups - host.page_misses() : 0);
+  if (options.format == "json") {
+    nlohmann::json doc = {{"target", options.target},
+                          {"from", format_time(options.range.from)},
+                          {"to", format_time(options.range.to)},
+                          {"caches", nlohmann::json::array()},
+                          {"page_cache", {{"measured", health->page_cache.measured}, {"state", health->page_cache.text}}},
+                          {"llc", {{"measured", health->llc.measured}, {"state", health->llc.text}}},
+                          {"host", {{"windows", health->windows},
+                                    {"page_lookups", host.page_lookups},
+                                    {"page_misses", host.page_misses()},
+                                    {"page_added", host.page_added},
+                                    {"page_write_adds", host.page_write_adds},
+                                    {"page_hit_ratio", json_ratio(host_ratio)},
+                                    {"llc_references", host.llc_references},
+                                    {"llc_misses", host.llc_misses},
+                                    {"statsd_counts", health->statsd_counts}}}};
+    for (const auto& c : *caches) {
+      nlohmann::json item = {{"name", c.name},       {"kind", c.kind},     {"spec", c.spec},
+                             {"lookups", c.lookups}, {"hits", c.hits},     {"misses", c.misses},
+                             {"windows", c.windows}, {"hit_ratio", json_ratio(hit_ratio(c.lookups, c.hits))}};
+      if (auto series = ctx.query->cache_series(ctx.host, options.target, c.name, options.range)) {
+        item["series"] = nlohmann::json::array();
+        for (const auto& p : *series)
+          item["series"].push_back({{"start", format_time(p.start)}, {"end", format_time(p.end)}, {"lookups", p.lookups},
+                                    {"hits", p.hits}, {"misses", p.misses},
+                                    {"hit_ratio", json_ratio(hit_ratio(p.lookups, p.hits))}});
+      }
+      doc["caches"].push_back(std::move(item));
+    }
+    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    return 0;
+  }
+  std::size_t name_width = 5;
+  for (const auto& c : *caches) name_width = std::max(name_width, c.name.size());
+  const int nw = static_cast<int>(name_width);
+  std::fprintf(out, "%-*s  %-6s  %12s  %12s  %12s  %9s  %7s  %s\n", nw, "CACHE", "KIND", "LOOKUPS", "HITS", "MISSES",
+               "HIT RATIO", "WINDOWS", "COUNTED BY");
+  for (const auto& c : *caches)
+    std::fprintf(out, "%-*s  %-6s  %12llu  %12llu  %12llu  %9s  %7llu  %s\n", nw, c.name.c_str(), c.kind.c_str(),
+                 static_cast<unsigned long long>(c.lookups), static_cast<unsigned long long>(c.hits),
+                 static_cast<unsigned long long>(c.misses), percent(hit_ratio(c.lookups, c.hits)).c_str(),
+                 static_cast<unsigned long long>(c.windows), c.spec.empty() ? "-" : c.spec.c_str());
+  if (health->windows == 0) return 0;
+  std::fprintf(out, "\npage cache: %s\n", health->page_cache.text.c_str());
+  std::fprintf(out, "LLC: %s\n", health->llc.text.c_str());
+  std::fprintf(out, "all processes: page cache %llu lookups, %llu misses (%s hits)",
+               static_cast<unsigned long long>(host.page_lookups), static_cast<unsigned long long>(host.page_misses()),
+               percent(host_ratio).c_str());
+  if (health->llc.measured)
+    std::fprintf(out, "; LLC %llu references, %llu misses", static_cast<unsigned long long>(host.llc_references),
+                 static_cast<unsigned long long>(host.llc_misses));
+  std::fputs("\n", out);
+  return 0;
+}
+
 }  // namespace
 
 std::string usage() {
@@ -267,6 +349,9 @@ std::string usage() {
          "  alerts [RANGE] [--format table|json]\n"
          "      alerts that changed state in the range (default --since 1d) or are active, with their history\n"
          "      and deliveries\n"
+         "  cache --target NAME [RANGE] [--format table|json]\n"
+         "      the target's cache hit rates: page cache, LLC (where the CPU has the counters) and its\n"
+         "      application caches; lookups, hits, misses and hit ratio over the range (json: per window too)\n"
          "\n"
          "RANGE: --since DURATION (default 10m; 250ms, 2s, 10m, 14d) or --from TIME [--to TIME]\n"
          "       TIME: 2026-11-24T10:00:00Z or Unix seconds; --to defaults to now\n"
@@ -300,13 +385,15 @@ Result<Options> parse_args(std::span<const std::string> args, profile::TimePoint
   if (*command == "targets") o.command = Command::targets;
   else if (*command == "flame") o.command = Command::flame;
   else if (*command == "latency") o.command = Command::latency;
+  else if (*command == "cache") o.command = Command::cache;
   else if (*command == "alerts") o.command = Command::alerts;
   else return make_error("unknown command '" + *command + "'");
 
   if (o.command == Command::flame && o.target.empty()) return make_error("flame needs --target NAME");
   if (o.command == Command::latency && o.target.empty()) return make_error("latency needs --target NAME");
+  if (o.command == Command::cache && o.target.empty()) return make_error("cache needs --target NAME");
   if ((o.command == Command::targets || o.command == Command::alerts) && !o.target.empty())
-    return make_error("--target goes with flame and latency");
+    return make_error("--target goes with flame, latency and cache");
   if (o.command != Command::latency && !o.operation.empty()) return make_error("--op only goes with latency");
   if (o.all_hosts && o.host) return make_error("--host and --all-hosts exclude each other");
   const std::vector<std::string> formats =
@@ -344,6 +431,7 @@ int run(const Options& options, std::FILE* out, std::FILE* err) {
     case Command::flame: return print_flame(options, *ctx, out, err);
     case Command::latency: return print_latency(options, *ctx, out, err);
     case Command::alerts: return list_alerts(options, *ctx, out, err);
+    case Command::cache: return print_cache(options, *ctx, out, err);
   }
   return 1;
 }

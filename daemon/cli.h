@@ -14,16 +14,16 @@ namespace perfwatch::cli {
 
 inline constexpr const char* default_config_path = "/etc/perfwatch/perfwatch.yaml";
 
-enum class Command { targets, flame, latency, alerts };
+enum class Command { targets, flame, latency, cache, alerts };
 
 struct Options {
   std::string config_path = default_config_path;
   std::optional<std::string> host;  // --host; default: the config's host
   bool all_hosts = false;           // --all-hosts: merge every host's data
   Command command = Command::targets;
-  std::string target;               // flame, latency --target
+  std::string target;               // flame, latency, cache --target
   std::string operation;            // latency --op; "" = every operation
-  std::string format;               // table|json (targets, latency, alerts), folded|json (flame)
+  std::string format;               // table|json (targets, latency, cache, alerts), folded|json (flame)
   storage::TimeRange range;
 };
 

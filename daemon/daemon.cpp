@@ -18,6 +18,7 @@
 #include "alerts/engine.h"
 #include "alerts/receivers.h"
 #include "collector/code_identity.h"
+#include "collector/cache_probes.h"
 #include "collector/latency_probes.h"
 #include "collector/oncpu_sampler.h"
 #include "collector/proc_events.h"
@@ -72,12 +73,18 @@ collector::ProcessKey to_collector(ProcessKey k) { return {k.pid, k.generation};
 static_assert(std::size(config::syscall_names) == LAT_SYS_COUNT, "probes/latency.h enumerates the same system calls");
 
 // Routes the registry's decisions to the BPF watched map, the symbolizer, the Python tracker and the
-// latency probes (which the daemon replaces on reload, hence the reference to its pointer).
+// per-process probes (which the daemon replaces on reload, hence the references to its pointers).
 class SamplerSink final : public ProcessSink {
  public:
   SamplerSink(collector::OncpuSampler& sampler, collector::Symbolizer& symbolizer, PythonTracker& python,
-              const std::vector<config::Target>& targets, std::unique_ptr<collector::LatencyProbes>& latency)
-      : sampler_(sampler), symbolizer_(symbolizer), python_(python), targets_(targets), latency_(latency) {}
+              const std::vector<config::Target>& targets, std::unique_ptr<collector::LatencyProbes>& latency,
+              std::unique_ptr<collector::CacheProbes>& caches)
+      : sampler_(sampler),
+        symbolizer_(symbolizer),
+        python_(python),
+        targets_(targets),
+        latency_(latency),
+        caches_(caches) {}
 
   void watch(ProcessKey key, std::size_t target) override {
     if (auto r = sampler_.watch(key.pid, key.generation, static_cast<std::uint32_t>(target)); !r)
@@ -86,25 +93,38 @@ class SamplerSink final : public ProcessSink {
       log::debug("process gone before its maps were read", {{"pid", key.pid}, {"error", r.error().message}});
     if (target < targets_.size()) python_.watch(key, targets_[target].python);
     if (latency_) latency_->watch(key.pid, static_cast<std::uint32_t>(target));
+    if (caches_) caches_->watch(key.pid, static_cast<std::uint32_t>(target));
   }
   void unwatch(ProcessKey key) override {
     sampler_.unwatch(key.pid);
-    if (latency_) latency_->unwatch(key.pid);
+    forget(key);
   }
   void retire(ProcessKey key) override {
     symbolizer_.retire_process(to_collector(key));
     python_.retire(key);
-    if (latency_) latency_->unwatch(key.pid);
+    forget(key);
   }
   // The symbolizers release all retired processes at once after each window.
   void release(ProcessKey) override {}
 
  private:
+  void forget(ProcessKey key) {
+    if (latency_) latency_->unwatch(key.pid);
+    if (caches_) caches_->unwatch(key.pid);
+  }
+
   collector::OncpuSampler& sampler_;
   collector::Symbolizer& symbolizer_;
   PythonTracker& python_;
   const std::vector<config::Target>& targets_;
   std::unique_ptr<collector::LatencyProbes>& latency_;
+  std::unique_ptr<collector::CacheProbes>& caches_;
+};
+
+// Every target's application caches in config order: a cache's position is its index everywhere.
+struct AppCacheRef {
+  std::uint32_t target;
+  config::AppCache cache;
 };
 
 // Every target's operations in config order: an operation's position is its index everywhere.
@@ -222,8 +242,8 @@ class Daemon {
     symbolizer_ = std::make_unique<collector::Symbolizer>();
     python_symbolizer_ = std::make_unique<collector::PythonSymbolizer>(process_memory_);
     python_ = std::make_unique<PythonTracker>(*sampler_, *python_symbolizer_, python_detector_, cfg_.sampling.window);
-    start_latency();
-    sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_, *python_, cfg_.targets, latency_);
+    start_measurements(/*first=*/true);
+    sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_, *python_, cfg_.targets, latency_, caches_);
     registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
     apply_targets();
     code_watcher_ = std::make_unique<CodeWatcher>(code_reader_);
@@ -316,9 +336,28 @@ class Daemon {
     return names;
   }
 
-  // Probes for the running config's operations (none when no operation needs them), and the StatsD
-  // listener when an operation has a statsd source. Fatal at start-up, logged on reload.
-  void start_latency() {
+  // Latency and cache probes for the running config, and the StatsD listener when an operation or a
+  // cache counts StatsD metrics. Fatal at start-up, logged on reload.
+  void start_measurements(bool first) {
+    std::vector<collector::StatsdOperation> timers = start_latency();
+    std::vector<collector::StatsdCounter> counters = start_caches(first);
+    if (timers.empty() && counters.empty()) {
+      statsd_.reset();
+      return;
+    }
+    if (!statsd_) {
+      auto listener = collector::StatsdListener::start(
+          {cfg_.statsd.listen, cfg_.statsd.receive_buffer_bytes, cfg_.statsd.max_packet_bytes}, {});
+      if (!listener) throw std::runtime_error(listener.error().message);
+      statsd_ = std::move(*listener);
+    }
+    statsd_->set_operations(std::move(timers));
+    statsd_->set_counters(std::move(counters));
+  }
+
+  // Probes for the running config's operations (none when no operation needs them); returns the
+  // operations timed by StatsD.
+  std::vector<collector::StatsdOperation> start_latency() {
     operations_ = operations_of(cfg_);
     std::vector<collector::LatencyOperation> probed;
     std::vector<collector::StatsdOperation> timers;
@@ -343,20 +382,45 @@ class Daemon {
       if (!probes) throw std::runtime_error("cannot start the latency probes: " + probes.error().message);
       latency_ = std::move(*probes);
     }
-    if (timers.empty()) {
-      statsd_.reset();
-    } else if (statsd_) {
-      statsd_->set_operations(std::move(timers));
-    } else {
-      auto listener = collector::StatsdListener::start(
-          {cfg_.statsd.listen, cfg_.statsd.receive_buffer_bytes, cfg_.statsd.max_packet_bytes}, std::move(timers));
-      if (!listener) throw std::runtime_error(listener.error().message);
-      statsd_ = std::move(*listener);
+    return timers;
+  }
+
+  // Probes for the page cache, the LLC and the USDT application caches (none when nothing needs
+  // them); returns the StatsD counters of the other application caches: cache i's hits are counter
+  // 2i, its misses 2i + 1. What the machine cannot measure is logged once, at start-up.
+  std::vector<collector::StatsdCounter> start_caches(bool first) {
+    app_caches_.clear();
+    for (std::size_t t = 0; t < cfg_.targets.size(); ++t)
+      for (const config::AppCache& c : cfg_.targets[t].caches) app_caches_.push_back({static_cast<std::uint32_t>(t), c});
+    collector::CacheProbeOptions options;
+    options.targets = static_cast<std::uint32_t>(cfg_.targets.size());
+    options.page_cache = cfg_.cache.page_cache;
+    options.llc = cfg_.cache.llc;
+    options.llc_sample_period = cfg_.cache.llc_sample_period;
+    options.log_unsupported = first;
+    std::vector<collector::StatsdCounter> counters;
+    usdt_caches_.clear();
+    for (std::size_t i = 0; i < app_caches_.size(); ++i) {
+      const auto& [target, cache] = app_caches_[i];
+      if (cache.kind == profile::CacheKind::usdt) {
+        options.usdt_caches.push_back({target, cache.hit_usdt, cache.miss_usdt});
+        usdt_caches_.push_back(i);
+      } else {
+        counters.push_back({2 * i, cache.hits});
+        counters.push_back({2 * i + 1, cache.misses});
+      }
     }
+    caches_.reset();
+    if (options.page_cache || options.llc || !options.usdt_caches.empty()) {
+      auto probes = collector::CacheProbes::create(sampler_->watched_map_fd(), std::move(options));
+      if (!probes) throw std::runtime_error("cannot start the cache probes: " + probes.error().message);
+      caches_ = std::move(*probes);
+    }
+    return counters;
   }
 
   // The window's operations with calls, from the probes and the StatsD listener.
-  void add_latencies(profile::WindowProfile& window) {
+  void add_latencies(profile::WindowProfile& window, collector::StatsdDrain& statsd) {
     std::vector<profile::LatencyHistogram> histograms(operations_.size());
     if (latency_) {
       collector::LatencyDrain drained = latency_->drain();
@@ -365,10 +429,9 @@ class Daemon {
       window.latency = drained.stats;
     }
     if (statsd_) {
-      collector::StatsdDrain drained = statsd_->drain();
-      for (auto& [index, h] : drained.histograms)
+      for (auto& [index, h] : statsd.histograms)
         if (index < histograms.size()) histograms[index] = std::move(h);
-      const profile::LatencyStats& s = drained.stats;
+      const profile::LatencyStats& s = statsd.stats;
       window.latency += s;  // the listener's counters; the probes' are in already
       if (s.statsd_malformed + s.statsd_oversized > 0)
         log::warn("statsd: malformed lines or oversized datagrams in this window (counted, the rest was read)",
@@ -383,6 +446,34 @@ class Daemon {
                                    std::move(histograms[i])});
     }
     latency_metrics_->window_closed(metered, window, latency_ ? latency_->attached_links() : 0);
+  }
+
+  // The window's caches with lookups: page cache and LLC per target, then the application caches.
+  void add_caches(profile::WindowProfile& window, const collector::StatsdDrain& statsd) {
+    window.cache.statsd_counts = statsd.counter_lines;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> app(app_caches_.size());  // (hits, misses)
+    for (const auto& [index, sum] : statsd.counters)
+      if (index / 2 < app.size()) (index % 2 ? app[index / 2].second : app[index / 2].first) += sum;
+    if (caches_) {
+      collector::CacheDrain drained = caches_->drain();
+      window.cache.page_cache = caches_->page_cache();
+      window.cache.llc = caches_->llc();
+      window.cache.host = drained.host;
+      for (std::uint32_t t = 0; t < drained.targets.size() && t < window.targets.size(); ++t) {
+        const profile::CacheCounts& c = drained.targets[t];
+        if (window.cache.page_cache.measured && c.page_lookups + c.page_misses() > 0)
+          window.caches.push_back({t, "page_cache", profile::CacheKind::page, "", c.page_lookups, c.page_misses()});
+        if (window.cache.llc.measured && c.llc_references > 0)
+          window.caches.push_back({t, "llc", profile::CacheKind::llc, "", c.llc_references, c.llc_misses});
+      }
+      for (std::size_t i = 0; i < drained.usdt.size() && i < usdt_caches_.size(); ++i) app[usdt_caches_[i]] = drained.usdt[i];
+    }
+    for (std::size_t i = 0; i < app.size(); ++i) {
+      const auto [hits, misses] = app[i];
+      if (hits + misses == 0) continue;
+      const auto& [target, cache] = app_caches_[i];
+      window.caches.push_back({target, cache.name, cache.kind, cache.spec(), hits + misses, misses});
+    }
   }
 
   void apply_targets() {
@@ -509,6 +600,7 @@ class Daemon {
     close_window();
     registry_->rescan();
     if (latency_) latency_->refresh();
+    if (caches_) caches_->refresh();
     arm_window_timer();
   }
 
@@ -533,7 +625,9 @@ class Daemon {
     input.target_pids = registry_->window_pids(cfg_.targets.size());
     auto window = build_window(std::move(input), resolver,
                                [this](ProcessKey k) { return registry_->target_of(k); });
-    add_latencies(window);
+    collector::StatsdDrain statsd = statsd_ ? statsd_->drain() : collector::StatsdDrain{};
+    add_latencies(window, statsd);
+    add_caches(window, statsd);
     mark_deploys(window);
     // Processes that exited during the window stay attributable until their samples are built.
     registry_->end_window();
@@ -544,7 +638,7 @@ class Daemon {
     log::debug("window closed", {{"stacks", window.profile.stacks.size()}, {"samples", window.stats.samples},
                                  {"lost_unresolved", window.stats.lost_unresolved},
                                  {"operations", window.operations.size()}, {"probe_calls", window.latency.probe_calls},
-                                 {"statsd_timings", window.latency.statsd_timings}});
+                                 {"statsd_timings", window.latency.statsd_timings}, {"caches", window.caches.size()}});
     log_python_window(drained.python);
     writer_->enqueue(std::move(window));
   }
@@ -614,11 +708,12 @@ class Daemon {
     cfg_.tiers = next->tiers;
     cfg_.log_level = next->log_level;
     cfg_.alerts = next->alerts;
+    cfg_.cache = next->cache;
     log::set_level(cfg_.log_level);
     try {
-      start_latency();
+      start_measurements(/*first=*/false);
     } catch (const std::exception& e) {
-      log::error("latency measurement stopped: the reloaded operations could not start", {{"error", e.what()}});
+      log::error("measurement stopped: the reloaded operations or caches could not start", {{"error", e.what()}});
     }
     apply_targets();
     dispatcher_->set_receivers(std::move(*receivers), cfg_.alerts.external_url);
@@ -663,6 +758,7 @@ class Daemon {
     dispatcher_.reset();
     statsd_.reset();
     latency_.reset();
+    caches_.reset();
     rollups_.reset();
     query_pool_.reset();
     events_.reset();
@@ -694,6 +790,9 @@ class Daemon {
   std::unique_ptr<collector::LatencyProbes> latency_;
   std::unique_ptr<collector::StatsdListener> statsd_;
   std::vector<OperationRef> operations_;
+  std::unique_ptr<collector::CacheProbes> caches_;
+  std::vector<AppCacheRef> app_caches_;
+  std::vector<std::size_t> usdt_caches_;  // USDT cache index -> app_caches_ index
   std::unique_ptr<collector::Symbolizer> symbolizer_;
   collector::LiveProcessMemory process_memory_;
   collector::PythonDetector python_detector_;

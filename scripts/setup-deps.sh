@@ -17,6 +17,7 @@ build_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libprotobuf-dev protobuf-compiler
   python3.11 python3.11-dev
+  systemtap-sdt-dev  # <sys/sdt.h>: the USDT probes of the cache tests' workload
 )
 run_pkgs=(postgresql-15 postgresql-client-15 util-linux procps)
 test_pkgs=(

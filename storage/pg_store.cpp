@@ -30,7 +30,8 @@ using profile::WindowProfile;
 // Serializes partition DDL (creation by any host, retention) across every host sharing the database.
 constexpr std::int64_t partition_lock_key = 0x7077706172746974;  // "pwpartit"
 constexpr std::int64_t seconds_per_day = 86400;
-constexpr const char* partitioned_tables[] = {"samples", "windows", "latency", "latency_health"};
+constexpr const char* partitioned_tables[] = {"samples", "windows", "latency", "latency_health", "cache_windows",
+                                              "cache_health"};
 
 std::int64_t day_of(profile::TimePoint t) {
   auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -110,9 +111,11 @@ struct PgStore::Impl {
   std::map<std::string, int> host_ids;
   std::map<std::pair<int, std::string>, int> target_ids;
   std::map<std::tuple<int, std::string, std::string, std::string>, int> operation_ids;  // (target, name, source, spec)
+  std::map<std::tuple<int, std::string, std::string, std::string>, int> cache_ids;  // (target, name, kind, spec)
 
   void forget_cached_state() {
     operation_ids.clear();
+    cache_ids.clear();
     known_frames.clear();
     known_stacks.clear();
     known_days.clear();
@@ -211,6 +214,47 @@ struct PgStore::Impl {
         static_cast<std::int64_t>(l.statsd_malformed), static_cast<std::int64_t>(l.statsd_oversized));
   }
 
+  // A cache keeps its id across config changes; its kind and spec are the newest configured.
+  int cache_id(pqxx::work& tx, int target, const profile::CacheWindow& cache) {
+    auto key = std::make_tuple(target, sanitize_utf8(cache.name), std::string(profile::to_string(cache.kind)),
+                               sanitize_utf8(cache.spec));
+    if (auto it = cache_ids.find(key); it != cache_ids.end()) return it->second;
+    const auto& [t, name, kind, spec] = key;
+    tx.exec_params0(
+        "INSERT INTO caches (target_id, name, kind, spec) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (target_id, name) DO UPDATE SET kind = EXCLUDED.kind, spec = EXCLUDED.spec"
+        " WHERE (caches.kind, caches.spec) IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.spec)",
+        t, name, kind, spec);
+    int id = tx.exec_params1("SELECT id FROM caches WHERE target_id = $1 AND name = $2", t, name)[0].as<int>();
+    return cache_ids[key] = id;
+  }
+
+  void write_caches(pqxx::work& tx, const WindowProfile& w, int hid, const std::vector<int>& tids,
+                    const std::string& start, const std::string& end) {
+    auto i64 = [](std::uint64_t v) { return static_cast<std::int64_t>(v); };
+    tx.exec_params0("DELETE FROM cache_windows WHERE target_id = ANY($1::integer[]) AND window_start = $2::timestamptz",
+                    int_array_literal(tids), start);
+    tx.exec_params0("DELETE FROM cache_health WHERE host_id = $1 AND window_start = $2::timestamptz", hid, start);
+    for (const profile::CacheWindow& c : w.caches) {
+      if (c.target_index >= tids.size() || c.lookups + c.misses == 0) continue;
+      const std::optional<double> ratio =
+          c.lookups ? std::optional<double>(static_cast<double>(c.hits()) / static_cast<double>(c.lookups)) : std::nullopt;
+      tx.exec_params0(
+          "INSERT INTO cache_windows (host_id, target_id, cache_id, window_start, window_end, lookups, hits, misses,"
+          " hit_ratio) VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9)",
+          hid, tids[c.target_index], cache_id(tx, tids[c.target_index], c), start, end, i64(c.lookups), i64(c.hits()),
+          i64(c.misses), ratio);
+    }
+    const profile::CacheStats& st = w.cache;
+    tx.exec_params0(
+        "INSERT INTO cache_health (host_id, window_start, window_end, page_cache_state, page_cache_measured, llc_state,"
+        " llc_measured, page_lookups, page_added, page_write_adds, llc_references, llc_misses, statsd_counts)"
+        " VALUES ($1, $2::timestamptz, $3::timestamptz, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        hid, start, end, sanitize_utf8(st.page_cache.text), st.page_cache.measured, sanitize_utf8(st.llc.text),
+        st.llc.measured, i64(st.host.page_lookups), i64(st.host.page_added), i64(st.host.page_write_adds),
+        i64(st.host.llc_references), i64(st.host.llc_misses), i64(st.statsd_counts));
+  }
+
   void ensure_partitions(pqxx::work& tx, std::int64_t day) {
     if (known_days.count(day)) return;
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", partition_lock_key);
@@ -289,6 +333,7 @@ struct PgStore::Impl {
       copy.complete();
     }
     write_latency(tx, w, hid, tids, start, to_pg_timestamp(w.end));
+    write_caches(tx, w, hid, tids, start, to_pg_timestamp(w.end));
     tx.commit();
 
     known_days.insert(day);

@@ -393,4 +393,73 @@ Result<std::vector<DeployRecord>> Query::deploys(const std::string& host, const 
   });
 }
 
+namespace {
+constexpr const char* caches_in_scope =
+    "SELECT c.id FROM caches c JOIN targets t ON t.id = c.target_id JOIN hosts h ON h.id = t.host_id"
+    " WHERE t.name = $2 AND ($1 = '' OR h.name = $1) AND ($3 = '' OR c.name = $3)";
+}  // namespace
+
+Result<std::vector<CacheSummary>> Query::caches(const std::string& host, const std::string& target, TimeRange range) {
+  return guarded("cannot read cache hit rates", [&]() -> Result<std::vector<CacheSummary>> {
+    pqxx::read_transaction tx(*conn_);
+    const pqxx::result rows = tx.exec_params(
+        "SELECT c.name, (array_agg(c.kind ORDER BY w.window_start DESC))[1],"
+        "       (array_agg(c.spec ORDER BY w.window_start DESC))[1], sum(w.lookups)::bigint, sum(w.hits)::bigint,"
+        "       sum(w.misses)::bigint, count(*)"
+        " FROM cache_windows w JOIN caches c ON c.id = w.cache_id"
+        " WHERE w.cache_id IN (" + std::string(caches_in_scope) + ")"
+        "   AND w.window_start >= $4::timestamptz AND w.window_start < $5::timestamptz"
+        " GROUP BY c.name ORDER BY c.name",
+        host, target, std::string(), to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+    std::vector<CacheSummary> out;
+    for (const auto& row : rows)
+      out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(), as_count(row[3]),
+                     as_count(row[4]), as_count(row[5]), as_count(row[6])});
+    return out;
+  });
+}
+
+Result<std::vector<CachePoint>> Query::cache_series(const std::string& host, const std::string& target,
+                                                    const std::string& cache, TimeRange range) {
+  return guarded("cannot read cache hit rates", [&]() -> Result<std::vector<CachePoint>> {
+    pqxx::read_transaction tx(*conn_);
+    const pqxx::result rows = tx.exec_params(
+        "SELECT " + epoch_us_sql("w.window_start") + ", " + epoch_us_sql("max(w.window_end)") +
+            ", sum(w.lookups)::bigint, sum(w.hits)::bigint, sum(w.misses)::bigint"
+            " FROM cache_windows w WHERE w.cache_id IN (" + std::string(caches_in_scope) + ")"
+            "   AND w.window_start >= $4::timestamptz AND w.window_start < $5::timestamptz"
+            " GROUP BY w.window_start ORDER BY w.window_start",
+        host, target, cache, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+    std::vector<CachePoint> out;
+    for (const auto& row : rows)
+      out.push_back({from_epoch_us(row[0].as<std::int64_t>()), from_epoch_us(row[1].as<std::int64_t>()),
+                     as_count(row[2]), as_count(row[3]), as_count(row[4])});
+    return out;
+  });
+}
+
+Result<CacheHealth> Query::cache_health(const std::string& host, TimeRange range) {
+  return guarded("cannot read cache health", [&]() -> Result<CacheHealth> {
+    pqxx::read_transaction tx(*conn_);
+    const pqxx::row row = tx.exec_params1(
+        "SELECT count(*), (array_agg(page_cache_measured ORDER BY window_start DESC))[1],"
+        "       (array_agg(page_cache_state ORDER BY window_start DESC))[1],"
+        "       (array_agg(llc_measured ORDER BY window_start DESC))[1],"
+        "       (array_agg(llc_state ORDER BY window_start DESC))[1],"
+        "       sum(page_lookups)::bigint, sum(page_added)::bigint, sum(page_write_adds)::bigint,"
+        "       sum(llc_references)::bigint, sum(llc_misses)::bigint, sum(statsd_counts)::bigint"
+        " FROM cache_health ch JOIN hosts h ON h.id = ch.host_id"
+        " WHERE ($1 = '' OR h.name = $1) AND ch.window_start >= $2::timestamptz AND ch.window_start < $3::timestamptz",
+        host, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+    CacheHealth out;
+    out.windows = as_count(row[0]);
+    if (out.windows == 0) return out;
+    out.page_cache = {row[1].as<bool>(), row[2].as<std::string>()};
+    out.llc = {row[3].as<bool>(), row[4].as<std::string>()};
+    out.host = {as_count(row[5]), as_count(row[6]), as_count(row[7]), as_count(row[8]), as_count(row[9])};
+    out.statsd_counts = as_count(row[10]);
+    return out;
+  });
+}
+
 }  // namespace perfwatch::storage

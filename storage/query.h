@@ -100,6 +100,32 @@ struct DeployRecord {
   std::vector<profile::DeployChange> changes;
 };
 
+// A cache of a target summed over a range (every host's when host is "").
+struct CacheSummary {
+  std::string name;  // page_cache, llc, or an application cache's
+  std::string kind;  // page, llc, statsd, usdt
+  std::string spec;  // as of the newest window in range
+  std::uint64_t lookups = 0, hits = 0, misses = 0;
+  std::uint64_t windows = 0;
+};
+
+// One window of one cache.
+struct CachePoint {
+  profile::TimePoint start;
+  profile::TimePoint end;
+  std::uint64_t lookups = 0, hits = 0, misses = 0;
+};
+
+// Cache collection over a range: how the newest window measured the page cache and the LLC (or why
+// it could not), and every process's counts summed.
+struct CacheHealth {
+  std::uint64_t windows = 0;
+  profile::CacheSourceState page_cache;
+  profile::CacheSourceState llc;
+  profile::CacheCounts host;
+  std::uint64_t statsd_counts = 0;
+};
+
 class Query {
  public:
   // Connects without migrating: readers need no write access. Fails with a clear message when
@@ -136,6 +162,12 @@ class Query {
   Result<std::vector<AlertRecord>> alerts(const std::string& host, TimeRange range);
   // Deploy markers in range, oldest first; target "" means every target.
   Result<std::vector<DeployRecord>> deploys(const std::string& host, const std::string& target, TimeRange range);
+  // The target's caches with lookups or misses in range, by name.
+  Result<std::vector<CacheSummary>> caches(const std::string& host, const std::string& target, TimeRange range);
+  // One cache per window, oldest first.
+  Result<std::vector<CachePoint>> cache_series(const std::string& host, const std::string& target,
+                                               const std::string& cache, TimeRange range);
+  Result<CacheHealth> cache_health(const std::string& host, TimeRange range);
 
  private:
   std::unique_ptr<pqxx::connection> conn_;

@@ -21,9 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// 2 added operation latencies ("ops", "lat"), 3 deploy markers ("deploys"); older files still decode
-// (without them).
-constexpr int format_version = 3;
+// 2 added operation latencies ("ops", "lat"), 3 deploy markers ("deploys"), 4 cache hit rates
+// ("caches", "cache"); older files still decode (without what came later).
+constexpr int format_version = 4;
 constexpr int oldest_readable_version = 1;
 constexpr const char* suffix = ".window";
 
@@ -76,6 +76,9 @@ std::vector<std::uint8_t> encode_window(const profile::WindowProfile& w) {
     ops.push_back({o.target_index, o.name, static_cast<int>(o.source), o.spec, static_cast<int>(o.tier),
                    o.threshold_ns, h.count, h.sum_ns, h.max_ns, h.slow, h.buckets});
   }
+  json caches = json::array();
+  for (const auto& c : w.caches)
+    caches.push_back({c.target_index, c.name, static_cast<int>(c.kind), c.spec, c.lookups, c.misses});
   const auto& l = w.latency;
   json deploys = json::array();
   for (const auto& d : w.deploys) {
@@ -84,7 +87,12 @@ std::vector<std::uint8_t> encode_window(const profile::WindowProfile& w) {
     deploys.push_back({d.target_index, to_us(d.at), d.summary, std::move(changes)});
   }
   const auto& st = w.stats;
+  const auto& cs = w.cache;
   json doc = {{"v", format_version},
+              {"caches", std::move(caches)},
+              {"cache", {cs.page_cache.measured, cs.page_cache.text, cs.llc.measured, cs.llc.text, cs.host.page_lookups,
+                         cs.host.page_added, cs.host.page_write_adds, cs.host.llc_references, cs.host.llc_misses,
+                         cs.statsd_counts}},
               {"ops", std::move(ops)},
               {"lat", {l.probe_calls, l.lost_no_entry, l.lost_unwound, l.lost_map_full, l.statsd_packets,
                        l.statsd_timings, l.statsd_unknown, l.statsd_ignored, l.statsd_malformed, l.statsd_oversized}},
@@ -162,6 +170,26 @@ Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& by
                                   c.at(3).get<std::string>()});
       w.deploys.push_back(std::move(marker));
     }
+    if (version < 4) return w;
+    for (const json& c : doc.at("caches")) {
+      profile::CacheWindow cache;
+      cache.target_index = c.at(0).get<std::uint32_t>();
+      if (cache.target_index >= w.targets.size()) return make_error("cache refers to a missing target");
+      const int kind = c.at(2).get<int>();
+      if (kind < 0 || kind > static_cast<int>(profile::CacheKind::usdt)) return make_error("bad cache kind");
+      cache.name = c.at(1).get<std::string>();
+      cache.kind = static_cast<profile::CacheKind>(kind);
+      cache.spec = c.at(3).get<std::string>();
+      cache.lookups = c.at(4).get<std::uint64_t>();
+      cache.misses = c.at(5).get<std::uint64_t>();
+      w.caches.push_back(std::move(cache));
+    }
+    const json& cs = doc.at("cache");
+    auto count = [&](std::size_t i) { return cs.at(i).get<std::uint64_t>(); };
+    w.cache = {{cs.at(0).get<bool>(), cs.at(1).get<std::string>()},
+               {cs.at(2).get<bool>(), cs.at(3).get<std::string>()},
+               {count(4), count(5), count(6), count(7), count(8)},
+               count(9)};
     return w;
   } catch (const json::exception& e) {
     return make_error(std::string("corrupt spooled window: ") + e.what());

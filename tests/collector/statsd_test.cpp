@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -80,6 +81,8 @@ class StatsdListenerTest : public testing::Test {
       std::this_thread::sleep_for(10ms);
       StatsdDrain d = listener_->drain();
       for (auto& h : d.histograms) total.histograms.push_back(std::move(h));
+      for (auto& c : d.counters) total.counters.push_back(c);
+      total.counter_lines += d.counter_lines;
       total.stats.statsd_packets += d.stats.statsd_packets;
       total.stats.statsd_timings += d.stats.statsd_timings;
       total.stats.statsd_unknown += d.stats.statsd_unknown;
@@ -127,6 +130,26 @@ TEST_F(StatsdListenerTest, SampledCountsAddUpOverAWindow) {
   StatsdDrain d = drain_after(10);
   ASSERT_EQ(d.histograms.size(), 1u);
   EXPECT_EQ(d.histograms[0].second.count, 33u) << "10 / 0.3 = 33.3 calls";
+}
+
+TEST_F(StatsdListenerTest, CountsCountersOfApplicationCaches) {
+  listener_->set_counters({{0, "lru.hit"}, {1, "lru.miss"}});
+  send("lru.hit:1|c\nlru.hit:3|c\nlru.miss:1|c|@0.1");
+  send("lru.miss:1|c|@0.5\nlru.miss:2|ms\nlru.hit:-1|c");  // a timer and a decrement of counters: ignored
+  send("lru.miss:1|c|@0.3");
+  StatsdDrain d = drain_after(3);
+  std::map<std::size_t, std::uint64_t> sums;
+  for (const auto& [index, sum] : d.counters) sums[index] += sum;
+  EXPECT_EQ(sums[0], 4u);
+  EXPECT_EQ(sums[1], 10u + 2 + 3) << "1/0.3 = 3.33: the third of a count waits for the next window";
+  EXPECT_EQ(d.counter_lines, 5u);
+  EXPECT_EQ(d.stats.statsd_ignored, 2u);
+  EXPECT_EQ(d.stats.statsd_unknown, 0u);
+  EXPECT_TRUE(listener_->drain().counters.empty());
+  send("lru.miss:1|c|@0.3\nlru.miss:1|c|@0.3");
+  StatsdDrain next = drain_after(1);
+  ASSERT_EQ(next.counters.size(), 1u);
+  EXPECT_EQ(next.counters[0].second, 7u) << "0.33 carried over + 2 x 3.33";
 }
 
 TEST_F(StatsdListenerTest, ReloadKeepsTheOpenWindowOfOperationsThatStay) {

@@ -315,7 +315,7 @@ INSTANTIATE_TEST_SUITE_P(
                  "perfwatch.yaml:3:21: targets[0].match.cmd_line: unknown key 'cmd_line' (did you mean 'cmdline'?)"},
         BadValue{"unknown_target_key_listed", "targets:\n  - name: a\n    match: {pid: 1}\n    enabled: true\n",
                  "perfwatch.yaml:4:5: targets[0].enabled: unknown key 'enabled' (known keys: name, match, profile, "
-                 "python, operations)"},
+                 "python, operations, caches)"},
         BadValue{"operations_not_sequence", "targets:\n  - name: a\n    match: {pid: 1}\n    operations: 5\n",
                  "perfwatch.yaml:4:17: targets[0].operations: expected a sequence, got '5'"},
         BadValue{"operation_without_name", "targets:\n  - name: a\n    match: {pid: 1}\n    operations:\n"
@@ -393,7 +393,52 @@ INSTANTIATE_TEST_SUITE_P(
                  "targets:\n  - name: a\n    match: {pid: 1}\n    operations: [{name: x, tier: T1, statsd: m}]\n"
                  "  - name: b\n    match: {pid: 2}\n    operations: [{name: y, tier: T2, statsd: m}]\n",
                  "perfwatch.yaml:5:5: targets[1]: statsd metric 'm' is already measured by target 'a'; a metric belongs "
-                 "to one target"},
+                 "to one operation or cache of one target"},
+        BadValue{"cache_without_name", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {hits: h, misses: m}\n",
+                 "perfwatch.yaml:5:9: targets[0].caches[0]: missing required key 'name'"},
+        BadValue{"cache_without_source", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {name: c}\n",
+                 "perfwatch.yaml:5:9: targets[0].caches[0]: missing the source: hits and misses (StatsD counters) or hit_usdt and miss_usdt (USDT probes)"},
+        BadValue{"cache_both_sources", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {name: c, hits: h, misses: m, hit_usdt: 'app:p:hit', miss_usdt: 'app:p:miss'}\n",
+                 "perfwatch.yaml:5:9: targets[0].caches[0]: set hits and misses (StatsD counters) or hit_usdt and miss_usdt (USDT probes), not both"},
+        BadValue{"cache_hits_without_misses", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {name: c, hits: h}\n",
+                 "perfwatch.yaml:5:9: targets[0].caches[0]: a StatsD cache needs both hits and misses"},
+        BadValue{"cache_usdt_without_miss", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {name: c, hit_usdt: 'app:p:hit'}\n",
+                 "perfwatch.yaml:5:9: targets[0].caches[0]: a USDT cache needs both hit_usdt and miss_usdt"},
+        BadValue{"cache_same_metric", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {name: c, hits: h, misses: h}\n",
+                 "perfwatch.yaml:5:36: targets[0].caches[0].misses: hits and misses must be different metrics"},
+        BadValue{"cache_bad_metric", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {name: c, hits: 'h|c', misses: m}\n",
+                 "perfwatch.yaml:5:25: targets[0].caches[0].hits: expected a StatsD metric name without spaces, ':', '|', '@' or '#', got 'h|c'"},
+        BadValue{"cache_bad_usdt", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {name: c, hit_usdt: 'app:hit', miss_usdt: 'app:p:miss'}\n",
+                 "perfwatch.yaml:5:29: targets[0].caches[0].hit_usdt: expected BINARY:PROVIDER:NAME such as /usr/bin/app:app:cache_hit or libapp.so:app:cache_miss, got 'app:hit'"},
+        BadValue{"cache_usdt_relative_binary", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {name: c, hit_usdt: 'bin/app:p:hit', miss_usdt: 'app:p:miss'}\n",
+                 "perfwatch.yaml:5:29: targets[0].caches[0].hit_usdt: the binary must be an absolute path or a file name without '/', got 'bin/app'"},
+        BadValue{"cache_reserved_name", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {name: page_cache, hits: h, misses: m}\n",
+                 "perfwatch.yaml:5:16: targets[0].caches[0].name: 'page_cache' is the name of a cache perfwatch measures itself; choose another"},
+        BadValue{"duplicate_cache", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {name: c, hits: h, misses: m}\n      - {name: c, hits: i, misses: n}\n",
+                 "perfwatch.yaml:6:16: targets[0].caches[1].name: duplicate cache name 'c' (first used on line 5)"},
+        BadValue{"unknown_cache_key", "targets:\n  - name: a\n    match: {pid: 1}\n    caches:\n"
+                 "      - {name: c, hit: h, misses: m}\n",
+                 "perfwatch.yaml:5:9: targets[0].caches[0]: a StatsD cache needs both hits and misses\nperfwatch.yaml:5:19: targets[0].caches[0].hit: unknown key 'hit' (did you mean 'hits'?)"},
+        BadValue{"statsd_metric_of_a_cache_and_an_operation",
+                 "targets:\n  - name: a\n    match: {pid: 1}\n    operations: [{name: x, tier: T1, statsd: m}]\n"
+                 "  - name: b\n    match: {pid: 2}\n    caches: [{name: c, hits: m, misses: n}]\n",
+                 "perfwatch.yaml:5:5: targets[1]: statsd metric 'm' is already measured by target 'a'; a metric belongs "
+                 "to one operation or cache of one target"},
+        BadValue{"cache_settings_sample_period", "cache:\n  llc_sample_period: 0\n",
+                 "perfwatch.yaml:2:22: cache.llc_sample_period: must be from 1 to 1000000000, got 0"},
+        BadValue{"cache_settings_not_bool", "cache:\n  page_cache: maybe\n",
+                 "perfwatch.yaml:2:15: cache.page_cache: expected a boolean, got 'maybe'"},
         BadValue{"statsd_listen", "statsd:\n  listen: localhost\n",
                  "perfwatch.yaml:2:11: statsd.listen: expected HOST:PORT such as 127.0.0.1:7460 or [::1]:7460, got "
                  "'localhost'"},
@@ -513,6 +558,38 @@ targets:
   EXPECT_EQ(c.statsd.listen, "127.0.0.1:9125");
   EXPECT_EQ(c.statsd.receive_buffer_bytes, 16ull << 20);
   EXPECT_EQ(c.statsd.max_packet_bytes, 1432u);
+}
+
+TEST(ConfigParse, Caches) {
+  const Config c = valid(R"(
+cache: {page_cache: false, llc: true, llc_sample_period: 5000}
+targets:
+  - name: api
+    match: {comm: api}
+    caches:
+      - {name: lru, hits: api.lru.hit, misses: api.lru.miss}
+      - {name: blocks, hit_usdt: "/usr/lib/libkv.so.1:kv:cache_hit", miss_usdt: "libkv.so.1:kv:cache_miss"}
+)");
+  EXPECT_FALSE(c.cache.page_cache);
+  EXPECT_TRUE(c.cache.llc);
+  EXPECT_EQ(c.cache.llc_sample_period, 5000u);
+  ASSERT_EQ(c.targets.size(), 1u);
+  const auto& caches = c.targets[0].caches;
+  ASSERT_EQ(caches.size(), 2u);
+  EXPECT_EQ(caches[0].kind, profile::CacheKind::statsd);
+  EXPECT_EQ(caches[0].hits, "api.lru.hit");
+  EXPECT_EQ(caches[0].misses, "api.lru.miss");
+  EXPECT_EQ(caches[0].spec(), "hits api.lru.hit, misses api.lru.miss");
+  EXPECT_EQ(caches[1].kind, profile::CacheKind::usdt);
+  EXPECT_EQ(caches[1].hit_usdt.binary, "/usr/lib/libkv.so.1");
+  EXPECT_EQ(caches[1].hit_usdt.provider, "kv");
+  EXPECT_EQ(caches[1].hit_usdt.name, "cache_hit");
+  EXPECT_EQ(caches[1].miss_usdt.binary, "libkv.so.1");
+  EXPECT_EQ(caches[1].spec(), "hits /usr/lib/libkv.so.1:kv:cache_hit, misses libkv.so.1:kv:cache_miss");
+  const Config defaults = valid("");
+  EXPECT_TRUE(defaults.cache.page_cache);
+  EXPECT_TRUE(defaults.cache.llc);
+  EXPECT_EQ(defaults.cache.llc_sample_period, 100u);
 }
 
 TEST(ConfigRejects, TooManyOperations) {
@@ -695,6 +772,10 @@ TEST(ConfigExample, IsValidAndMatchesTheQuickStart) {
   for (auto t : {profile::Tier::t1, profile::Tier::t2, profile::Tier::t3, profile::Tier::t4, profile::Tier::t5})
     EXPECT_TRUE(tiers.contains(t)) << "the example measures no " << profile::to_string(t) << " operation";
   EXPECT_EQ(c.statsd.listen, "127.0.0.1:8125");
+  // The demo's LRU cache reports its hit rate through StatsD counters.
+  ASSERT_EQ(c.targets[0].caches.size(), 1u);
+  EXPECT_EQ(c.targets[0].caches[0].kind, profile::CacheKind::statsd);
+  EXPECT_TRUE(c.cache.page_cache);
 }
 
 // Every key the parser reads is documented in the example, as "key:" (set or commented out).
@@ -713,7 +794,7 @@ TEST(ConfigExample, KnownKeyPathsNameTheSchema) {
   const std::vector<std::string> paths = known_key_paths();
   for (const char* expected : {"state_dir", "storage.password_file", "sampling.window", "dashboard.listen", "tiers.T5",
                                "targets[].profile", "targets[].python", "sampling.python_max_depth",
-                               "targets[].match.systemd_unit"})
+                               "targets[].match.systemd_unit", "cache.llc_sample_period", "targets[].caches[].hit_usdt"})
     EXPECT_THAT(paths, ::testing::Contains(expected));
 }
 

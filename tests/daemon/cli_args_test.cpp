@@ -30,7 +30,7 @@ TEST(CliArgs, LatencyRejectsWhatDoesNotFit) {
   EXPECT_EQ(parse({"latency", "--target", "a", "--format", "folded"}).error().message,
             "--format must be table or json, got 'folded'");
   EXPECT_EQ(parse({"flame", "--target", "a", "--op", "x"}).error().message, "--op only goes with latency");
-  EXPECT_EQ(parse({"targets", "--target", "a"}).error().message, "--target goes with flame and latency");
+  EXPECT_EQ(parse({"targets", "--target", "a"}).error().message, "--target goes with flame, latency and cache");
 }
 
 TEST(CliArgs, AlertsLookBackADayByDefault) {
@@ -43,7 +43,7 @@ TEST(CliArgs, AlertsLookBackADayByDefault) {
   ASSERT_TRUE(json.ok());
   EXPECT_EQ(json->format, "json");
   EXPECT_EQ(json->range.to - json->range.from, std::chrono::hours(2));
-  EXPECT_EQ(parse({"alerts", "--target", "a"}).error().message, "--target goes with flame and latency");
+  EXPECT_EQ(parse({"alerts", "--target", "a"}).error().message, "--target goes with flame, latency and cache");
   EXPECT_EQ(parse({"alerts", "--format", "folded"}).error().message, "--format must be table or json, got 'folded'");
 }
 

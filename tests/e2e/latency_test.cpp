@@ -11,9 +11,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -35,10 +33,7 @@ class LatencyE2E : public ::testing::Test {
     ASSERT_TRUE(daemon_->started());
   }
   // Waits until the daemon has logged `what` for pid `count` times (its probes are attached).
-  void wait_for_log(const std::string& what, pid_t pid, int count) {
-    if (!daemon_->wait_for_log(what, pid, count))
-      FAIL() << "perfwatchd did not log '" << what << "' " << count << " times for pid " << pid << ":\n" << daemon_->log();
-  }
+  void wait_for_log(const std::string& what, pid_t pid, int count) { e2e::wait_for_log(*daemon_, what, pid, count); }
   json latency(const std::string& target, const std::string& op = "") {
     std::vector<std::string> args{"latency", "--target", target, "--since", "5m", "--format", "json"};
     if (!op.empty()) args.insert(args.end(), {"--op", op});
@@ -306,12 +301,10 @@ TEST_F(LatencyE2E, ReloadReplacesTheOperations) {
 
 // The example configuration measures the bundled demo in every tier, through every kind of source.
 TEST_F(LatencyE2E, ExampleConfigMeasuresTheDemoInEveryTier) {
-  std::string example = slurp(PERFWATCH_SOURCE_DIR "/config/perfwatch.example.yaml");
-  example = std::regex_replace(example, std::regex("\nstate_dir: [^\n]*"), "\n");
-  example = std::regex_replace(example, std::regex("window: 10s"), "window: 2s");
+  const auto [example, statsd] = example_config();
   daemon_ = std::make_unique<Daemon>("demo", example);
   ASSERT_TRUE(daemon_->started());
-  auto [code, out] = run({PERFWATCH_SOURCE_DIR "/demo/perfwatch-demo", "--seconds", "15", "--busy", "0.5"});
+  auto [code, out] = run({PERFWATCH_SOURCE_DIR "/demo/perfwatch-demo", "--seconds", "15", "--busy", "0.5", "--statsd", statsd});
   ASSERT_EQ(code, 0);
   wait_for_windows();
 

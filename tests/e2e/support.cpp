@@ -5,8 +5,6 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -216,6 +214,23 @@ std::string Daemon::folded(const std::string& target, const std::string& since) 
 double cpu_seconds(const std::string& out) {
   auto at = out.find("cpu_ns ");
   return at == std::string::npos ? 0.0 : std::stod(out.substr(at + 7)) / 1e9;
+}
+
+void wait_for_log(const Daemon& daemon, const std::string& what, pid_t pid, int count) {
+  if (!daemon.wait_for_log(what, pid, count))
+    FAIL() << "perfwatchd did not log '" << what << "' " << count << " times for pid " << pid << ":\n" << daemon.log();
+}
+
+ExampleConfig example_config() {
+  ExampleConfig example{slurp(PERFWATCH_SOURCE_DIR "/config/perfwatch.example.yaml"),
+                        "127.0.0.1:" + std::to_string(20000 + (getpid() + 29) % 20000)};
+  std::string& yaml = example.yaml;
+  yaml = std::regex_replace(yaml, std::regex("\nstate_dir: [^\n]*"), "\n");
+  yaml = std::regex_replace(yaml, std::regex("window: 10s"), "window: 2s");
+  yaml = std::regex_replace(yaml, std::regex("listen: 127.0.0.1:8125"), "listen: " + example.statsd);
+  yaml = std::regex_replace(yaml, std::regex("listen: 127.0.0.1:7460"),
+                            "listen: 127.0.0.1:" + std::to_string(20000 + (getpid() + 31) % 20000));
+  return example;
 }
 
 void wait_for_windows(std::chrono::seconds extra) { std::this_thread::sleep_for(extra); }

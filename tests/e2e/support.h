@@ -88,6 +88,17 @@ class Daemon {
 // The "cpu_ns N" line tests/workloads/cpu_split prints at exit, in seconds (0 without one).
 double cpu_seconds(const std::string& out);
 
+// Daemon::wait_for_log that fails the test, with the daemon's log, when the lines do not come.
+void wait_for_log(const Daemon& daemon, const std::string& what, pid_t pid, int count);
+
+// config/perfwatch.example.yaml for a test: no state_dir, 2 s windows, and the StatsD listener and the
+// dashboard on ports of this test process's own, so that it runs beside other perfwatchd instances.
+struct ExampleConfig {
+  std::string yaml;
+  std::string statsd;  // HOST:PORT of its StatsD listener (the demo's --statsd)
+};
+ExampleConfig example_config();
+
 // Windows are written after they close: wait long enough for the one holding the last samples.
 void wait_for_windows(std::chrono::seconds extra = std::chrono::seconds(5));
 

@@ -153,7 +153,9 @@ TEST_F(PgStoreTest, PartitionsAreDailyAndRetentionDropsWholeOldDays) {
   // Keep 36 h at noon of day 3: days 0 and 1 ended before the cut-off (day 1 ends at day 2 00:00).
   auto dropped = s->apply_retention(36h, at(t0 + 3 * day + 12 * 3600));
   ASSERT_TRUE(dropped.ok()) << dropped.error().message;
-  EXPECT_EQ(*dropped, 2 * 4) << "samples, windows, latency and latency_health partitions of two days";
+  EXPECT_EQ(*dropped, 2 * 6)
+      << "samples, windows, latency, latency_health, cache_windows and cache_health partitions of two days";
+  EXPECT_EQ(count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'cache_windows'::regclass"), 2);
   EXPECT_EQ(count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'latency'::regclass"), 2);
   EXPECT_EQ(count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'samples'::regclass"), 2);
   EXPECT_EQ(folded("h", "worker", {at(t0), at(t0 + 5 * day)}), "main;loop 10\n");
@@ -210,6 +212,56 @@ TEST_F(PgStoreTest, LatenciesMergeOverAnyRangeBucketByBucket) {
   ASSERT_TRUE(health.ok()) << health.error().message;
   EXPECT_EQ(health->probe_calls, 14u);
   EXPECT_EQ(health->statsd_malformed, 6u);
+}
+
+TEST_F(PgStoreTest, CacheHitRatesSumOverRangesWithTheNewestState) {
+  auto s = store();
+  profile::WindowProfile cold = sample_window("h", at(t0 + 100));
+  test::add_sample_caches(cold, 2048, 2050);  // readahead: more pages added than looked up
+  profile::WindowProfile warm = sample_window("h", at(t0 + 110));
+  test::add_sample_caches(warm, 2048, 0);
+  warm.cache.llc = {false, "unsupported: newest"};
+  ASSERT_TRUE(s->write_window(cold).ok());
+  ASSERT_TRUE(s->write_window(warm).ok());
+  ASSERT_TRUE(s->write_window(warm).ok()) << "a replayed window replaces itself";
+
+  auto q = query();
+  auto caches = q->caches("h", "api", {at(t0), at(t0 + day)});
+  ASSERT_TRUE(caches.ok()) << caches.error().message;
+  ASSERT_EQ(caches->size(), 1u) << "the lru cache is worker's";
+  const CacheSummary& page = (*caches)[0];
+  EXPECT_EQ(page.name, "page_cache");
+  EXPECT_EQ(page.kind, "page");
+  EXPECT_EQ(page.lookups, 4096u);
+  EXPECT_EQ(page.hits, 2048u) << "the cold window's hits are 0, not negative";
+  EXPECT_EQ(page.misses, 2050u);
+  EXPECT_EQ(page.windows, 2u);
+  EXPECT_EQ(count("SELECT count(*) FROM cache_windows WHERE hit_ratio = 1"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM cache_windows WHERE hit_ratio = 0"), 1);
+
+  auto series = q->cache_series("h", "api", "page_cache", {at(t0), at(t0 + day)});
+  ASSERT_TRUE(series.ok()) << series.error().message;
+  ASSERT_EQ(series->size(), 2u);
+  EXPECT_EQ((*series)[0].misses, 2050u);
+  EXPECT_EQ((*series)[1].hits, 2048u);
+
+  auto lru = q->caches("h", "worker", {at(t0 + 105), at(t0 + day)});
+  ASSERT_TRUE(lru.ok());
+  ASSERT_EQ(lru->size(), 1u);
+  EXPECT_EQ((*lru)[0].spec, "hits a.hit, misses a.miss");
+  EXPECT_EQ((*lru)[0].hits, 30u);
+  EXPECT_EQ((*lru)[0].windows, 1u);
+
+  auto health = q->cache_health("h", {at(t0), at(t0 + day)});
+  ASSERT_TRUE(health.ok()) << health.error().message;
+  EXPECT_EQ(health->windows, 2u);
+  EXPECT_TRUE(health->page_cache.measured);
+  EXPECT_EQ(health->llc.text, "unsupported: newest");
+  EXPECT_EQ(health->host.page_lookups, 2 * (2048u + 100));
+  EXPECT_EQ(health->statsd_counts, 100u);
+  auto empty = q->cache_health("other-host", {at(t0), at(t0 + day)});
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->windows, 0u);
 }
 
 TEST_F(PgStoreTest, OperationsKeepTheirIdWhenTheirSourceChanges) {

@@ -57,17 +57,26 @@ TEST(WindowCodecTest, RoundTripsDeployMarkers) {
   EXPECT_NE(bad.error().message.find("missing target"), std::string::npos);
 }
 
-// Windows spooled by the previous version (format 2, before deploy markers) are still written.
-TEST(WindowCodecTest, DecodesVersion2FilesWithoutDeployMarkers) {
+// Windows spooled by earlier versions (format 2: before deploy markers and caches; 3: before caches)
+// are still written; a file of the current version that lacks them is not.
+TEST(WindowCodecTest, DecodesVersion2And3FilesWithoutWhatCameLater) {
   profile::WindowProfile w = sample_window("h", at(100));
   test::add_sample_operations(w, {30});
   nlohmann::json doc = nlohmann::json::from_cbor(encode_window(w));
-  doc["v"] = 2;
+  doc.erase("caches");
+  doc.erase("cache");
+  doc["v"] = 3;
+  Result<profile::WindowProfile> v3 = decode_window(nlohmann::json::to_cbor(doc));
+  ASSERT_TRUE(v3.ok()) << v3.error().message;
+  EXPECT_EQ(v3->operations, w.operations);
+  EXPECT_TRUE(v3->caches.empty());
+  EXPECT_EQ(v3->cache, profile::CacheStats{});
   doc.erase("deploys");
-  Result<profile::WindowProfile> back = decode_window(nlohmann::json::to_cbor(doc));
-  ASSERT_TRUE(back.ok()) << back.error().message;
-  EXPECT_EQ(back->operations, w.operations);
-  EXPECT_TRUE(back->deploys.empty());
+  doc["v"] = 2;
+  Result<profile::WindowProfile> v2 = decode_window(nlohmann::json::to_cbor(doc));
+  ASSERT_TRUE(v2.ok()) << v2.error().message;
+  EXPECT_EQ(v2->operations, w.operations);
+  EXPECT_TRUE(v2->deploys.empty());
   doc["v"] = 4;
   EXPECT_FALSE(decode_window(nlohmann::json::to_cbor(doc)).ok());
 }
@@ -79,6 +88,25 @@ TEST(WindowCodecTest, RoundTripsOperationLatencies) {
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_EQ(back->operations, w.operations);
   EXPECT_EQ(back->latency, w.latency);
+}
+
+TEST(WindowCodecTest, RoundTripsCaches) {
+  profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
+  test::add_sample_caches(w, 2048, 2000);
+  Result<profile::WindowProfile> back = decode_window(encode_window(w));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->caches, w.caches);
+  EXPECT_EQ(back->cache, w.cache);
+}
+
+TEST(WindowCodecTest, RejectsCachesOfMissingTargetsAndBadKinds) {
+  profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
+  test::add_sample_caches(w, 10, 1);
+  w.caches[0].target_index = 9;
+  EXPECT_FALSE(decode_window(encode_window(w)).ok());
+  w.caches[0].target_index = 0;
+  w.caches[0].kind = static_cast<profile::CacheKind>(7);
+  EXPECT_FALSE(decode_window(encode_window(w)).ok());
 }
 
 TEST(WindowCodecTest, DecodesVersion1FilesWithoutOperations) {

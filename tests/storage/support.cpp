@@ -77,4 +77,14 @@ void add_sample_operations(profile::WindowProfile& w, std::initializer_list<std:
   w.latency = {7, 1, 2, 3, 100, 90, 5, 2, 3, 1};
 }
 
+void add_sample_caches(profile::WindowProfile& w, std::uint64_t page_lookups, std::uint64_t page_misses) {
+  using profile::CacheKind;
+  w.caches.push_back({0, "page_cache", CacheKind::page, "", page_lookups, page_misses});
+  w.caches.push_back({1, "lru", CacheKind::statsd, "hits a.hit, misses a.miss", 40, 10});
+  w.cache = {{true, "lookups: filemap:mm_filemap_get_pages; misses: filemap:mm_filemap_add_to_page_cache"},
+             {false, "unsupported: hardware cache events unavailable"},
+             {page_lookups + 100, page_misses + 10, 3, 0, 0},
+             50};
+}
+
 }  // namespace perfwatch::test

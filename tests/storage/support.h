@@ -38,5 +38,7 @@ profile::LatencyHistogram histogram_of(std::initializer_list<std::uint64_t> ms, 
 // Operations: api's "lookup" (uprobe, T1 = 100 ms) with calls of lookup_ms, worker's "reads" (syscall, own
 // 20 ms threshold) with 1, 2 and 30 ms; and latency stats {7, 1, 2, 3, 100, 90, 5, 2, 3, 1}.
 void add_sample_operations(profile::WindowProfile& w, std::initializer_list<std::uint64_t> lookup_ms);
+// Cache rows for targets 0 and 1 (page cache, an application cache) and the host-wide cache state.
+void add_sample_caches(profile::WindowProfile& w, std::uint64_t page_lookups, std::uint64_t page_misses);
 
 }  // namespace perfwatch::test

@@ -1,0 +1,112 @@
+#pragma once
+// Cache hit rates from probes/cache.bpf.c: the kernel page cache per target (filemap tracepoints,
+// attached once, attributed through the `watched` map), the CPU's last-level cache from hardware
+// perf events where the machine has them, and application caches counted by a pair of USDT probes
+// attached in each watched process of their target. drain() reads the counts once per window.
+#include <bpf/libbpf.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "collector/bpf_skeleton.h"
+#include "collector/rcu_sync.h"
+#include "common/profile.h"
+#include "common/result.h"
+#include "common/usdt.h"
+#include "probes/cache.h"
+
+struct cache_bpf;
+
+namespace perfwatch::collector {
+
+// An application cache counted by USDT probes (its index is its position in the list).
+struct UsdtCache {
+  std::uint32_t target = 0;
+  UsdtProbe hit;
+  UsdtProbe miss;
+};
+
+struct CacheProbeOptions {
+  std::uint32_t targets = 0;
+  bool page_cache = true;
+  bool llc = true;
+  std::uint64_t llc_sample_period = 100;
+  std::vector<UsdtCache> usdt_caches;
+  bool log_unsupported = true;  // warn about what cannot be measured (once per run: at start-up)
+  // false: behave as on a kernel without the 6.10 filemap lookup tracepoints (tests of the fallback).
+  bool filemap_lookups = true;
+};
+
+struct CacheDrain {
+  std::vector<profile::CacheCounts> targets;  // by target index
+  profile::CacheCounts host;                  // every process
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> usdt;  // (hits, misses) by USDT cache index
+};
+
+class CacheProbes {
+ public:
+  // watched_map_fd: OncpuSampler::watched_map_fd(). Fails only when the program cannot load; an
+  // attach point the kernel lacks selects a fallback, or marks what it measures as unsupported.
+  static Result<std::unique_ptr<CacheProbes>> create(int watched_map_fd, CacheProbeOptions options);
+  ~CacheProbes();
+  CacheProbes(const CacheProbes&) = delete;
+  CacheProbes& operator=(const CacheProbes&) = delete;
+
+  // A process of `target` started being watched: attach its target's USDT caches.
+  void watch(std::int32_t pid, std::uint32_t target);
+  void unwatch(std::int32_t pid);
+  // Once per window: attaches probes whose binary a watched process had not mapped yet.
+  void refresh();
+
+  // Closes the current window.
+  CacheDrain drain();
+
+  // What measures the page cache ("lookups: ...; misses: ..."), or why nothing does.
+  const profile::CacheSourceState& page_cache() const { return page_cache_; }
+  // Whether the LLC is measured, and how; "unsupported: ..." on machines without the hardware events.
+  const profile::CacheSourceState& llc() const { return llc_; }
+  std::size_t attached_links() const;
+
+ private:
+  struct Process {
+    std::uint32_t target = 0;
+    std::vector<Link> links;
+    std::set<std::size_t> pending;  // probe numbers (cache * 2 + miss) not attached yet
+  };
+  using Counters = std::array<std::uint64_t, CACHE_COUNTER_MAX>;
+
+  CacheProbes() = default;
+  void attach_page_cache(bool filemap_lookups);
+  void attach_llc(std::uint64_t sample_period);
+  // true when done (attached, or failed for good); false to retry later.
+  bool attach_usdt(std::int32_t pid, std::size_t probe, Process& process);
+  void attach_pending(std::int32_t pid, Process& process);
+  bool attach_named(bpf_program* prog, const char* category, const char* name, bool raw);
+  void unsupported(const char* what, const std::string& state) const;
+
+  SkeletonPtr<cache_bpf> skel_;
+  std::uint32_t slots_ = 1;
+  bool log_unsupported_ = true;
+  std::vector<UsdtCache> usdt_caches_;
+  std::vector<Link> global_links_;
+  profile::CacheSourceState page_cache_;
+  profile::CacheSourceState llc_;
+  std::optional<RcuSync> rcu_sync_;
+  std::map<std::int32_t, Process> processes_;
+  std::set<std::string> reported_;  // problems logged once
+
+  std::mutex drain_mutex_;
+  // Per parity, as of its last drain: the counters only grow.
+  std::array<std::vector<Counters>, 2> drained_;
+  std::array<std::vector<std::pair<std::uint64_t, std::uint64_t>>, 2> drained_usdt_;
+};
+
+}  // namespace perfwatch::collector
