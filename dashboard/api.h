@@ -11,6 +11,10 @@
 //   GET /api/v1/targets/{t}/pprof         RANGE      gzip-compressed profile.proto
 //   GET /api/v1/targets/{t}/folded        RANGE      folded stacks
 //   GET /api/v1/targets/{t}/speedscope    RANGE      speedscope JSON
+//   GET /api/v1/targets/{t}/deploys       RANGE      deploy markers, oldest first
+//   GET /api/v1/alerts                    RANGE      alerts active now or that changed state in range,
+//                                                    with their state history in range; target=NAME,
+//                                                    state=inactive|pending|firing filter them
 // RANGE: from=TIME&to=TIME (to defaults to now) or since=DURATION (default 1h); TIME is RFC 3339 UTC
 // or Unix seconds. host=NAME selects a host's data (default: this daemon's host; "*" merges all).
 // Trees take min_share=FRACTION (default 0.0001): smaller frames are left out; 0 keeps all.
@@ -63,6 +67,8 @@ class Api {
   Response profile(const Request& request) const;
   Response diff(const Request& request) const;
   Response export_profile(const Request& request, Export format) const;
+  Response alerts(const Request& request) const;
+  Response deploys(const Request& request) const;
   Response metrics(const Request& request) const;
   Response info(const Request& request) const;
 
