@@ -1,23 +1,15 @@
-// perfwatch's dashboard: hash routes #/ (overview) and #/target/NAME?… (target page).
-import { AuthRequired, exportUrl, getJson, setToken } from './api.js';
+// perfwatch's dashboard: hash routes #/ (overview), #/target/NAME?… (target page) and #/alerts?….
+import { exportUrl, getJson, setToken } from './api.js';
 import { rangeFromQuery, rangeParams, rangePicker, resolve, toIso } from './range.js';
 import { renderFlame } from './flame.js';
+import { el, formatTime, showError } from './dom.js';
+import { alertsPage } from './alerts.js';
+import { drawTimeline } from './markers.js';
 import { tierCell } from './tiers.js';
 import './style.css';
 
 const main = document.getElementById('main');
 let current = null;  // the rendered flame graph, destroyed on navigation
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') node.className = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
 
 function parseHash() {
   const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
@@ -27,19 +19,6 @@ function parseHash() {
 function navigate(parts, query) {
   const q = new URLSearchParams(query).toString();
   location.hash = `#/${parts.map(encodeURIComponent).join('/')}${q ? `?${q}` : ''}`;
-}
-
-function showError(box, error) {
-  if (error instanceof AuthRequired) {
-    document.getElementById('auth').hidden = false;
-    box.replaceChildren(el('p', { class: 'error' }, 'The dashboard needs its token.'));
-    return;
-  }
-  box.replaceChildren(el('p', { class: 'error' }, `Cannot load: ${error.message}`));
-}
-
-function formatTime(iso) {
-  return iso ? new Date(iso).toLocaleString() : '–';
 }
 
 async function overview(query) {
@@ -150,6 +129,7 @@ async function targetPage(target, query) {
       panel('cache-panel', 'Cache hit rates', el('p', { class: 'muted' }, 'No cache data recorded for this target.'))),
     panel('alerts-panel', 'Alerts and deploys', el('p', { class: 'muted' }, 'No alerts or deploy markers in this range.')),
   );
+  drawTimeline(document.getElementById('alerts-panel'), target, host, range);
   try {
     current = view === 'diff'
       ? await drawDiff(graph, details, target, { ...apiParams, ...rangeParams(base, 'base_') })
@@ -167,6 +147,7 @@ async function route() {
   current = null;
   const { parts, query } = parseHash();
   if (parts[0] === 'target' && parts[1]) await targetPage(parts[1], query);
+  else if (parts[0] === 'alerts') await alertsPage(main, query, (q) => navigate(['alerts'], q));
   else await overview(query);
   document.body.dataset.ready = 'true';
 }
