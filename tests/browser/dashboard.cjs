@@ -5,11 +5,8 @@
 // clicking, searches, opens the differential view, then the diff of the ranges in DIFF_QUERY
 // (from=..&to=..&base_from=..&base_to=..), where GREW must be drawn red and SHRANK blue. Saves a
 // screenshot of each step in OUT_DIR; exits non-zero with the failed check on stderr.
-const { chromium } = require('playwright-core');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
+const { openDashboard, run } = require('./support.cjs');
 
 const [baseUrl, target, outDir, diffQuery, grew, shrank, ...functions] = process.argv.slice(2);
 if (!baseUrl || !target || !outDir || !diffQuery || !grew || !shrank || functions.length < 2) {
@@ -18,29 +15,8 @@ if (!baseUrl || !target || !outDir || !diffQuery || !grew || !shrank || function
 }
 
 async function main() {
-  fs.mkdirSync(outDir, { recursive: true });
-  const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'perfwatch-chromium-'));
-  // A fresh profile directory per run (playwright passes it as --user-data-dir).
-  const browser = await chromium.launchPersistentContext(profileDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1400, height: 1000 },
-    // The page's CSP forbids eval, which playwright's waitForFunction uses; the page itself runs as served.
-    bypassCSP: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
-  const errors = [];
-  const offsite = [];
+  const { page, ready, shot, checkClean, close } = await openDashboard(baseUrl, outDir);
   try {
-    const page = await browser.newPage();
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-    // Nothing may come from the internet: every request goes to the daemon.
-    page.on('request', (r) => { if (!r.url().startsWith(baseUrl) && !r.url().startsWith('data:')) offsite.push(r.url()); });
-    const ready = () => page.waitForSelector('body[data-ready="true"]', { timeout: 20000 });
-    const shot = (name) => page.screenshot({ path: path.join(outDir, name), fullPage: true });
-
     // Overview: the target is listed with its samples.
     await page.goto(`${baseUrl}/#/?since=15m`);
     await ready();
@@ -113,16 +89,11 @@ async function main() {
     assert.match(await page.locator('.flame-tip').innerText(), /before\s+\d+ samples[\s\S]*after\s+\d+ samples[\s\S]*change\s+-/);
     await shot('diff.png');
 
-    assert.deepEqual(errors, [], 'the page logged errors');
-    assert.deepEqual(offsite, [], 'the page requested something outside the daemon');
+    checkClean();
     console.log(`ok: overview, target, ${functions.length} functions, zoom, search, diff; screenshots in ${outDir}`);
   } finally {
-    await browser.close();
-    fs.rmSync(profileDir, { recursive: true, force: true });
+    await close();
   }
 }
 
-main().catch((e) => {
-  console.error(e.stack || String(e));
-  process.exit(1);
-});
+run(main);
