@@ -84,6 +84,12 @@ bool Dispatcher::deliver_due(Outbox& outbox) {
     std::lock_guard lock(mutex_);
     receivers = options_.receivers;
   }
+  Result<OutboxBacklog> backlog = outbox.backlog();
+  if (!backlog) throw std::runtime_error(backlog.error().message);
+  {
+    std::lock_guard lock(mutex_);
+    stats_.backlog = *backlog;
+  }
   std::vector<std::string> names;
   for (const ResolvedReceiver& r : receivers) names.push_back(r.config.name);
   if (names.empty()) return false;

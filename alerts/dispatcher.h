@@ -36,6 +36,7 @@ struct DispatcherStats {
   std::uint64_t retried = 0;    // notifications whose send failed and will be tried again
   std::uint64_t failed = 0;     // notifications refused by their receiver (not retried)
   std::uint64_t requests = 0;   // HTTP requests sent
+  OutboxBacklog backlog;        // as of the last delivery round (about every `poll`)
 };
 
 class Dispatcher final : public Background {

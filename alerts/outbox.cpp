@@ -64,6 +64,19 @@ Result<std::vector<OutboxRow>> Outbox::due(std::span<const std::string> receiver
   });
 }
 
+Result<OutboxBacklog> Outbox::backlog() {
+  return guarded("cannot read the outbox", [&]() -> Result<OutboxBacklog> {
+    pqxx::read_transaction tx(conn_);
+    const pqxx::row row = tx.exec_params1(
+        "SELECT count(*), " + storage::epoch_us_sql("min(o.created_at)") + " FROM alert_outbox o"
+        " JOIN hosts h ON h.id = o.host_id WHERE h.name = $1 AND o.state = 'pending'",
+        host_);
+    OutboxBacklog b{static_cast<std::uint64_t>(row[0].as<std::int64_t>()), std::nullopt};
+    if (!row[1].is_null()) b.oldest = storage::from_epoch_us(row[1].as<std::int64_t>());
+    return b;
+  });
+}
+
 Result<void> Outbox::delivered(std::span<const OutboxRow> rows) {
   return guarded("cannot mark notifications delivered", [&]() -> Result<void> {
     pqxx::work tx(conn_, "outbox_delivered");

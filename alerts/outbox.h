@@ -3,6 +3,7 @@
 // and what became of each send. Rows are marked delivered only at the revision that was sent, so a
 // newer state queued meanwhile is still delivered.
 #include <cstdint>
+#include <optional>
 #include <pqxx/connection>
 #include <span>
 #include <string>
@@ -21,6 +22,12 @@ struct OutboxRow {
   Notice notice;
 };
 
+// Notifications of the host not yet delivered (pending, due or waiting for a retry).
+struct OutboxBacklog {
+  std::uint64_t pending = 0;
+  std::optional<TimePoint> oldest;  // when the oldest of them was queued
+};
+
 class Outbox {
  public:
   Outbox(pqxx::connection& conn, std::string host) : conn_(conn), host_(std::move(host)) {}
@@ -33,6 +40,8 @@ class Outbox {
   Result<void> failed(std::span<const OutboxRow> rows, const std::string& error);
   // Tried again at next_attempt.
   Result<void> retry(std::span<const OutboxRow> rows, TimePoint next_attempt, const std::string& error);
+
+  Result<OutboxBacklog> backlog();
 
   std::uint64_t malformed() const { return malformed_; }
 

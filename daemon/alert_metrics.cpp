@@ -1,5 +1,7 @@
 #include "daemon/alert_metrics.h"
 
+#include <chrono>
+
 namespace perfwatch::daemon {
 
 void AlertMetrics::detach() {
@@ -25,6 +27,11 @@ void AlertMetrics::collect(dashboard::MetricsWriter& out) const {
       .sample(static_cast<double>(d.retried), {{"result", "retried"}})
       .sample(static_cast<double>(d.failed), {{"result", "failed"}});
   out.counter("perfwatch_alert_requests_total", "HTTP requests sent to receivers", static_cast<double>(d.requests));
+  out.gauge("perfwatch_alert_outbox_pending", "Notifications in the outbox not yet delivered",
+            static_cast<double>(d.backlog.pending));
+  out.gauge("perfwatch_alert_outbox_oldest_age_seconds",
+            "Seconds since the oldest undelivered notification was queued; 0 when none is",
+            d.backlog.oldest ? std::chrono::duration<double>(profile::Clock::now() - *d.backlog.oldest).count() : 0);
 }
 
 }  // namespace perfwatch::daemon

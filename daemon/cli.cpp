@@ -12,6 +12,7 @@
 #include "daemon/cli_time.h"
 #include "daemon/latency_json.h"
 #include "storage/embedded_postgres.h"
+#include "storage/query_json.h"
 
 namespace perfwatch::cli {
 namespace {
@@ -187,10 +188,6 @@ int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FIL
   return 0;
 }
 
-nlohmann::json time_or_null(const std::optional<profile::TimePoint>& t) {
-  return t ? nlohmann::json(format_time(*t)) : nlohmann::json(nullptr);
-}
-
 // What an alert is about: target, and operation or cache when it has one.
 std::string subject_of(const storage::AlertRecord& a) {
   const auto label = [&](const char* key) {
@@ -211,21 +208,7 @@ int list_alerts(const Options& options, Context& ctx, std::FILE* out, std::FILE*
   }
   if (options.format == "json") {
     nlohmann::json doc = nlohmann::json::array();
-    for (const storage::AlertRecord& a : *found) {
-      nlohmann::json history = nlohmann::json::array();
-      for (const auto& e : a.history)
-        history.push_back({{"at", format_time(e.at)}, {"state", e.state}, {"value", e.value}, {"summary", e.summary}});
-      nlohmann::json deliveries = nlohmann::json::array();
-      for (const auto& d : a.deliveries)
-        deliveries.push_back({{"receiver", d.receiver}, {"status", d.status}, {"state", d.state},
-                              {"attempts", d.attempts}, {"queued_at", format_time(d.queued_at)},
-                              {"done_at", time_or_null(d.done_at)}, {"last_error", d.last_error}});
-      doc.push_back({{"fingerprint", a.fingerprint}, {"host", a.host}, {"rule", a.rule}, {"state", a.state},
-                     {"labels", a.labels}, {"annotations", a.annotations}, {"value", a.value},
-                     {"starts_at", time_or_null(a.starts_at)}, {"ends_at", time_or_null(a.ends_at)},
-                     {"updated_at", format_time(a.updated_at)}, {"history", std::move(history)},
-                     {"deliveries", std::move(deliveries)}});
-    }
+    for (const storage::AlertRecord& a : *found) doc.push_back(storage::to_json(a));
     std::fprintf(out, "%s\n", doc.dump(2).c_str());
     return 0;
   }

@@ -102,6 +102,11 @@ void HealthMetrics::collect(dashboard::MetricsWriter& out) const {
   const bool any = w.last_written_end != profile::TimePoint{};
   out.gauge("perfwatch_storage_lag_seconds", "Seconds since the end of the newest window stored in PostgreSQL",
             any ? std::chrono::duration<double>(profile::Clock::now() - w.last_written_end).count() : std::nan(""));
+  out.gauge("perfwatch_storage_oldest_unwritten_age_seconds",
+            "Seconds since the start of the oldest window queued or spooled and not yet stored; 0 when none is",
+            w.oldest_unwritten_start
+                ? std::chrono::duration<double>(profile::Clock::now() - *w.oldest_unwritten_start).count()
+                : 0);
 }
 
 }  // namespace perfwatch::daemon

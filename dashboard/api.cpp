@@ -12,6 +12,7 @@
 #include "daemon/latency_json.h"
 #include "dashboard/exports.h"
 #include "storage/rollups.h"
+#include "storage/query_json.h"
 
 namespace perfwatch::dashboard {
 namespace {
@@ -138,6 +139,8 @@ void Api::install(Router& router) const {
   router.add("GET", "/api/v1/targets/{target}/speedscope", A::token,
              [this](const Request& r) { return export_profile(r, Export::speedscope); });
   router.add("GET", "/api/v1/targets/{target}/latency", A::token, [this](const Request& r) { return latency(r); });
+  router.add("GET", "/api/v1/targets/{target}/deploys", A::token, [this](const Request& r) { return deploys(r); });
+  router.add("GET", "/api/v1/alerts", A::token, [this](const Request& r) { return alerts(r); });
 }
 
 Result<storage::TimeRange> Api::range(const Request& request, const std::string& prefix, bool required) const {
@@ -350,6 +353,50 @@ Response Api::latency(const Request& request) const {
   doc["step"] = step_name(*step);
   doc["operations"] = std::move(list);
   doc["health"] = daemon::latency_health_json(*health);
+  return Response::json(doc);
+}
+
+Response Api::alerts(const Request& request) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host", "target", "state"}); !ok) return bad_request(ok.error());
+  Result<Scope> s = scope(request);
+  if (!s) return bad_request(s.error());
+  storage::AlertFilter filter;
+  if (const std::string* target = request.get("target")) {
+    if (target->empty()) return Response::error(400, "target must not be empty (leave it out for every target)");
+    filter.target = *target;
+  }
+  if (const std::string* state = request.get("state")) {
+    if (*state != "inactive" && *state != "pending" && *state != "firing")
+      return Response::error(400, "state must be inactive, pending or firing, got '" + *state + "'");
+    filter.state = *state;
+  }
+  Result<QueryPool::Lease> lease = pool_.acquire();
+  if (!lease) return Response::error(503, lease.error().message);
+  auto found = (*lease)->alerts(s->host, s->range, filter);
+  if (!found) return storage_failure(*lease, found.error());
+  nlohmann::json list = nlohmann::json::array();
+  for (const storage::AlertRecord& a : *found) list.push_back(storage::to_json(a));
+  nlohmann::json doc = range_json(s->range);
+  doc["host"] = s->host.empty() ? "*" : s->host;
+  doc["alerts"] = std::move(list);
+  return Response::json(doc);
+}
+
+Response Api::deploys(const Request& request) const {
+  if (auto ok = request.allow_only({"from", "to", "since", "host"}); !ok) return bad_request(ok.error());
+  Result<Scope> s = scope(request);
+  if (!s) return bad_request(s.error());
+  const std::string& target = request.params.at("target");
+  Result<QueryPool::Lease> lease = pool_.acquire();
+  if (!lease) return Response::error(503, lease.error().message);
+  auto found = (*lease)->deploys(s->host, target, s->range);
+  if (!found) return storage_failure(*lease, found.error());
+  nlohmann::json list = nlohmann::json::array();
+  for (const storage::DeployRecord& d : *found) list.push_back(storage::to_json(d));
+  nlohmann::json doc = range_json(s->range);
+  doc["target"] = target;
+  doc["host"] = s->host.empty() ? "*" : s->host;
+  doc["deploys"] = std::move(list);
   return Response::json(doc);
 }
 

@@ -16,6 +16,10 @@
 //                                                    and a series (p50/p95/p99/max, calls, slow, threshold)
 //       op=NAME: that operation only; step=auto|window|5m|1h: a series point per window or per rollup
 //       bucket (auto: per window while that gives at most 1500 points, else the finer bucket that does)
+//   GET /api/v1/targets/{t}/deploys       RANGE      deploy markers, oldest first
+//   GET /api/v1/alerts                    RANGE      alerts active now or that changed state in range,
+//                                                    with their state history in range; target=NAME,
+//                                                    state=inactive|pending|firing filter them
 // RANGE: from=TIME&to=TIME (to defaults to now) or since=DURATION (default 1h); TIME is RFC 3339 UTC
 // or Unix seconds. host=NAME selects a host's data (default: this daemon's host; "*" merges all).
 // Trees take min_share=FRACTION (default 0.0001): smaller frames are left out; 0 keeps all.
@@ -70,6 +74,8 @@ class Api {
   Response diff(const Request& request) const;
   Response export_profile(const Request& request, Export format) const;
   Response latency(const Request& request) const;
+  Response alerts(const Request& request) const;
+  Response deploys(const Request& request) const;
   Response metrics(const Request& request) const;
   Response info(const Request& request) const;
 

@@ -312,7 +312,7 @@ Result<profile::LatencyStats> Query::latency_health(const std::string& host, Tim
   });
 }
 
-Result<std::vector<AlertRecord>> Query::alerts(const std::string& host, TimeRange range) {
+Result<std::vector<AlertRecord>> Query::alerts(const std::string& host, TimeRange range, const AlertFilter& filter) {
   return guarded("cannot read alerts", [&]() -> Result<std::vector<AlertRecord>> {
     pqxx::read_transaction tx(*conn_);
     const std::string from = to_pg_timestamp(range.from), to = to_pg_timestamp(range.to);
@@ -323,8 +323,9 @@ Result<std::vector<AlertRecord>> Query::alerts(const std::string& host, TimeRang
             " WHERE ($1 = '' OR h.name = $1) AND (a.state <> 'inactive' OR EXISTS ("
             "   SELECT 1 FROM alert_events e WHERE e.fingerprint = a.fingerprint"
             "     AND e.at >= $2::timestamptz AND e.at < $3::timestamptz))"
+            "   AND ($4 = '' OR a.labels->>'target' = $4) AND ($5 = '' OR a.state = $5)"
             " ORDER BY a.state = 'firing' DESC, a.updated_at DESC, a.fingerprint",
-        host, from, to);
+        host, from, to, filter.target, filter.state);
     std::vector<AlertRecord> out;
     std::unordered_map<std::string, std::size_t> index;
     const auto optional_time = [](const pqxx::field& f) {

@@ -92,6 +92,12 @@ struct AlertRecord {
   std::vector<AlertDeliveryRecord> deliveries;    // queued in range, oldest first
 };
 
+// Which alerts Query::alerts lists; empty fields select all.
+struct AlertFilter {
+  std::string target;  // the alert's "target" label
+  std::string state;   // inactive | pending | firing
+};
+
 struct DeployRecord {
   std::string host;
   std::string target;
@@ -159,7 +165,7 @@ class Query {
   Result<profile::LatencyStats> latency_health(const std::string& host, TimeRange range);
   // Alerts that changed state in range or are pending or firing now, firing first, then the most
   // recently changed; with their history and deliveries in range.
-  Result<std::vector<AlertRecord>> alerts(const std::string& host, TimeRange range);
+  Result<std::vector<AlertRecord>> alerts(const std::string& host, TimeRange range, const AlertFilter& filter = {});
   // Deploy markers in range, oldest first; target "" means every target.
   Result<std::vector<DeployRecord>> deploys(const std::string& host, const std::string& target, TimeRange range);
   // The target's caches with lookups or misses in range, by name.

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -209,7 +210,8 @@ Result<Spool> Spool::open(std::string dir, std::uint64_t max_bytes) {
       continue;
     }
     if (!entry.is_regular_file() || !name.ends_with(suffix)) continue;
-    spool.entries_.push_back({entry.path().string(), static_cast<std::uint64_t>(entry.file_size(ec))});
+    spool.entries_.push_back({entry.path().string(), static_cast<std::uint64_t>(entry.file_size(ec)),
+                              from_us(std::strtoll(name.c_str(), nullptr, 10))});
     spool.bytes_ += spool.entries_.back().bytes;
   }
   if (ec) return make_error("spool: cannot list " + spool.dir_ + ": " + ec.message());
@@ -227,7 +229,7 @@ Result<void> Spool::push(const profile::WindowProfile& window) {
                 static_cast<unsigned long long>(sequence_++ % 1000000), suffix);
   const std::string path = dir_ + "/" + name;
   if (Result<void> r = write_durably(path, bytes); !r) return r;
-  Entry entry{path, bytes.size()};
+  Entry entry{path, bytes.size(), window.start};
   entries_.insert(std::upper_bound(entries_.begin(), entries_.end(), entry,
                                    [](const Entry& a, const Entry& b) { return a.path < b.path; }),
                   entry);

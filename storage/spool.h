@@ -21,6 +21,7 @@ class Spool {
   struct Entry {
     std::string path;
     std::uint64_t bytes = 0;
+    profile::TimePoint start{};  // the window's, from its name (the epoch for a name not in that form)
   };
 
   // Creates the directory if needed and indexes the windows a previous run left there.

@@ -66,6 +66,9 @@ WriterStats WindowWriter::stats() const {
   s.spool_bytes = spool_.bytes();
   s.dropped = spool_.dropped();
   s.connected = store_ != nullptr;
+  if (!queue_.empty()) s.oldest_unwritten_start = queue_.front().start;
+  if (auto spooled = spool_.oldest(); spooled && (!s.oldest_unwritten_start || spooled->start < *s.oldest_unwritten_start))
+    s.oldest_unwritten_start = spooled->start;
   return s;
 }
 

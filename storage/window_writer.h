@@ -46,6 +46,8 @@ struct WriterStats {
   std::uint64_t spool_bytes = 0;
   bool connected = false;
   profile::TimePoint last_written_end{};  // end of the newest window written (database lag)
+  // Start of the oldest window queued or spooled (not counting the one being written), if any.
+  std::optional<profile::TimePoint> oldest_unwritten_start;
 };
 
 class WindowWriter {

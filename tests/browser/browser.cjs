@@ -2,11 +2,12 @@
 // that records its errors and any request leaving the daemon, and helpers to wait for a view and to
 // save screenshots.
 const { chromium } = require('playwright-core');
+const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-// Runs `test(session)` with session = {page, ready(), shot(name), errors, offsite}; closes the browser
+// Runs `test(session)` with session = {page, ready(), shot(name), checkClean()}; closes the browser
 // and removes the profile afterwards, whatever happens.
 async function withBrowser(baseUrl, outDir, test) {
   fs.mkdirSync(outDir, { recursive: true });
@@ -29,6 +30,11 @@ async function withBrowser(baseUrl, outDir, test) {
       offsite: [],
       ready: () => page.waitForSelector('body[data-ready="true"]', { timeout: 20000 }),
       shot: (name) => page.screenshot({ path: path.join(outDir, name), fullPage: true }),
+      // No page errors, and nothing requested outside the daemon.
+      checkClean: () => {
+        assert.deepEqual(session.errors, [], 'the page logged errors');
+        assert.deepEqual(session.offsite, [], 'the page requested something outside the daemon');
+      },
     };
     page.on('pageerror', (e) => session.errors.push(e.message));
     page.on('console', (m) => { if (m.type() === 'error') session.errors.push(m.text()); });

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "alerts/alert_store.h"
 #include "dashboard/api.h"
 #include "dashboard/server.h"
 #include "storage/rollups.h"
@@ -209,6 +210,113 @@ TEST_F(ApiTest, BadParametersGet400WithAMessage) {
     EXPECT_EQ(r.response.getContentType(), "application/json") << path;
     EXPECT_NE(json_of(r)["error"].get<std::string>().find(message), std::string::npos) << path << ": " << r.body;
   }
+}
+
+// Two alerts of web-01 written by the alert store, as the engine writes them: api's latency alert
+// went pending at 1500 s, fired at 1530 s and is firing; worker's fired at 1600 s and resolved at
+// 1700 s. A deploy of api at 1005 s rides in a window.
+class AlertsApiTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    ApiTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto store = storage::PgStore::connect(connect_options());
+    ASSERT_TRUE(store) << store.error().message;
+    profile::WindowProfile w = test::sample_window("web-01", at(1005));
+    w.deploys = {{0, at(1005), "executable /srv/api build-id 1a2b -> 3c4d",
+                  {{"executable", "/srv/api", "build-id:1a2b", "build-id:3c4d"}}}};
+    ASSERT_TRUE((*store)->write_window(w));
+    pqxx::connection conn = connection();
+    alerts::AlertStore alert_store(conn, "web-01");
+    alerts::Batch batch;
+    alerts::AlertRecord api{"fp-api", "tier", {{"alertname", "TierViolation"}, {"target", "api"}, {"operation", "parse"}},
+                            {{"summary", "api/parse p95 120 ms over T1"}}, 0.12, {}, std::nullopt, {}};
+    api.progress.state = alerts::State::firing;
+    api.progress.fired_at = at(1530);
+    alerts::AlertRecord worker{"fp-worker", "cache_floor", {{"alertname", "CacheHitRateLow"}, {"target", "worker"}},
+                               {{"summary", "worker page cache hit rate 40%"}}, 0.4, {}, at(1700), {}};
+    batch.alerts = {{"fp-api", api}, {"fp-worker", worker}};
+    batch.events = {{"fp-api", at(1500), alerts::EventKind::pending, 0.12, "p95 over T1"},
+                    {"fp-api", at(1530), alerts::EventKind::firing, 0.12, "p95 over T1 for 30s"},
+                    {"fp-worker", at(1600), alerts::EventKind::firing, 0.4, "below 50%"},
+                    {"fp-worker", at(1700), alerts::EventKind::resolved, 0.6, "back above 50%"}};
+    ASSERT_TRUE(alert_store.commit(batch));
+  }
+};
+
+TEST_F(AlertsApiTest, ListsAlertsWithStateLabelsAnnotationsAndHistory) {
+  Reply r = get("/api/v1/alerts?from=1000&to=2000");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const nlohmann::json doc = json_of(r);
+  EXPECT_EQ(doc["host"], "web-01");
+  ASSERT_EQ(doc["alerts"].size(), 2u) << r.body;
+  const nlohmann::json& firing = doc["alerts"][0];  // firing first
+  EXPECT_EQ(firing["fingerprint"], "fp-api");
+  EXPECT_EQ(firing["state"], "firing");
+  EXPECT_EQ(firing["labels"]["operation"], "parse");
+  EXPECT_EQ(firing["annotations"]["summary"], "api/parse p95 120 ms over T1");
+  EXPECT_EQ(firing["starts_at"], "1970-01-01T00:25:30Z");
+  EXPECT_TRUE(firing["ends_at"].is_null());
+  ASSERT_EQ(firing["history"].size(), 2u);
+  EXPECT_EQ(firing["history"][0]["state"], "pending");
+  EXPECT_EQ(firing["history"][0]["at"], "1970-01-01T00:25:00Z");
+  EXPECT_EQ(firing["history"][1]["state"], "firing");
+  const nlohmann::json& resolved = doc["alerts"][1];
+  EXPECT_EQ(resolved["state"], "inactive");
+  EXPECT_EQ(resolved["ends_at"], "1970-01-01T00:28:20Z");
+  EXPECT_EQ(resolved["history"][1]["state"], "resolved");
+  EXPECT_EQ(resolved["history"][1]["summary"], "back above 50%");
+}
+
+TEST_F(AlertsApiTest, FiltersByTargetStateAndRange) {
+  const auto fingerprints = [&](const std::string& query) {
+    Reply r = get("/api/v1/alerts?" + query);
+    EXPECT_EQ(r.status, 200) << r.body;
+    const nlohmann::json doc = json_of(r);
+    std::vector<std::string> out;
+    for (const auto& a : doc["alerts"]) out.push_back(a["fingerprint"]);
+    return out;
+  };
+  EXPECT_EQ(fingerprints("from=1000&to=2000&target=worker"), std::vector<std::string>{"fp-worker"});
+  EXPECT_EQ(fingerprints("from=1000&to=2000&state=firing"), std::vector<std::string>{"fp-api"});
+  EXPECT_EQ(fingerprints("from=1000&to=2000&state=inactive"), std::vector<std::string>{"fp-worker"});
+  EXPECT_TRUE(fingerprints("from=1000&to=2000&target=nosuch").empty());
+  // Outside the range only what is active now is listed, without history.
+  const nlohmann::json later = json_of(get("/api/v1/alerts?from=3000&to=4000"));
+  ASSERT_EQ(later["alerts"].size(), 1u);
+  EXPECT_EQ(later["alerts"][0]["fingerprint"], "fp-api");
+  EXPECT_TRUE(later["alerts"][0]["history"].empty());
+  // Another host's alerts are not this host's.
+  EXPECT_TRUE(json_of(get("/api/v1/alerts?from=1000&to=2000&host=web-02"))["alerts"].empty());
+  EXPECT_EQ(fingerprints("from=1000&to=2000&host=*").size(), 2u);
+}
+
+TEST_F(AlertsApiTest, DeployMarkersOfATargetInRange) {
+  Reply r = get("/api/v1/targets/api/deploys?from=1000&to=2000");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const nlohmann::json doc = json_of(r);
+  EXPECT_EQ(doc["target"], "api");
+  ASSERT_EQ(doc["deploys"].size(), 1u);
+  EXPECT_EQ(doc["deploys"][0]["at"], "1970-01-01T00:16:45Z");
+  EXPECT_EQ(doc["deploys"][0]["summary"], "executable /srv/api build-id 1a2b -> 3c4d");
+  EXPECT_EQ(doc["deploys"][0]["changes"][0]["kind"], "executable");
+  EXPECT_EQ(doc["deploys"][0]["changes"][0]["after"], "build-id:3c4d");
+  EXPECT_TRUE(json_of(get("/api/v1/targets/api/deploys?from=1006&to=2000"))["deploys"].empty());
+  EXPECT_TRUE(json_of(get("/api/v1/targets/worker/deploys?from=1000&to=2000"))["deploys"].empty());
+}
+
+TEST_F(AlertsApiTest, BadAlertAndDeployParametersGet400WithAMessage) {
+  const auto error = [&](const std::string& path) {
+    Reply r = get(path);
+    EXPECT_EQ(r.status, 400) << path << ": " << r.body;
+    return json_of(r)["error"].get<std::string>();
+  };
+  EXPECT_EQ(error("/api/v1/alerts?state=resolved"), "state must be inactive, pending or firing, got 'resolved'");
+  EXPECT_EQ(error("/api/v1/alerts?target="), "target must not be empty (leave it out for every target)");
+  EXPECT_NE(error("/api/v1/alerts?fingerprint=x").find("unknown parameter 'fingerprint'"), std::string::npos);
+  EXPECT_EQ(error("/api/v1/alerts?from=2000&to=1000"), "to must be later than from");
+  EXPECT_NE(error("/api/v1/targets/api/deploys?since=often").find("since: "), std::string::npos);
+  EXPECT_NE(error("/api/v1/targets/api/deploys?state=firing").find("unknown parameter 'state'"), std::string::npos);
 }
 
 TEST_F(ApiTest, UnknownRoutesGet404) {

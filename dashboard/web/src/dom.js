@@ -1,4 +1,7 @@
-// Element construction for the dashboard's views: el('tr', {class: 'x', onclick: f}, child, 'text', ...).
+// DOM helpers shared by the pages.
+import { AuthRequired } from './api.js';
+
+// el('a', {href, class, onclick}, child...): attributes, listeners (on*) and children in one call.
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -8,4 +11,18 @@ export function el(tag, attrs = {}, ...children) {
   }
   node.append(...children.filter((c) => c !== null && c !== undefined));
   return node;
+}
+
+export function formatTime(iso) {
+  return iso ? new Date(iso).toLocaleString() : '–';
+}
+
+// A failed load, in the box it was for; a missing token also opens the token form.
+export function showError(box, error) {
+  if (error instanceof AuthRequired) {
+    document.getElementById('auth').hidden = false;
+    box.replaceChildren(el('p', { class: 'error' }, 'The dashboard needs its token.'));
+    return;
+  }
+  box.replaceChildren(el('p', { class: 'error' }, `Cannot load: ${error.message}`));
 }

@@ -1,9 +1,11 @@
-// perfwatch's dashboard: hash routes #/ (overview) and #/target/NAME?… (target page).
-import { AuthRequired, exportUrl, getJson, setToken } from './api.js';
-import { el } from './dom.js';
+// perfwatch's dashboard: hash routes #/ (overview), #/target/NAME?… (target page) and #/alerts?….
+import { exportUrl, getJson, setToken } from './api.js';
+import { el, formatTime, showError } from './dom.js';
 import { rangeFromQuery, rangeParams, rangePicker, resolve, toIso } from './range.js';
 import { renderFlame } from './flame.js';
 import { renderLatency } from './latency.js';
+import { alertsPage } from './alerts.js';
+import { drawTimeline } from './markers.js';
 import { tierCell, tierLegend } from './tiers.js';
 import './style.css';
 
@@ -19,19 +21,6 @@ function parseHash() {
 function navigate(parts, query) {
   const q = new URLSearchParams(query).toString();
   location.hash = `#/${parts.map(encodeURIComponent).join('/')}${q ? `?${q}` : ''}`;
-}
-
-function showError(box, error) {
-  if (error instanceof AuthRequired) {
-    document.getElementById('auth').hidden = false;
-    box.replaceChildren(el('p', { class: 'error' }, 'The dashboard needs its token.'));
-    return;
-  }
-  box.replaceChildren(el('p', { class: 'error' }, `Cannot load: ${error.message}`));
-}
-
-function formatTime(iso) {
-  return iso ? new Date(iso).toLocaleString() : '–';
 }
 
 async function overview(query) {
@@ -151,6 +140,7 @@ async function targetPage(target, query) {
     if (main.contains(latencyBox)) latencyView = v;
     else v.destroy();  // the page was left meanwhile
   }, (e) => showError(latencyBox, e));
+  drawTimeline(document.getElementById('alerts-panel'), target, host, range);
   try {
     current = view === 'diff'
       ? await drawDiff(graph, details, target, { ...apiParams, ...rangeParams(base, 'base_') })
@@ -170,6 +160,7 @@ async function route() {
   latencyView = null;
   const { parts, query } = parseHash();
   if (parts[0] === 'target' && parts[1]) await targetPage(parts[1], query);
+  else if (parts[0] === 'alerts') await alertsPage(main, query, (q) => navigate(['alerts'], q));
   else await overview(query);
   document.body.dataset.ready = 'true';
 }
