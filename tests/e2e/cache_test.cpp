@@ -131,6 +131,11 @@ TEST_F(CacheE2E, PageCacheColdReadMissesAndWarmReadHits) {
   sleep_into_next_window();
   ASSERT_EQ(reader.run("cold " + file.string()), "done");
   sleep_into_next_window();
+  // Under memory pressure (a memory cgroup full of a build's page cache) the kernel may already have
+  // evicted some of the pages just read: those are real misses of the warm read.
+  const std::string resident_answer = reader.run("resident " + file.string());
+  ASSERT_EQ(resident_answer.rfind("done ", 0), 0u) << resident_answer;
+  const double evicted = pages - std::stod(resident_answer.substr(5));
   ASSERT_EQ(reader.run("warm " + file.string()), "done");
   wait_for_windows();
   fs::remove(file);
@@ -151,8 +156,9 @@ TEST_F(CacheE2E, PageCacheColdReadMissesAndWarmReadHits) {
   EXPECT_NEAR(c.at("misses").get<double>(), pages, pages * 0.10) << c.dump();
   EXPECT_LT(c.at("hit_ratio").get<double>(), 0.10) << c.dump();
   EXPECT_NEAR(w.at("lookups").get<double>(), pages, pages * 0.10) << w.dump();
-  EXPECT_LT(w.at("misses").get<double>(), pages * 0.02) << w.dump();
-  EXPECT_GT(w.at("hit_ratio").get<double>(), 0.95) << w.dump();
+  EXPECT_LT(w.at("misses").get<double>(), evicted + pages * 0.02) << w.dump() << " evicted: " << evicted;
+  EXPECT_GT(w.at("hit_ratio").get<double>(), 1.0 - evicted / pages - 0.05) << w.dump() << " evicted: " << evicted;
+  EXPECT_LT(evicted, pages * 0.5) << "the warm read was mostly cold: nothing measured";
   // Every process's figures include the reader's.
   EXPECT_GE(doc.at("host").at("page_lookups").get<double>(), c.at("lookups").get<double>() + w.at("lookups").get<double>());
 

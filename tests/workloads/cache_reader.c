@@ -3,6 +3,7 @@
  *   cold FILE     drops FILE from the page cache (POSIX_FADV_DONTNEED), then read()s it whole
  *   warm FILE     read()s FILE whole again
  *   mmap FILE     maps FILE and touches every page
+ *   resident FILE answers "done N": N of FILE's pages are in the page cache (mincore, no lookups)
  *   usdt H M      fires the USDT probe pwcache:hit on H fresh threads and pwcache:miss on M
  * Exits at the end of its input. Reads are 64 KiB read() calls, as cat's are. USDT probes fire only
  * on the first hit per thread on some hosts, hence a thread per hit. */
@@ -55,6 +56,39 @@ static int touch_mapped(const char *path)
 	return (int)(sum & 0);
 }
 
+/* Pages of FILE in the page cache, or -1. Mapping without touching and mincore() look nothing up
+ * through the filemap paths the probes count. */
+static long resident_pages(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	long page = sysconf(_SC_PAGESIZE), resident = 0;
+	size_t pages;
+	unsigned char *vec;
+	void *p;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) != 0 || st.st_size == 0) {
+		close(fd);
+		return -1;
+	}
+	pages = ((size_t)st.st_size + (size_t)page - 1) / (size_t)page;
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return -1;
+	vec = malloc(pages);
+	if (vec && mincore(p, (size_t)st.st_size, vec) == 0)
+		for (size_t i = 0; i < pages; i++)
+			resident += vec[i] & 1;
+	else
+		resident = -1;
+	free(vec);
+	munmap(p, (size_t)st.st_size);
+	return resident;
+}
+
 static void *fire_hit(void *arg)
 {
 	(void)arg;
@@ -96,7 +130,14 @@ int main(void)
 			rc = read_whole(arg, 0);
 		else if (sscanf(line, "mmap %4095s", arg) == 1)
 			rc = touch_mapped(arg);
-		else if (sscanf(line, "usdt %d %d", &a, &b) == 2)
+		else if (sscanf(line, "resident %4095s", arg) == 1) {
+			long n = resident_pages(arg);
+
+			if (n >= 0) {
+				printf("done %ld\n", n);
+				continue;
+			}
+		} else if (sscanf(line, "usdt %d %d", &a, &b) == 2)
 			rc = fire(fire_hit, a) || fire(fire_miss, b) ? -1 : 0;
 		printf("%s\n", rc == 0 ? "done" : "failed");
 	}
