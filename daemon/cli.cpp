@@ -234,11 +234,6 @@ int list_alerts(const Options& options, Context& ctx, std::FILE* out, std::FILE*
   return 0;
 }
 
-std::optional<double> hit_ratio(std::uint64_t lookups, std::uint64_t hits) {
-  if (lookups == 0) return std::nullopt;
-  return static_cast<double>(hits) / static_cast<double>(lookups);
-}
-
 std::string percent(std::optional<double> ratio) {
   if (!ratio) return "-";
   char buf[16];
@@ -246,7 +241,6 @@ std::string percent(std::optional<double> ratio) {
   return buf;
 }
 
-nlohmann::json json_ratio(std::optional<double> ratio) { return ratio ? nlohmann::json(*ratio) : nlohmann::json(nullptr); }
 
 int print_cache(const Options& options, Context& ctx, std::FILE* out, std::FILE* err) {
   auto caches = ctx.query->caches(ctx.host, options.target, options.range);
@@ -258,39 +252,13 @@ int print_cache(const Options& options, Context& ctx, std::FILE* out, std::FILE*
   if (caches->empty())
     std::fprintf(err, "perfwatch: no cache lookups of target '%s' between %s and %s\n", options.target.c_str(),
                  format_time(options.range.from).c_str(), format_time(options.range.to).c_str());
-  const profile::CacheCounts& host = health->host;
-  const std::optional<double> host_ratio =
-      hit_ratio(host.page_lookups, host.page_lookups > host.page_misses() ? host.page_lookups - host.page_misses() : 0);
   if (options.format == "json") {
-    nlohmann::json doc = {{"target", options.target},
-                          {"from", format_time(options.range.from)},
-                          {"to", format_time(options.range.to)},
-                          {"caches", nlohmann::json::array()},
-                          {"page_cache", {{"measured", health->page_cache.measured}, {"state", health->page_cache.text}}},
-                          {"llc", {{"measured", health->llc.measured}, {"state", health->llc.text}}},
-                          {"host", {{"windows", health->windows},
-                                    {"page_lookups", host.page_lookups},
-                                    {"page_misses", host.page_misses()},
-                                    {"page_added", host.page_added},
-                                    {"page_write_adds", host.page_write_adds},
-                                    {"page_hit_ratio", json_ratio(host_ratio)},
-                                    {"llc_references", host.llc_references},
-                                    {"llc_misses", host.llc_misses},
-                                    {"statsd_counts", health->statsd_counts}}}};
-    for (const auto& c : *caches) {
-      nlohmann::json item = {{"name", c.name},       {"kind", c.kind},     {"spec", c.spec},
-                             {"lookups", c.lookups}, {"hits", c.hits},     {"misses", c.misses},
-                             {"windows", c.windows}, {"hit_ratio", json_ratio(hit_ratio(c.lookups, c.hits))}};
-      if (auto series = ctx.query->cache_series(ctx.host, options.target, c.name, options.range)) {
-        item["series"] = nlohmann::json::array();
-        for (const auto& p : *series)
-          item["series"].push_back({{"start", format_time(p.start)}, {"end", format_time(p.end)}, {"lookups", p.lookups},
-                                    {"hits", p.hits}, {"misses", p.misses},
-                                    {"hit_ratio", json_ratio(hit_ratio(p.lookups, p.hits))}});
-      }
-      doc["caches"].push_back(std::move(item));
+    auto doc = storage::read_cache_report(*ctx.query, ctx.host, options.target, options.range);
+    if (!doc) {
+      std::fprintf(err, "perfwatch: %s\n", doc.error().message.c_str());
+      return 1;
     }
-    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    std::fprintf(out, "%s\n", doc->dump(2).c_str());
     return 0;
   }
   std::size_t name_width = 5;
@@ -301,14 +269,15 @@ int print_cache(const Options& options, Context& ctx, std::FILE* out, std::FILE*
   for (const auto& c : *caches)
     std::fprintf(out, "%-*s  %-6s  %12llu  %12llu  %12llu  %9s  %7llu  %s\n", nw, c.name.c_str(), c.kind.c_str(),
                  static_cast<unsigned long long>(c.lookups), static_cast<unsigned long long>(c.hits),
-                 static_cast<unsigned long long>(c.misses), percent(hit_ratio(c.lookups, c.hits)).c_str(),
+                 static_cast<unsigned long long>(c.misses), percent(storage::hit_ratio(c.lookups, c.hits)).c_str(),
                  static_cast<unsigned long long>(c.windows), c.spec.empty() ? "-" : c.spec.c_str());
   if (health->windows == 0) return 0;
+  const profile::CacheCounts& host = health->host;
   std::fprintf(out, "\npage cache: %s\n", health->page_cache.text.c_str());
   std::fprintf(out, "LLC: %s\n", health->llc.text.c_str());
   std::fprintf(out, "all processes: page cache %llu lookups, %llu misses (%s hits)",
                static_cast<unsigned long long>(host.page_lookups), static_cast<unsigned long long>(host.page_misses()),
-               percent(host_ratio).c_str());
+               percent(storage::host_page_hit_ratio(host)).c_str());
   if (health->llc.measured)
     std::fprintf(out, "; LLC %llu references, %llu misses", static_cast<unsigned long long>(host.llc_references),
                  static_cast<unsigned long long>(host.llc_misses));

@@ -140,6 +140,7 @@ void Api::install(Router& router) const {
              [this](const Request& r) { return export_profile(r, Export::speedscope); });
   router.add("GET", "/api/v1/targets/{target}/latency", A::token, [this](const Request& r) { return latency(r); });
   router.add("GET", "/api/v1/targets/{target}/deploys", A::token, [this](const Request& r) { return deploys(r); });
+  router.add("GET", "/api/v1/targets/{target}/caches", A::token, [this](const Request& r) { return caches(r); });
   router.add("GET", "/api/v1/alerts", A::token, [this](const Request& r) { return alerts(r); });
 }
 
@@ -382,22 +383,35 @@ Response Api::alerts(const Request& request) const {
   return Response::json(doc);
 }
 
-Response Api::deploys(const Request& request) const {
+Response Api::target_document(const Request& request, const TargetReader& read) const {
   if (auto ok = request.allow_only({"from", "to", "since", "host"}); !ok) return bad_request(ok.error());
   Result<Scope> s = scope(request);
   if (!s) return bad_request(s.error());
   const std::string& target = request.params.at("target");
   Result<QueryPool::Lease> lease = pool_.acquire();
   if (!lease) return Response::error(503, lease.error().message);
-  auto found = (*lease)->deploys(s->host, target, s->range);
-  if (!found) return storage_failure(*lease, found.error());
-  nlohmann::json list = nlohmann::json::array();
-  for (const storage::DeployRecord& d : *found) list.push_back(storage::to_json(d));
-  nlohmann::json doc = range_json(s->range);
-  doc["target"] = target;
-  doc["host"] = s->host.empty() ? "*" : s->host;
-  doc["deploys"] = std::move(list);
-  return Response::json(doc);
+  Result<nlohmann::json> doc = read(**lease, *s, target);
+  if (!doc) return storage_failure(*lease, doc.error());
+  doc->update(range_json(s->range));
+  (*doc)["target"] = target;
+  (*doc)["host"] = s->host.empty() ? "*" : s->host;
+  return Response::json(*doc);
+}
+
+Response Api::deploys(const Request& request) const {
+  return target_document(request, [](storage::Query& query, const Scope& s, const std::string& target) -> Result<nlohmann::json> {
+    auto found = query.deploys(s.host, target, s.range);
+    if (!found) return found.error();
+    nlohmann::json list = nlohmann::json::array();
+    for (const storage::DeployRecord& d : *found) list.push_back(storage::to_json(d));
+    return nlohmann::json{{"deploys", std::move(list)}};
+  });
+}
+
+Response Api::caches(const Request& request) const {
+  return target_document(request, [](storage::Query& query, const Scope& s, const std::string& target) {
+    return storage::read_cache_report(query, s.host, target, s.range);
+  });
 }
 
 Response Api::metrics(const Request& request) const {

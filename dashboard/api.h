@@ -17,6 +17,9 @@
 //       op=NAME: that operation only; step=auto|window|5m|1h: a series point per window or per rollup
 //       bucket (auto: per window while that gives at most 1500 points, else the finer bucket that does)
 //   GET /api/v1/targets/{t}/deploys       RANGE      deploy markers, oldest first
+//   GET /api/v1/targets/{t}/caches        RANGE      hit rates of the target's caches (page cache, LLC,
+//                                                    application caches) over the range and per window,
+//                                                    and what measured the page cache and the LLC
 //   GET /api/v1/alerts                    RANGE      alerts active now or that changed state in range,
 //                                                    with their state history in range; target=NAME,
 //                                                    state=inactive|pending|firing filter them
@@ -75,7 +78,12 @@ class Api {
   Response export_profile(const Request& request, Export format) const;
   Response latency(const Request& request) const;
   Response alerts(const Request& request) const;
+  // A target's document over RANGE (from/to/since/host): `read` builds it on a pooled query; the
+  // range, target and host are added to it.
+  using TargetReader = std::function<Result<nlohmann::json>(storage::Query&, const Scope&, const std::string& target)>;
+  Response target_document(const Request& request, const TargetReader& read) const;
   Response deploys(const Request& request) const;
+  Response caches(const Request& request) const;
   Response metrics(const Request& request) const;
   Response info(const Request& request) const;
 

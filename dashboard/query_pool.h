@@ -29,6 +29,7 @@ class QueryPool {
     Lease& operator=(Lease&&) = delete;
     ~Lease();
     storage::Query* operator->() const { return query_.get(); }
+    storage::Query& operator*() const { return *query_; }
     // After a failed query: the connection may be broken, so close it instead of handing it out again.
     void discard() { query_.reset(); }
 

@@ -9,6 +9,8 @@ nlohmann::json time_or_null(const std::optional<profile::TimePoint>& t) {
   return t ? nlohmann::json(format_time(*t)) : nlohmann::json(nullptr);
 }
 
+nlohmann::json ratio_or_null(std::optional<double> ratio) { return ratio ? nlohmann::json(*ratio) : nlohmann::json(nullptr); }
+
 }  // namespace
 
 nlohmann::json to_json(const AlertRecord& a) {
@@ -33,6 +35,65 @@ nlohmann::json to_json(const DeployRecord& d) {
     changes.push_back({{"kind", c.kind}, {"path", c.path}, {"before", c.before}, {"after", c.after}});
   return {{"host", d.host}, {"target", d.target}, {"at", format_time(d.at)}, {"summary", d.summary},
           {"changes", std::move(changes)}};
+}
+
+std::optional<double> hit_ratio(std::uint64_t lookups, std::uint64_t hits) {
+  if (lookups == 0) return std::nullopt;
+  return static_cast<double>(hits) / static_cast<double>(lookups);
+}
+
+std::optional<double> host_page_hit_ratio(const profile::CacheCounts& host) {
+  return hit_ratio(host.page_lookups, host.page_lookups > host.page_misses() ? host.page_lookups - host.page_misses() : 0);
+}
+
+nlohmann::json cache_report_json(const std::string& target, TimeRange range, const std::vector<CacheSummary>& caches,
+                                 const std::vector<std::vector<CachePoint>>& series, const CacheHealth& health) {
+  const profile::CacheCounts& host = health.host;
+  nlohmann::json doc = {{"target", target},
+                        {"from", format_time(range.from)},
+                        {"to", format_time(range.to)},
+                        {"caches", nlohmann::json::array()},
+                        {"page_cache", {{"measured", health.page_cache.measured}, {"state", health.page_cache.text}}},
+                        {"llc", {{"measured", health.llc.measured}, {"state", health.llc.text}}},
+                        {"host", {{"windows", health.windows},
+                                  {"page_lookups", host.page_lookups},
+                                  {"page_misses", host.page_misses()},
+                                  {"page_added", host.page_added},
+                                  {"page_write_adds", host.page_write_adds},
+                                  {"page_hit_ratio", ratio_or_null(host_page_hit_ratio(host))},
+                                  {"llc_references", host.llc_references},
+                                  {"llc_misses", host.llc_misses},
+                                  {"statsd_counts", health.statsd_counts}}}};
+  for (std::size_t i = 0; i < caches.size(); ++i) {
+    const CacheSummary& c = caches[i];
+    nlohmann::json item = {{"name", c.name},       {"kind", c.kind},     {"spec", c.spec},
+                           {"lookups", c.lookups}, {"hits", c.hits},     {"misses", c.misses},
+                           {"windows", c.windows}, {"hit_ratio", ratio_or_null(hit_ratio(c.lookups, c.hits))}};
+    if (i < series.size()) {
+      item["series"] = nlohmann::json::array();
+      for (const CachePoint& p : series[i])
+        item["series"].push_back({{"start", format_time(p.start)}, {"end", format_time(p.end)}, {"lookups", p.lookups},
+                                  {"hits", p.hits}, {"misses", p.misses},
+                                  {"hit_ratio", ratio_or_null(hit_ratio(p.lookups, p.hits))}});
+    }
+    doc["caches"].push_back(std::move(item));
+  }
+  return doc;
+}
+
+Result<nlohmann::json> read_cache_report(Query& query, const std::string& host, const std::string& target,
+                                         TimeRange range) {
+  auto caches = query.caches(host, target, range);
+  if (!caches) return caches.error();
+  auto health = query.cache_health(host, range);
+  if (!health) return health.error();
+  std::vector<std::vector<CachePoint>> series;
+  for (const CacheSummary& c : *caches) {
+    auto points = query.cache_series(host, target, c.name, range);
+    if (!points) return points.error();
+    series.push_back(std::move(*points));
+  }
+  return cache_report_json(target, range, *caches, series, *health);
 }
 
 }  // namespace perfwatch::storage

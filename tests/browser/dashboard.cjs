@@ -42,6 +42,12 @@ async function main() {
     const tip = page.locator('.flame-tip');
     await tip.waitFor({ state: 'visible' });
     assert.match(await tip.innerText(), /samples\s+\d+ \(\d+\.\d+% of all/);
+    // Cache hit rates: the application cache the test counted 30 hits and 10 misses of, and its chart.
+    const lru = page.locator('#caches tr[data-cache="lru"]');
+    await lru.waitFor({ timeout: 20000 });
+    assert.equal(await lru.locator('.hit-ratio').innerText(), '75.0%');
+    await page.locator('#caches .cache-plot canvas').waitFor();
+    assert.match(await page.locator('#caches .u-legend').innerText(), /lru/);
     await shot('target.png');
 
     // Zoom: clicking a frame widens it to the whole graph and hides the others.

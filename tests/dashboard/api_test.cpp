@@ -59,12 +59,17 @@ class ApiTest : public test::PgTest {
     if (HasFatalFailure()) return;
     auto store = storage::PgStore::connect(connect_options());
     ASSERT_TRUE(store) << store.error().message;
-    for (std::int64_t t : {1000, 1010}) ASSERT_TRUE((*store)->write_window(test::sample_window("web-01", at(t))));
+    write_windows(**store);
+    if (HasFatalFailure()) return;
+    start("");
+  }
+  // The fixture's windows; a suite with data of its own overrides this.
+  virtual void write_windows(storage::PgStore& store) {
+    for (std::int64_t t : {1000, 1010}) ASSERT_TRUE(store.write_window(test::sample_window("web-01", at(t))));
     profile::WindowProfile grown = test::sample_window("web-01", at(2000));
     grown.profile.stacks = {{0, {0, 1, 2}, 2}, {0, {0, 3}, 8}, {1, {0, 4}, 5}};
-    ASSERT_TRUE((*store)->write_window(grown));
-    ASSERT_TRUE((*store)->write_window(test::sample_window("web-02", at(1000))));
-    start("");
+    ASSERT_TRUE(store.write_window(grown));
+    ASSERT_TRUE(store.write_window(test::sample_window("web-02", at(1000))));
   }
   void TearDown() override {
     server_.reset();
@@ -217,15 +222,16 @@ TEST_F(ApiTest, BadParametersGet400WithAMessage) {
 // 1700 s. A deploy of api at 1005 s rides in a window.
 class AlertsApiTest : public ApiTest {
  protected:
-  void SetUp() override {
-    ApiTest::SetUp();
-    if (HasFatalFailure()) return;
-    auto store = storage::PgStore::connect(connect_options());
-    ASSERT_TRUE(store) << store.error().message;
+  void write_windows(storage::PgStore& store) override {
+    ApiTest::write_windows(store);
     profile::WindowProfile w = test::sample_window("web-01", at(1005));
     w.deploys = {{0, at(1005), "executable /srv/api build-id 1a2b -> 3c4d",
                   {{"executable", "/srv/api", "build-id:1a2b", "build-id:3c4d"}}}};
-    ASSERT_TRUE((*store)->write_window(w));
+    ASSERT_TRUE(store.write_window(w));
+  }
+  void SetUp() override {
+    ApiTest::SetUp();
+    if (HasFatalFailure()) return;
     pqxx::connection conn = connection();
     alerts::AlertStore alert_store(conn, "web-01");
     alerts::Batch batch;
@@ -406,24 +412,66 @@ TEST_F(ApiTest, UnreachableDatabaseIs503WithTheReason) {
   EXPECT_EQ(get("/healthz").status, 200);
 }
 
-// Latency: the ApiTest windows (1000, 1010, 2000 s) carry api's "lookup" (T1, 100 ms) and worker's "reads"
+// Caches: api's page cache in a cold window (nearly every page a miss) at 1000 s and a warm one (none)
+// at 1010 s; worker's application cache "lru".
+class ApiCachesTest : public ApiTest {
+ protected:
+  void write_windows(storage::PgStore& store) override {
+    for (auto [t, misses] : {std::pair<std::int64_t, std::uint64_t>{1000, 2000}, {1010, 0}}) {
+      profile::WindowProfile w = test::sample_window("web-01", at(t));
+      test::add_sample_caches(w, 2048, misses);
+      ASSERT_TRUE(store.write_window(w));
+    }
+  }
+};
+
+TEST_F(ApiCachesTest, HitRatesOverTheRangeAndPerWindow) {
+  Reply r = get("/api/v1/targets/api/caches?from=1000&to=1020");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const nlohmann::json doc = json_of(r);
+  EXPECT_EQ(doc["target"], "api");
+  ASSERT_EQ(doc["caches"].size(), 1u) << "the lru cache is worker's";
+  const nlohmann::json& page = doc["caches"][0];
+  EXPECT_EQ(page["name"], "page_cache");
+  EXPECT_EQ(page["kind"], "page");
+  EXPECT_EQ(page["lookups"], 4096);
+  EXPECT_EQ(page["misses"], 2000);
+  EXPECT_EQ(page["hits"], 2096);
+  EXPECT_DOUBLE_EQ(page["hit_ratio"].get<double>(), 2096.0 / 4096);
+  ASSERT_EQ(page["series"].size(), 2u);
+  EXPECT_EQ(page["series"][0]["start"], "1970-01-01T00:16:40Z");
+  EXPECT_DOUBLE_EQ(page["series"][0]["hit_ratio"].get<double>(), 48.0 / 2048);
+  EXPECT_DOUBLE_EQ(page["series"][1]["hit_ratio"].get<double>(), 1.0);
+  EXPECT_TRUE(doc["page_cache"]["measured"]);
+  EXPECT_EQ(doc["llc"]["state"], "unsupported: hardware cache events unavailable");
+
+  const nlohmann::json worker = json_of(get("/api/v1/targets/worker/caches?from=1000&to=1020"));
+  ASSERT_EQ(worker["caches"].size(), 1u);
+  EXPECT_EQ(worker["caches"][0]["name"], "lru");
+  EXPECT_DOUBLE_EQ(worker["caches"][0]["hit_ratio"].get<double>(), 0.75);
+  // Outside the windows, or an unknown target: no caches, not an error.
+  EXPECT_TRUE(json_of(get("/api/v1/targets/api/caches?from=3000&to=4000"))["caches"].empty());
+  EXPECT_TRUE(json_of(get("/api/v1/targets/nobody/caches"))["caches"].empty());
+}
+
+TEST_F(ApiCachesTest, BadParametersGet400) {
+  EXPECT_EQ(get("/api/v1/targets/api/caches?cache=lru").status, 400);
+  EXPECT_EQ(get("/api/v1/targets/api/caches?since=yesterday").status, 400);
+}
+
+// Latency: the windows (1000, 1010, 2000 s) carry api's "lookup" (T1, 100 ms) and worker's "reads"
 // (own 20 ms threshold, 1, 2 and 30 ms); lookup is fast at first and slow at 2000 s.
 class ApiLatencyTest : public ApiTest {
  protected:
-  void SetUp() override {
-    test::PgTest::SetUp();
-    if (HasFatalFailure()) return;
-    auto store = storage::PgStore::connect(connect_options());
-    ASSERT_TRUE(store) << store.error().message;
+  void write_windows(storage::PgStore& store) override {
     auto write = [&](std::int64_t t, std::initializer_list<std::uint64_t> lookup_ms) {
       profile::WindowProfile w = test::sample_window("web-01", at(t));
       test::add_sample_operations(w, lookup_ms);
-      ASSERT_TRUE((*store)->write_window(w));
+      ASSERT_TRUE(store.write_window(w));
     };
     write(1000, {30, 40});
     write(1010, {50, 60, 70});
     write(2000, {150, 160, 30});
-    start("");
   }
 
   static const nlohmann::json* op(const nlohmann::json& doc, const std::string& name) {

@@ -41,7 +41,8 @@ class DashboardE2E : public ::testing::Test {
                                        "statsd:\n  listen: 127.0.0.1:" + std::to_string(statsd_port_) + "\n"
                                        "targets:\n"
                                        "  - name: work\n    match: {cmdline: \"cpu_split (split|syscalls)\"}\n"
-                                       "    operations:\n      - {name: render, tier: T1, statsd: e2e.render}\n");
+                                       "    operations:\n      - {name: render, tier: T1, statsd: e2e.render}\n"
+                                       "    caches:\n      - {name: lru, hits: e2e.lru.hit, misses: e2e.lru.miss}\n");
     ASSERT_TRUE(daemon_->started());
     ASSERT_EQ(http_get(port_, "/healthz").first, 200) << daemon_->log();
   }
@@ -136,6 +137,13 @@ TEST_F(DashboardE2E, BrowserShowsTheWorkloadZoomsAndDiffs) {
   std::this_thread::sleep_until(std::chrono::system_clock::from_time_t(t1) + 100ms);
   Child split = spawn({CPU_SPLIT_PATH, "split", "4"});
   Child sys = spawn({CPU_SPLIT_PATH, "syscalls", "4"});
+  // The application cache of the target, through the real StatsD client: 30 hits, 10 misses.
+  auto [sent, sent_out] = run({"/usr/bin/python3", "-c",
+                               "import statsd\n"
+                               "c = statsd.StatsClient('127.0.0.1', " + std::to_string(statsd_port_) + ")\n"
+                               "for _ in range(30): c.incr('e2e.lru.hit')\n"
+                               "for _ in range(10): c.incr('e2e.lru.miss')\n"});
+  ASSERT_EQ(sent, 0) << "python3-statsd missing? (Debian package python3-statsd)";
   ASSERT_EQ(wait_exit(split.pid), 0);
   ASSERT_EQ(wait_exit(sys.pid), 0);
   const std::time_t t2 = std::time(nullptr) / 2 * 2 + 2;

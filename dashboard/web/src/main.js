@@ -4,6 +4,7 @@ import { el, formatTime, showError } from './dom.js';
 import { rangeFromQuery, rangeParams, rangePicker, resolve, toIso } from './range.js';
 import { renderFlame } from './flame.js';
 import { renderLatency } from './latency.js';
+import { renderCaches } from './caches.js';
 import { alertsPage } from './alerts.js';
 import { drawTimeline } from './markers.js';
 import { tierCell, tierLegend } from './tiers.js';
@@ -11,7 +12,7 @@ import './style.css';
 
 const main = document.getElementById('main');
 let current = null;  // the rendered flame graph, destroyed on navigation
-let latencyView = null;  // the latency charts, likewise
+let charts = [];  // the latency and cache charts, likewise
 
 function parseHash() {
   const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
@@ -121,25 +122,26 @@ async function targetPage(target, query) {
 
   const latencyBox = el('div', { id: 'latency' }, el('p', { class: 'muted' }, 'Loading…'));
   const latencyPanel = panel('latency-panel', 'Latency', latencyBox);
+  const cacheBox = el('div', { id: 'caches' }, el('p', { class: 'muted' }, 'Loading…'));
   main.replaceChildren(
     el('h1', {}, el('a', { href: '#/' }, 'Targets'), ' / ', el('span', { id: 'target-name' }, target), host ? el('span', { class: 'muted' }, ` on ${host}`) : null),
     ...pickers,
     tabs,
     panel('profile-panel', view === 'diff' ? 'Differential flame graph' : 'CPU flame graph',
       el('div', { class: 'toolbar' }, search, reset, legend, exports), details, graph),
-    // Filled by the cache and alerts work; the layout already has their places.
-    el('div', { class: 'panel-row' },
-      latencyPanel,
-      panel('cache-panel', 'Cache hit rates', el('p', { class: 'muted' }, 'No cache data recorded for this target.'))),
+    el('div', { class: 'panel-row' }, latencyPanel, panel('cache-panel', 'Cache hit rates', cacheBox)),
     panel('alerts-panel', 'Alerts and deploys', el('p', { class: 'muted' }, 'No alerts or deploy markers in this range.')),
   );
+  // Charts of a page already left are destroyed at once.
+  const keep = (box) => (v) => {
+    if (main.contains(box)) charts.push(v);
+    else v.destroy();
+  };
   // Latency on the comparison range; a stretch dragged on a chart becomes the page's range.
   const latency = renderLatency(latencyBox, target, apiParams, (from, to) => go(withRange({
     from: toIso(new Date(from * 1000)), to: toIso(new Date(to * 1000)),
-  }))).then((v) => {
-    if (main.contains(latencyBox)) latencyView = v;
-    else v.destroy();  // the page was left meanwhile
-  }, (e) => showError(latencyBox, e));
+  }))).then(keep(latencyBox), (e) => showError(latencyBox, e));
+  const caches = renderCaches(cacheBox, target, apiParams).then(keep(cacheBox), (e) => showError(cacheBox, e));
   drawTimeline(document.getElementById('alerts-panel'), target, host, range);
   try {
     current = view === 'diff'
@@ -148,16 +150,16 @@ async function targetPage(target, query) {
   } catch (e) {
     showError(graph, e);
   }
-  await latency;
+  await Promise.all([latency, caches]);
   search.addEventListener('input', () => current && current.search(search.value));
   reset.addEventListener('click', () => current && current.resetZoom());
 }
 
 async function route() {
   if (current) current.destroy();
-  if (latencyView) latencyView.destroy();
+  charts.forEach((v) => v.destroy());
   current = null;
-  latencyView = null;
+  charts = [];
   const { parts, query } = parseHash();
   if (parts[0] === 'target' && parts[1]) await targetPage(parts[1], query);
   else if (parts[0] === 'alerts') await alertsPage(main, query, (q) => navigate(['alerts'], q));
