@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -11,11 +12,26 @@
 #include "collector/elf_symbols.h"
 #include "collector/files.h"
 #include "collector/proc_maps.h"
+#include "collector/tracefs.h"
 #include "common/log.h"
 #include "latency.skel.h"
 
 namespace perfwatch::collector {
 namespace {
+
+// System call numbers of enum lat_syscall, in its order (this build's architecture).
+constexpr std::uint32_t syscall_numbers[] = {SYS_read,   SYS_pread64, SYS_readv,   SYS_preadv, SYS_preadv2,
+                                             SYS_write,  SYS_pwrite64, SYS_writev, SYS_pwritev, SYS_pwritev2,
+                                             SYS_openat, SYS_fsync,   SYS_fdatasync};
+static_assert(std::size(syscall_numbers) == LAT_SYS_COUNT);
+static_assert(std::ranges::all_of(syscall_numbers, [](std::uint32_t nr) { return nr < LAT_SYS_NR_MAX; }));
+
+// Kernels built without CONFIG_FTRACE_SYSCALLS have raw_syscalls but no syscalls:sys_enter_NAME.
+bool has_syscall_tracepoints() {
+  for (const char* root : {kTracefsPath, kDebugfsTracingPath})
+    if (::access((std::string(root) + "/events/syscalls/sys_enter_read").c_str(), F_OK) == 0) return true;
+  return false;
+}
 
 static_assert(sizeof(lat_op) == 8);
 static_assert(sizeof(lat_py_name_key) == 16);
@@ -80,7 +96,8 @@ PythonMatch python_match(const std::string& spec) {
 }
 
 Result<std::unique_ptr<LatencyProbes>> LatencyProbes::create(int watched_map_fd,
-                                                             std::vector<LatencyOperation> operations) {
+                                                             std::vector<LatencyOperation> operations,
+                                                             SyscallAttach syscall_attach) {
   std::unique_ptr<LatencyProbes> probes(new LatencyProbes());
   probes->operations_ = std::move(operations);
   const auto& ops = probes->operations_;
@@ -113,7 +130,7 @@ Result<std::unique_ptr<LatencyProbes>> LatencyProbes::create(int watched_map_fd,
   }
   if (Result<void> r = probes->configure_python(); !r) return r.error();
   probes->update_syscall_filters();
-  if (Result<void> r = probes->attach_syscalls(); !r) return r.error();
+  if (Result<void> r = probes->attach_syscalls(syscall_attach); !r) return r.error();
   auto sync = RcuSync::create();
   if (!sync) return make_error("latency: " + sync.error().message);
   probes->rcu_sync_ = std::move(*sync);
@@ -180,20 +197,39 @@ void LatencyProbes::update_syscall_filters() {
   }
 }
 
-Result<void> LatencyProbes::attach_syscalls() {
+Result<void> LatencyProbes::attach_syscalls(SyscallAttach how) {
   std::set<std::pair<std::uint32_t, std::string>> syscalls;
   for (const LatencyOperation& op : operations_)
     if (op.source == profile::OperationSource::syscall) syscalls.emplace(op.syscall, op.spec);
-  for (const auto& [kind, name] : syscalls) {
-    for (bool enter : {true, false}) {
-      LIBBPF_OPTS(bpf_tracepoint_opts, opts, .bpf_cookie = kind);
-      const std::string tracepoint = (enter ? "sys_enter_" : "sys_exit_") + name;
-      bpf_link* link = bpf_program__attach_tracepoint_opts(enter ? skel_->progs.sys_enter : skel_->progs.sys_exit,
-                                                           "syscalls", tracepoint.c_str(), &opts);
-      if (!link) return libbpf_error("latency: attach tracepoint syscalls:" + tracepoint, -errno);
-      syscall_links_.emplace_back(link);
+  if (syscalls.empty()) return {};
+  // Both kinds of tracepoint resolve their ids through tracefs; the daemon mounts it at start.
+  if (Result<void> mounted = ensure_tracefs_mounted(); !mounted) return mounted;
+  if (how == SyscallAttach::automatic && has_syscall_tracepoints()) {
+    for (const auto& [kind, name] : syscalls) {
+      for (bool enter : {true, false}) {
+        LIBBPF_OPTS(bpf_tracepoint_opts, opts, .bpf_cookie = kind);
+        const std::string tracepoint = (enter ? "sys_enter_" : "sys_exit_") + name;
+        bpf_link* link = bpf_program__attach_tracepoint_opts(enter ? skel_->progs.sys_enter : skel_->progs.sys_exit,
+                                                             "syscalls", tracepoint.c_str(), &opts);
+        if (!link) return libbpf_error("latency: attach tracepoint syscalls:" + tracepoint, -errno);
+        syscall_links_.emplace_back(link);
+      }
     }
+    return {};
   }
+  for (const auto& [kind, name] : syscalls) {
+    const std::uint32_t nr = syscall_numbers[kind], value = kind + 1;
+    if (int err = bpf_map__update_elem(skel_->maps.sys_numbers, &nr, sizeof(nr), &value, sizeof(value), BPF_ANY))
+      return libbpf_error("latency: set syscall number of " + name, err);
+  }
+  for (bool enter : {true, false}) {
+    bpf_link* link = bpf_program__attach_tracepoint(enter ? skel_->progs.raw_sys_enter : skel_->progs.raw_sys_exit,
+                                                    "raw_syscalls", enter ? "sys_enter" : "sys_exit");
+    if (!link) return libbpf_error(std::string("latency: attach tracepoint raw_syscalls:sys_") + (enter ? "enter" : "exit"), -errno);
+    syscall_links_.emplace_back(link);
+  }
+  log::warn("latency: syscall operations measured through raw_syscalls, which run on every system call",
+            {{"reason", how == SyscallAttach::raw_syscalls ? "asked for" : "the kernel has no syscalls:sys_enter_* tracepoints"}});
   return {};
 }
 

@@ -53,11 +53,16 @@ PythonMatch python_match(const std::string& spec);
 std::uint64_t python_name_hash(std::string_view name);
 std::uint64_t python_module_hash(std::string_view module);
 
+// How syscall operations attach: per-system-call tracepoints (syscalls:sys_enter_NAME) where the
+// kernel has them, else raw_syscalls:sys_enter/sys_exit, which run for every system call.
+enum class SyscallAttach { automatic, raw_syscalls };
+
 class LatencyProbes {
  public:
-  // watched_map_fd: OncpuSampler::watched_map_fd(). Fails when the program cannot load or a syscall
-  // tracepoint cannot attach; a function that cannot be found in a process is logged, not fatal.
-  static Result<std::unique_ptr<LatencyProbes>> create(int watched_map_fd, std::vector<LatencyOperation> operations);
+  // watched_map_fd: OncpuSampler::watched_map_fd(). Fails when the program cannot load or no syscall
+  // tracepoint can attach; a function that cannot be found in a process is logged, not fatal.
+  static Result<std::unique_ptr<LatencyProbes>> create(int watched_map_fd, std::vector<LatencyOperation> operations,
+                                                       SyscallAttach syscall_attach = SyscallAttach::automatic);
   ~LatencyProbes();
   LatencyProbes(const LatencyProbes&) = delete;
   LatencyProbes& operator=(const LatencyProbes&) = delete;
@@ -89,7 +94,7 @@ class LatencyProbes {
 
   LatencyProbes() = default;
   Result<void> configure_python();
-  Result<void> attach_syscalls();
+  Result<void> attach_syscalls(SyscallAttach how);
   void update_syscall_filters();
   // true when done (attached, or failed for good); false to retry later.
   bool attach_uprobe(std::int32_t pid, std::size_t op, Process& process);

@@ -490,44 +490,41 @@ static __always_inline bool file_matches(struct file *file, const struct lat_sys
 	return true;
 }
 
-/* Attached to syscalls:sys_enter_NAME with the enum lat_syscall as cookie. Calls on a file
- * descriptor are filtered here; openat, whose file exists only at exit, there. */
-SEC("tracepoint")
-int sys_enter(struct trace_event_raw_sys_enter *ctx)
+/* A system call of kind `syscall` (enum lat_syscall) starts: calls on a file descriptor are
+ * filtered here; openat, whose file exists only at exit, there. */
+static __always_inline void syscall_enter(__u32 syscall, long fd)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
-	struct lat_sys_call call = { .syscall = (__u32)bpf_get_attach_cookie(ctx) };
-	struct lat_sys_key key = { .syscall = call.syscall };
+	struct lat_sys_call call = { .syscall = syscall };
+	struct lat_sys_key key = { .syscall = syscall };
 	struct watch_value *w = bpf_map_lookup_elem(&watched, &tgid);
 	struct lat_sys_ops *cfg;
 	struct file *file = NULL;
 	int i;
 
 	if (!w)
-		return 0;
+		return;
 	key.target = call.target = w->target;
 	cfg = bpf_map_lookup_elem(&sys_ops, &key);
 	if (!cfg)
-		return 0;
-	if (call.syscall != LAT_SYS_OPENAT)
-		file = fd_file(ctx->args[0]);
+		return;
+	if (syscall != LAT_SYS_OPENAT)
+		file = fd_file(fd);
 	for (i = 0; i < LAT_SYS_OPS; i++) {
 		if (i >= cfg->count)
 			break;
-		if (call.syscall == LAT_SYS_OPENAT || file_matches(file, &cfg->f[i]))
+		if (syscall == LAT_SYS_OPENAT || file_matches(file, &cfg->f[i]))
 			call.op[call.count++ & (LAT_SYS_OPS - 1)] = i;
 	}
 	if (!call.count)
-		return 0;
+		return;
 	call.ts = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&sys_calls, &tid, &call, BPF_ANY))
 		bump(LAT_MAP_FULL);
-	return 0;
 }
 
-SEC("tracepoint")
-int sys_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline void syscall_exit(__u32 syscall, long ret)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -538,24 +535,76 @@ int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	int i;
 
 	if (!call)
-		return 0;
+		return;
 	key.target = call->target;
 	key.syscall = call->syscall;
 	cfg = bpf_map_lookup_elem(&sys_ops, &key);
-	if (cfg && call->syscall == (__u32)bpf_get_attach_cookie(ctx)) {
-		if (call->syscall == LAT_SYS_OPENAT && ctx->ret >= 0)
-			file = fd_file(ctx->ret);
+	if (cfg && call->syscall == syscall) {
+		if (syscall == LAT_SYS_OPENAT && ret >= 0)
+			file = fd_file(ret);
 		for (i = 0; i < LAT_SYS_OPS; i++) {
 			__u32 slot;
 
 			if (i >= call->count)
 				break;
 			slot = call->op[i] & (LAT_SYS_OPS - 1);
-			if (call->syscall == LAT_SYS_OPENAT && !file_matches(file, &cfg->f[slot]))
+			if (syscall == LAT_SYS_OPENAT && !file_matches(file, &cfg->f[slot]))
 				continue;
 			record(cfg->f[slot].op, now - call->ts);
 		}
 	}
 	bpf_map_delete_elem(&sys_calls, &tid);
+}
+
+/* Attached to syscalls:sys_enter_NAME and sys_exit_NAME with the enum lat_syscall as cookie. */
+SEC("tracepoint")
+int sys_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	syscall_enter((__u32)bpf_get_attach_cookie(ctx), ctx->args[0]);
+	return 0;
+}
+
+SEC("tracepoint")
+int sys_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	syscall_exit((__u32)bpf_get_attach_cookie(ctx), ctx->ret);
+	return 0;
+}
+
+/* Fallback for kernels built without per-system-call tracepoints (CONFIG_FTRACE_SYSCALLS off):
+ * raw_syscalls:sys_enter/sys_exit fire for every system call; sys_numbers maps the measured ones'
+ * numbers to their enum lat_syscall + 1 (0: not measured). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LAT_SYS_NR_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} sys_numbers SEC(".maps");
+
+static __always_inline __u32 measured_syscall(long nr)
+{
+	__u32 key = (__u32)nr;
+	__u32 *kind = nr >= 0 && nr < LAT_SYS_NR_MAX ? bpf_map_lookup_elem(&sys_numbers, &key) : NULL;
+
+	return kind ? *kind : 0;
+}
+
+SEC("tracepoint")
+int raw_sys_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 kind = measured_syscall(ctx->id);
+
+	if (kind)
+		syscall_enter(kind - 1, ctx->args[0]);
+	return 0;
+}
+
+SEC("tracepoint")
+int raw_sys_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 kind = measured_syscall(ctx->id);
+
+	if (kind)
+		syscall_exit(kind - 1, ctx->ret);
 	return 0;
 }

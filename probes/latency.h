@@ -34,6 +34,9 @@ enum lat_syscall {
 	LAT_SYS_COUNT,
 };
 
+/* System call numbers the raw_syscalls fallback can measure: below this. */
+#define LAT_SYS_NR_MAX 512
+
 /* `ops` array value, by operation index. */
 struct lat_op {
 	__u64 threshold_ns;

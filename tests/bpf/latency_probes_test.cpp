@@ -60,8 +60,8 @@ class LatencyProbesTest : public test::BpfTest {
     ASSERT_TRUE(sampler.ok()) << sampler.error().message;
     sampler_ = std::move(*sampler);
   }
-  std::unique_ptr<LatencyProbes> probes(std::vector<LatencyOperation> ops) {
-    auto created = LatencyProbes::create(sampler_->watched_map_fd(), std::move(ops));
+  std::unique_ptr<LatencyProbes> probes(std::vector<LatencyOperation> ops, SyscallAttach how = SyscallAttach::automatic) {
+    auto created = LatencyProbes::create(sampler_->watched_map_fd(), std::move(ops), how);
     EXPECT_TRUE(created.ok()) << created.error().message;
     return created.ok() ? std::move(*created) : nullptr;
   }
@@ -163,7 +163,10 @@ TEST_F(LatencyProbesTest, PythonFunctionThroughUsdt) {
   EXPECT_EQ(drained.histograms[1].count, 0u) << "same function name, other module";
 }
 
-TEST_F(LatencyProbesTest, FileReadsUnderAndOutsideAPathPrefix) {
+// Per-system-call tracepoints, and the raw_syscalls fallback of kernels built without them.
+class LatencySyscallTest : public LatencyProbesTest, public ::testing::WithParamInterface<SyscallAttach> {};
+
+TEST_P(LatencySyscallTest, FileReadsUnderAndOutsideAPathPrefix) {
   const fs::path dir = fs::temp_directory_path() / ("pw-latency-io-" + std::to_string(getpid()));
   fs::create_directories(dir / "data" / "sub");
   fs::create_directories(dir / "other");
@@ -171,8 +174,12 @@ TEST_F(LatencyProbesTest, FileReadsUnderAndOutsideAPathPrefix) {
   auto p = probes({{"under", 0, profile::OperationSource::syscall, "read", LAT_SYS_READ, (dir / "data").string(), true, 1},
                    {"regular", 0, profile::OperationSource::syscall, "read", LAT_SYS_READ, "", true, 1},
                    {"any", 0, profile::OperationSource::syscall, "read", LAT_SYS_READ, "", false, 1},
-                   {"preads", 0, profile::OperationSource::syscall, "pread64", LAT_SYS_PREAD64, "", true, 1}});
+                   {"preads", 0, profile::OperationSource::syscall, "pread64", LAT_SYS_PREAD64, "", true, 1}},
+              GetParam());
   ASSERT_TRUE(p);
+  if (GetParam() == SyscallAttach::raw_syscalls) {
+    EXPECT_EQ(p->attached_links(), 2u) << "raw_syscalls' enter and exit";
+  }
   Gate gate;
   Child child([&] {
     gate.wait_in_child();
@@ -202,6 +209,12 @@ TEST_F(LatencyProbesTest, FileReadsUnderAndOutsideAPathPrefix) {
   EXPECT_EQ(drained.histograms[3].count, 3u) << "pread64 is its own operation";
   EXPECT_GT(drained.histograms[0].max_ns, 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Attach, LatencySyscallTest,
+                         ::testing::Values(SyscallAttach::automatic, SyscallAttach::raw_syscalls),
+                         [](const ::testing::TestParamInfo<SyscallAttach>& info) {
+                           return info.param == SyscallAttach::automatic ? "PerSyscallTracepoints" : "RawSyscalls";
+                         });
 
 }  // namespace
 }  // namespace perfwatch::collector
