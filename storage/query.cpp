@@ -82,38 +82,61 @@ Result<profile::Profile> Query::profile(const std::string& host, const std::stri
                                         RollupKind::samples, "SELECT stack_id, count FROM rollup_samples",
                                         "SELECT stack_id, count FROM samples");
     if (pieces.sql.empty()) return profile::Profile{};
-    // Sum per stack first, then fetch each stack once.
-    const pqxx::result stacks = tx.exec_params(
-        "SELECT st.frame_ids::text, agg.count FROM (SELECT stack_id, sum(count)::bigint AS count FROM (" + pieces.sql +
-            ") pieces GROUP BY stack_id) agg JOIN stacks st ON st.id = agg.stack_id",
+    const pqxx::result counts = tx.exec_params(
+        "SELECT stack_id, sum(count)::bigint FROM (" + pieces.sql + ") pieces GROUP BY stack_id",
         pqxx::prepare::make_dynamic_params(pieces.params));
+    std::vector<std::int64_t> stack_ids;
+    stack_ids.reserve(counts.size());
+    for (const auto& row : counts) stack_ids.push_back(row[0].as<std::int64_t>());
+    fill_stack_cache(tx, stack_ids);
 
     profile::Profile out;
     std::unordered_map<std::int64_t, std::uint32_t> frame_index;
-    std::vector<std::int64_t> frame_ids;
-    for (const auto& row : stacks) {
+    for (std::size_t i = 0; i < stack_ids.size(); ++i) {
+      auto frames = stack_frames_.find(stack_ids[i]);
+      if (frames == stack_frames_.end()) continue;  // a stack row missing: the database is damaged
       profile::Stack stack;
-      stack.count = as_count(row[1]);
-      for (std::int64_t id : parse_int_array(row[0].as<std::string>())) {
-        auto [it, fresh] = frame_index.emplace(id, static_cast<std::uint32_t>(frame_ids.size()));
-        if (fresh) frame_ids.push_back(id);
+      stack.count = as_count(counts[static_cast<int>(i)][1]);
+      stack.frame_ids.reserve(frames->second.size());
+      for (std::int64_t id : frames->second) {
+        auto [it, fresh] = frame_index.emplace(id, static_cast<std::uint32_t>(out.frames.size()));
+        if (fresh) {
+          auto frame = frames_.find(id);
+          out.frames.push_back(frame != frames_.end() ? frame->second : profile::Frame{});
+        }
         stack.frame_ids.push_back(it->second);
       }
       out.stacks.push_back(std::move(stack));
     }
-    out.frames.resize(frame_ids.size());
-    if (!frame_ids.empty()) {
-      const pqxx::result frames = tx.exec_params("SELECT id, kind, name, module FROM frames WHERE id = ANY($1::bigint[])",
-                                                 int_array_literal(frame_ids));
-      for (const auto& row : frames) {
-        profile::Frame& f = out.frames[frame_index.at(row[0].as<std::int64_t>())];
-        f.kind = static_cast<profile::FrameKind>(row[1].as<int>());
-        f.name = row[2].as<std::string>();
-        f.module = row[3].as<std::string>();
-      }
-    }
     return out;
   });
+}
+
+void Query::fill_stack_cache(pqxx::transaction_base& tx, const std::vector<std::int64_t>& stack_ids) {
+  std::vector<std::int64_t> missing;
+  for (std::int64_t id : stack_ids)
+    if (!stack_frames_.contains(id)) missing.push_back(id);
+  if (missing.empty()) return;
+  if (stack_frames_.size() + missing.size() > max_cached_stacks || frames_.size() > max_cached_frames) {
+    stack_frames_.clear();  // stacks refer to frames: both go
+    frames_.clear();
+    missing = stack_ids;
+  }
+  std::vector<std::int64_t> missing_frames;
+  for (const auto& row : tx.exec_params("SELECT id, frame_ids::text FROM stacks WHERE id = ANY($1::bigint[])",
+                                        int_array_literal(missing))) {
+    std::vector<std::int64_t> frame_ids = parse_int_array(row[1].as<std::string>());
+    for (std::int64_t f : frame_ids)
+      if (!frames_.contains(f)) missing_frames.push_back(f);
+    stack_frames_.emplace(row[0].as<std::int64_t>(), std::move(frame_ids));
+  }
+  if (missing_frames.empty()) return;
+  std::sort(missing_frames.begin(), missing_frames.end());
+  missing_frames.erase(std::unique(missing_frames.begin(), missing_frames.end()), missing_frames.end());
+  for (const auto& row : tx.exec_params("SELECT id, kind, name, module FROM frames WHERE id = ANY($1::bigint[])",
+                                        int_array_literal(missing_frames)))
+    frames_.emplace(row[0].as<std::int64_t>(), profile::Frame{static_cast<profile::FrameKind>(row[1].as<int>()),
+                                                               row[2].as<std::string>(), row[3].as<std::string>()});
 }
 
 Result<std::string> Query::fingerprint(const std::string& host, const std::string& target, TimeRange range) {

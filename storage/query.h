@@ -6,7 +6,9 @@
 #include <memory>
 #include <optional>
 #include <pqxx/connection>
+#include <pqxx/transaction_base>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/profile.h"
@@ -176,7 +178,17 @@ class Query {
   Result<CacheHealth> cache_health(const std::string& host, TimeRange range);
 
  private:
+  // Stacks and frames are content-addressed (storage/ids.h): an id always means the same frames and
+  // names, so what one profile fetched serves the next, and a profile query reads only counts. Bounded:
+  // emptied before a profile that would take it past these limits.
+  static constexpr std::size_t max_cached_stacks = 500'000;
+  static constexpr std::size_t max_cached_frames = 500'000;
+  // Fetches what the cache lacks of these stacks and of their frames.
+  void fill_stack_cache(pqxx::transaction_base& tx, const std::vector<std::int64_t>& stack_ids);
+
   std::unique_ptr<pqxx::connection> conn_;
+  std::unordered_map<std::int64_t, std::vector<std::int64_t>> stack_frames_;  // stack id -> frame ids, root first
+  std::unordered_map<std::int64_t, profile::Frame> frames_;
 };
 
 }  // namespace perfwatch::storage
