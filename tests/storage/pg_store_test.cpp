@@ -96,6 +96,28 @@ TEST_F(PgStoreTest, DeduplicatesFramesAndStacksAcrossWindows) {
   EXPECT_EQ(folded("host-a", "api", {at(t0), at(t0 + day)}), "main;parse;vfs_read 21\nmain;serve 14\n");
 }
 
+// One Query serves many requests (the dashboard's pool): stacks and frames it read before come from its
+// cache, new ones from the database, and both kinds merge into one profile.
+TEST_F(PgStoreTest, AQueryReusedAcrossNewStacksReadsEveryProfileWhole) {
+  auto s = store();
+  auto q = query();
+  const TimeRange range{at(t0), at(t0 + day)};
+  ASSERT_TRUE(s->write_window(sample_window("host-a", at(t0))).ok());
+  auto first = q->profile("host-a", "api", range);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(profile::to_folded(*first), "main;parse;vfs_read 3\nmain;serve 2\n");
+
+  profile::WindowProfile grown = sample_window("host-a", at(t0 + 10));
+  const auto kernel = static_cast<std::uint32_t>(grown.profile.frames.size());
+  grown.profile.frames.push_back({profile::FrameKind::kernel, "do_sys_openat2", "[kernel]"});
+  grown.profile.stacks.push_back({0, {0, 1, kernel}, 4});  // a new stack, under a cached frame
+  ASSERT_TRUE(s->write_window(grown).ok());
+  auto second = q->profile("host-a", "api", range);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(profile::to_folded(*second), "main;parse;do_sys_openat2 4\nmain;parse;vfs_read 6\nmain;serve 4\n");
+  EXPECT_EQ(profile::to_folded(*second), folded("host-a", "api", range)) << "the same as a fresh connection reads";
+}
+
 TEST_F(PgStoreTest, RewritingAWindowReplacesIt) {
   auto s = store();
   profile::WindowProfile w = sample_window("host-a", at(t0));
