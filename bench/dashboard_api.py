@@ -111,7 +111,7 @@ def main():
     parser.add_argument("--wrk-seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--port", type=int, default=17470)
-    parser.add_argument("--out", default="bench/dashboard_api.results.md")
+    parser.add_argument("--out", default="", help="also write the tables here (bench/dashboard_api.results.md keeps the runs)")
     args = parser.parse_args()
     base = os.environ.get("PERFWATCH_TEST_PG")
     if not base:
@@ -177,8 +177,9 @@ def main():
     lines += ["", f"Command: `source scripts/test-postgres.sh && python3 bench/dashboard_api.py --build {args.build}`"]
     text = "\n".join(lines) + "\n"
     print(text)
-    with open(args.out, "w") as f:
-        f.write(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
 
 
 if __name__ == "__main__":
