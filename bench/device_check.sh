@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The probes on a second machine with another kernel and more CPUs (the workplace's device machine,
-# see /work/.library/device): the BPF tests and the full-rate uprobe benchmark, from a build made
-# here, since that machine has none of the build's packages. Carry build/tests/bpf/bpf_test,
-# build/bench/uprobe_rate, .devlibs (the shared libraries `ldd` lists that are not in its image:
-# libbpf, libelf, libz) and .devtools (/usr/sbin/funclatency, the peer). Results go to $OUT.
+# see /work/.library/device): the BPF tests, the full-rate uprobe benchmark and the sampler's
+# slowdown of a Python workload, from a build made here, since that machine has none of the build's
+# packages. Carry build/tests/bpf/bpf_test, build/bench/uprobe_rate, build/bench/sampler_slowdown,
+# .devlibs (the shared libraries `ldd` lists that its image lacks: libbpf, libelf, libz) and
+# .devtools (/usr/sbin/funclatency, the peer). Results go to $OUT.
 set -uo pipefail
 out=${OUT:-/tmp/perfwatch-device}
 mkdir -p "$out"
@@ -22,3 +23,6 @@ timeout 150 build/bench/uprobe_rate --calls 1000000 2>&1 | tee "$out/uprobe_rate
 timeout 300 build/tests/bpf/bpf_test --gtest_filter='-PythonWalkerTest.*:*.PythonFunctionThroughUsdt' 2>&1 |
   tee "$out/bpf_test.txt"
 ls -d /sys/kernel/tracing/events/syscalls/sys_enter_read /sys/kernel/tracing/events/raw_syscalls 2>&1 | tee -a "$out/machine.txt"
+# A Python workload's slowdown under the sampler (native stacks, then with Python frames) on quiet cores.
+timeout 400 build/bench/sampler_slowdown --python "$(command -v python3)" 2>&1 | grep -v "^level=" |
+  tee "$out/sampler_slowdown.txt"
