@@ -9,7 +9,6 @@
 //
 //   build/bench/sampler_slowdown [--python /usr/bin/python3.11] [--rounds 9] [--loops 150] [--hz 99,999]
 //                                [--cpu N: pin the workload to CPU N]
-#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +25,7 @@
 
 #include "collector/oncpu_sampler.h"
 #include "collector/python_interpreter.h"
+#include "spawn.h"
 
 namespace {
 
@@ -74,22 +74,9 @@ std::optional<Run> run_once(const Mode& mode, const std::string& python, int loo
     }
     sampler = std::move(*created);
   }
-  int out[2];
-  if (pipe(out) != 0) return std::nullopt;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    close(out[0]);
-    if (cpu >= 0) {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      CPU_SET(cpu, &set);
-      sched_setaffinity(0, sizeof set, &set);
-    }
-    execl(python.c_str(), python.c_str(), "-c", workload, std::to_string(loops).c_str(), nullptr);
-    _exit(127);
-  }
-  close(out[1]);
+  const auto child = bench::spawn({python, "-c", workload, std::to_string(loops)}, cpu);
+  if (!child) return std::nullopt;
+  const pid_t pid = child->pid;
   bool watched = true;
   if (sampler) {
     std::this_thread::sleep_for(200ms);  // the interpreter is loaded and sleeping by now
@@ -108,10 +95,9 @@ std::optional<Run> run_once(const Mode& mode, const std::string& python, int loo
     sampler->drain();
   }
   if (!watched) kill(pid, SIGKILL);
-  std::FILE* from = fdopen(out[0], "r");
   Run run;
-  const bool timed = std::fscanf(from, "%lf %lf", &run.cpu_s, &run.wall_s) == 2;
-  std::fclose(from);
+  const bool timed = std::fscanf(child->out, "%lf %lf", &run.cpu_s, &run.wall_s) == 2;
+  std::fclose(child->out);
   int status = 0;
   waitpid(pid, &status, 0);
   if (!watched || !timed || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;

@@ -26,6 +26,7 @@
 
 #include "collector/latency_probes.h"
 #include "collector/oncpu_sampler.h"
+#include "spawn.h"
 
 extern "C" __attribute__((noinline, used)) int pw_bench_op(int x) {
   asm volatile("" ::: "memory");  // not inlined, not a tail call: the return probe needs the return
@@ -79,18 +80,11 @@ struct Row {
 std::optional<Row> under_funclatency(const std::string& self, long calls) {
   if (access("/usr/sbin/funclatency", X_OK) != 0) return std::nullopt;
   const std::vector<std::uint32_t> before_ids = all_prog_ids();
-  int out[2];
-  if (pipe(out) != 0) return std::nullopt;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    close(out[0]);
-    // Line-buffered, or its "Tracing" line waits in a pipe buffer until it exits.
-    execlp("stdbuf", "stdbuf", "-oL", "/usr/sbin/funclatency", "-u", (self + ":pw_bench_op").c_str(), nullptr);
-    _exit(127);
-  }
-  close(out[1]);
-  std::FILE* from = fdopen(out[0], "r");
+  // Line-buffered, or its "Tracing" line waits in a pipe buffer until it exits.
+  const auto child = bench::spawn({"stdbuf", "-oL", "/usr/sbin/funclatency", "-u", self + ":pw_bench_op"});
+  if (!child) return std::nullopt;
+  std::FILE* from = child->out;
+  const pid_t pid = child->pid;
   char line[512];
   bool tracing = false;
   while (!tracing && std::fgets(line, sizeof line, from)) tracing = std::strncmp(line, "Tracing", 7) == 0;
