@@ -61,8 +61,10 @@ struct {
 	__type(value, struct lat_counters);
 } counters SEC(".maps");
 
-/* Native calls in flight: per thread and operation, the entries' times and stack pointers. LRU, so
- * the entries of threads that died mid-call do not pile up. */
+/* Native calls in flight: per thread and operation, the entries' times and stack pointers. An
+ * entry stays when its thread's calls have all returned (depth 0), so that the next call only looks
+ * it up: an update and a delete per call cost more than the rest of the two programs. LRU, so the
+ * entries of idle and dead threads make way for new ones. */
 struct lat_call_key {
 	__u32 tid;
 	__u32 op;
@@ -263,15 +265,11 @@ int uprobe_return(struct pt_regs *ctx)
 		if (st->sp[top] == entry_sp) {
 			record(key.op, now - st->ts[top]);
 			st->depth = d - 1;
-			if (d == 1)
-				bpf_map_delete_elem(&calls, &key);
 			return 0;
 		}
 		break;
 	}
 	bump(LAT_NO_ENTRY);
-	if (st->depth == 0)
-		bpf_map_delete_elem(&calls, &key);
 	return 0;
 }
 
