@@ -241,26 +241,29 @@ std::string percent(std::optional<double> ratio) {
   return buf;
 }
 
+void report_no_caches(const Options& options, std::FILE* err) {
+  std::fprintf(err, "perfwatch: no cache lookups of target '%s' between %s and %s\n", options.target.c_str(),
+               format_time(options.range.from).c_str(), format_time(options.range.to).c_str());
+}
 
 int print_cache(const Options& options, Context& ctx, std::FILE* out, std::FILE* err) {
-  auto caches = ctx.query->caches(ctx.host, options.target, options.range);
-  auto health = caches ? ctx.query->cache_health(ctx.host, options.range) : Result<storage::CacheHealth>(caches.error());
-  if (!health) {
-    std::fprintf(err, "perfwatch: %s\n", health.error().message.c_str());
-    return 1;
-  }
-  if (caches->empty())
-    std::fprintf(err, "perfwatch: no cache lookups of target '%s' between %s and %s\n", options.target.c_str(),
-                 format_time(options.range.from).c_str(), format_time(options.range.to).c_str());
   if (options.format == "json") {
     auto doc = storage::read_cache_report(*ctx.query, ctx.host, options.target, options.range);
     if (!doc) {
       std::fprintf(err, "perfwatch: %s\n", doc.error().message.c_str());
       return 1;
     }
+    if (doc->at("caches").empty()) report_no_caches(options, err);
     std::fprintf(out, "%s\n", doc->dump(2).c_str());
     return 0;
   }
+  auto caches = ctx.query->caches(ctx.host, options.target, options.range);
+  auto health = caches ? ctx.query->cache_health(ctx.host, options.range) : Result<storage::CacheHealth>(caches.error());
+  if (!health) {
+    std::fprintf(err, "perfwatch: %s\n", health.error().message.c_str());
+    return 1;
+  }
+  if (caches->empty()) report_no_caches(options, err);
   std::size_t name_width = 5;
   for (const auto& c : *caches) name_width = std::max(name_width, c.name.size());
   const int nw = static_cast<int>(name_width);

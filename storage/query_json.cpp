@@ -46,54 +46,41 @@ std::optional<double> host_page_hit_ratio(const profile::CacheCounts& host) {
   return hit_ratio(host.page_lookups, host.page_lookups > host.page_misses() ? host.page_lookups - host.page_misses() : 0);
 }
 
-nlohmann::json cache_report_json(const std::string& target, TimeRange range, const std::vector<CacheSummary>& caches,
-                                 const std::vector<std::vector<CachePoint>>& series, const CacheHealth& health) {
-  const profile::CacheCounts& host = health.host;
-  nlohmann::json doc = {{"target", target},
-                        {"from", format_time(range.from)},
-                        {"to", format_time(range.to)},
-                        {"caches", nlohmann::json::array()},
-                        {"page_cache", {{"measured", health.page_cache.measured}, {"state", health.page_cache.text}}},
-                        {"llc", {{"measured", health.llc.measured}, {"state", health.llc.text}}},
-                        {"host", {{"windows", health.windows},
-                                  {"page_lookups", host.page_lookups},
-                                  {"page_misses", host.page_misses()},
-                                  {"page_added", host.page_added},
-                                  {"page_write_adds", host.page_write_adds},
-                                  {"page_hit_ratio", ratio_or_null(host_page_hit_ratio(host))},
-                                  {"llc_references", host.llc_references},
-                                  {"llc_misses", host.llc_misses},
-                                  {"statsd_counts", health.statsd_counts}}}};
-  for (std::size_t i = 0; i < caches.size(); ++i) {
-    const CacheSummary& c = caches[i];
-    nlohmann::json item = {{"name", c.name},       {"kind", c.kind},     {"spec", c.spec},
-                           {"lookups", c.lookups}, {"hits", c.hits},     {"misses", c.misses},
-                           {"windows", c.windows}, {"hit_ratio", ratio_or_null(hit_ratio(c.lookups, c.hits))}};
-    if (i < series.size()) {
-      item["series"] = nlohmann::json::array();
-      for (const CachePoint& p : series[i])
-        item["series"].push_back({{"start", format_time(p.start)}, {"end", format_time(p.end)}, {"lookups", p.lookups},
-                                  {"hits", p.hits}, {"misses", p.misses},
-                                  {"hit_ratio", ratio_or_null(hit_ratio(p.lookups, p.hits))}});
-    }
-    doc["caches"].push_back(std::move(item));
-  }
-  return doc;
-}
-
 Result<nlohmann::json> read_cache_report(Query& query, const std::string& host, const std::string& target,
                                          TimeRange range) {
   auto caches = query.caches(host, target, range);
   if (!caches) return caches.error();
   auto health = query.cache_health(host, range);
   if (!health) return health.error();
-  std::vector<std::vector<CachePoint>> series;
+  const profile::CacheCounts& counts = health->host;
+  nlohmann::json doc = {{"target", target},
+                        {"from", format_time(range.from)},
+                        {"to", format_time(range.to)},
+                        {"caches", nlohmann::json::array()},
+                        {"page_cache", {{"measured", health->page_cache.measured}, {"state", health->page_cache.text}}},
+                        {"llc", {{"measured", health->llc.measured}, {"state", health->llc.text}}},
+                        {"host", {{"windows", health->windows},
+                                  {"page_lookups", counts.page_lookups},
+                                  {"page_misses", counts.page_misses()},
+                                  {"page_added", counts.page_added},
+                                  {"page_write_adds", counts.page_write_adds},
+                                  {"page_hit_ratio", ratio_or_null(host_page_hit_ratio(counts))},
+                                  {"llc_references", counts.llc_references},
+                                  {"llc_misses", counts.llc_misses},
+                                  {"statsd_counts", health->statsd_counts}}}};
   for (const CacheSummary& c : *caches) {
     auto points = query.cache_series(host, target, c.name, range);
     if (!points) return points.error();
-    series.push_back(std::move(*points));
+    nlohmann::json series = nlohmann::json::array();
+    for (const CachePoint& p : *points)
+      series.push_back({{"start", format_time(p.start)}, {"end", format_time(p.end)}, {"lookups", p.lookups},
+                        {"hits", p.hits}, {"misses", p.misses}, {"hit_ratio", ratio_or_null(hit_ratio(p.lookups, p.hits))}});
+    doc["caches"].push_back({{"name", c.name},       {"kind", c.kind},     {"spec", c.spec},
+                             {"lookups", c.lookups}, {"hits", c.hits},     {"misses", c.misses},
+                             {"windows", c.windows}, {"hit_ratio", ratio_or_null(hit_ratio(c.lookups, c.hits))},
+                             {"series", std::move(series)}});
   }
-  return cache_report_json(target, range, *caches, series, *health);
+  return doc;
 }
 
 }  // namespace perfwatch::storage

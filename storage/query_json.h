@@ -5,7 +5,6 @@
 
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "storage/query.h"
 
@@ -23,14 +22,11 @@ std::optional<double> hit_ratio(std::uint64_t lookups, std::uint64_t hits);
 // Every process's page cache hit ratio (readahead can add more pages than were asked for).
 std::optional<double> host_page_hit_ratio(const profile::CacheCounts& host);
 
-// A target's cache hit rates over a range: target, from, to, caches [{name, kind, spec, lookups, hits,
-// misses, windows, hit_ratio, series [{start, end, lookups, hits, misses, hit_ratio}] when given}],
-// page_cache {measured, state}, llc {measured, state}, host {windows, page_lookups, page_misses,
-// page_added, page_write_adds, page_hit_ratio, llc_references, llc_misses, statsd_counts}.
-// series[i], when series is not empty, is caches[i]'s per window.
-nlohmann::json cache_report_json(const std::string& target, TimeRange range, const std::vector<CacheSummary>& caches,
-                                 const std::vector<std::vector<CachePoint>>& series, const CacheHealth& health);
-// Reads all of that, each cache's series included, and encodes it.
+// A target's cache hit rates over a range, each cache's series per window included: target, from, to,
+// caches [{name, kind, spec, lookups, hits, misses, windows, hit_ratio, series [{start, end, lookups,
+// hits, misses, hit_ratio}]}], page_cache {measured, state}, llc {measured, state}, host {windows,
+// page_lookups, page_misses, page_added, page_write_adds, page_hit_ratio, llc_references, llc_misses,
+// statsd_counts}.
 Result<nlohmann::json> read_cache_report(Query& query, const std::string& host, const std::string& target,
                                          TimeRange range);
 
