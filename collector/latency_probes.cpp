@@ -202,8 +202,7 @@ Result<void> LatencyProbes::attach_syscalls(SyscallAttach how) {
   for (const LatencyOperation& op : operations_)
     if (op.source == profile::OperationSource::syscall) syscalls.emplace(op.syscall, op.spec);
   if (syscalls.empty()) return {};
-  // Both kinds of tracepoint resolve their ids through tracefs; the daemon mounts it at start.
-  if (Result<void> mounted = ensure_tracefs_mounted(); !mounted) return mounted;
+  // Both kinds of tracepoint, and has_syscall_tracepoints(), need tracefs: mounted at start-up.
   if (how == SyscallAttach::automatic && has_syscall_tracepoints()) {
     for (const auto& [kind, name] : syscalls) {
       for (bool enter : {true, false}) {
@@ -225,7 +224,8 @@ Result<void> LatencyProbes::attach_syscalls(SyscallAttach how) {
   for (bool enter : {true, false}) {
     bpf_link* link = bpf_program__attach_tracepoint(enter ? skel_->progs.raw_sys_enter : skel_->progs.raw_sys_exit,
                                                     "raw_syscalls", enter ? "sys_enter" : "sys_exit");
-    if (!link) return libbpf_error(std::string("latency: attach tracepoint raw_syscalls:sys_") + (enter ? "enter" : "exit"), -errno);
+    if (!link)
+      return libbpf_error(std::string("latency: attach tracepoint raw_syscalls:sys_") + (enter ? "enter" : "exit"), -errno);
     syscall_links_.emplace_back(link);
   }
   log::warn("latency: syscall operations measured through raw_syscalls, which run on every system call",
