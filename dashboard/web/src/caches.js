@@ -5,11 +5,12 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { getJson } from './api.js';
 import { el } from './dom.js';
+import { chartWidth, resizingView } from './plots.js';
 
 const palette = ['#2563eb', '#16a34a', '#d97706', '#7c3aed', '#db2777', '#0891b2'];
 const chartHeight = 200;
 
-export function percent(ratio) {
+function percent(ratio) {
   return ratio === null || ratio === undefined ? '–' : `${(100 * ratio).toFixed(1)}%`;
 }
 
@@ -28,7 +29,7 @@ function summaryTable(caches) {
 
 // uPlot's columns: the union of the caches' window starts (Unix seconds), each cache's ratio in
 // percent at its own windows and null elsewhere.
-export function chartData(caches) {
+function chartData(caches) {
   const starts = [...new Set(caches.flatMap((c) => c.series.map((p) => Date.parse(p.start) / 1000)))].sort((a, b) => a - b);
   const index = new Map(starts.map((t, i) => [t, i]));
   const columns = [starts];
@@ -45,7 +46,7 @@ export function chartData(caches) {
 function chart(holder, caches, from, to) {
   const value = (u, v) => (v === null || v === undefined ? '–' : `${v.toFixed(1)}%`);
   return new uPlot({
-    width: Math.max(holder.clientWidth, 300),
+    width: chartWidth(holder),
     height: chartHeight,
     scales: { x: { time: true, range: () => [from, to] }, y: { range: () => [0, 100] } },
     series: [{}, ...caches.map((c, i) => ({
@@ -68,16 +69,5 @@ export async function renderCaches(box, target, params) {
   }
   const holder = el('div', { class: 'cache-plot' });
   box.replaceChildren(summaryTable(data.caches), holder, sources);
-  const u = chart(holder, data.caches, Date.parse(data.from) / 1000, Date.parse(data.to) / 1000);
-  const observer = new ResizeObserver(() => {
-    const width = Math.max(holder.clientWidth, 300);
-    if (width !== u.width) u.setSize({ width, height: chartHeight });
-  });
-  observer.observe(box);
-  return {
-    destroy() {
-      observer.disconnect();
-      u.destroy();
-    },
-  };
+  return resizingView(box, [chart(holder, data.caches, Date.parse(data.from) / 1000, Date.parse(data.to) / 1000)], chartHeight);
 }

@@ -6,6 +6,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { getJson } from './api.js';
 import { el } from './dom.js';
+import { chartWidth, resizingView } from './plots.js';
 
 export const colours = { p50: '#2563eb', p95: '#d97706', p99: '#7c3aed', threshold: '#dc2626' };
 const chartHeight = 220;
@@ -82,7 +83,7 @@ function chart(holder, op, data, from, to, onSelect) {
   // Dots while they have room; lines alone when the points are dense.
   const points = (size, fill) => ({ size, fill, show: (u) => u.data[0].length * 8 * devicePixelRatio <= u.bbox.width });
   const opts = {
-    width: Math.max(holder.clientWidth, 300),
+    width: chartWidth(holder),
     height: chartHeight,
     scales: {
       x: { time: true, range: () => [from, to] },
@@ -137,18 +138,5 @@ export async function renderLatency(box, target, params, onSelect) {
     ...blocks.map((b) => b.block)].filter(Boolean));
   const charts = blocks.filter((b) => b.op.calls)
     .map((b) => chart(b.holder, b.op, chartData(b.op.series, from, to), from, to, onSelect));
-  // The panel's width follows the window.
-  const observer = new ResizeObserver(() => {
-    for (const u of charts) {
-      const width = Math.max(u.root.parentElement.clientWidth, 300);
-      if (width !== u.width) u.setSize({ width, height: chartHeight });
-    }
-  });
-  observer.observe(box);
-  return {
-    destroy() {
-      observer.disconnect();
-      charts.forEach((u) => u.destroy());
-    },
-  };
+  return resizingView(box, charts, chartHeight);
 }
