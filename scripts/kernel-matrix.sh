@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The kernel matrix: boots Debian 12's own kernels under qemu in software emulation (TCG; nested KVM does
-# not work on the CI VMs) with this machine's root file system shared read-only over 9p and a writable
-# overlay in RAM on top, and runs perfwatch's tests inside each.
+# not work on the CI VMs) with this machine's root file system, and runs perfwatch's tests inside each.
 #
 #   scripts/kernel-matrix.sh kernels                    the kernel ids and the packages they resolve to now
 #   scripts/kernel-matrix.sh fetch [ID...]              download and unpack the kernels (default: all)
@@ -15,11 +14,13 @@
 #   scripts/kernel-matrix.sh unit BUILD_DIR [ID]        only the shipped unit under systemd (default 6.12)
 #
 # Kernel ids: 6.1 (the kernel linux-image-amd64 depends on, Debian 12's default) and 6.12 (the newest
-# linux-image-6.12.*+deb12-amd64-unsigned, from bookworm-backports' successor in bookworm itself). The
-# package names are resolved with apt-cache at every run, fetched with apt-get download and unpacked
-# with dpkg -x (never installed) under $PERFWATCH_KERNEL_CACHE (default /var/cache/perfwatch-kernels),
-# which is reused between runs; older point releases are pruned from it.
-# Results of `ci` are kept under BUILD_DIR/kernel-matrix/RELEASE/ (logs, gtest XML, statuses).
+# linux-image-6.12.*+deb12-amd64-unsigned). The package names are resolved with apt-cache at every run,
+# fetched with apt-get download and unpacked with dpkg -x (never installed) under $PERFWATCH_KERNEL_CACHE
+# (default /var/cache/perfwatch-kernels), which is reused between runs; superseded point releases are
+# pruned from it. The guest: scripts/vm/init (its PID 1, from an initramfs built here), the host's root
+# read-only over 9p under an overlay on a scratch ext4 disk, 2 emulated CPUs, 4 GiB.
+# Results of `ci` are kept under BUILD_DIR/kernel-matrix/ (console, step logs, gtest XML, statuses).
+# KERNEL_MATRIX_TIMEOUT: seconds per guest in `ci` and `unit` (default 900).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -128,19 +129,17 @@ build_initramfs() {
   (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null) >"$out"
 }
 
-# Boots a kernel and runs a command in it: boot ID OUT_DIR TIMEOUT MODE CMD...; returns its status.
+# Boots a kernel and runs a command in it: boot ID OUT_DIR TIMEOUT MODE CMD...; returns its status. A guest
+# that dies before the command starts is booted once more: TCG's cross-modifying code can, rarely, crash a
+# kernel patching its own text at boot ("Oops: int3" in the patched function).
 boot() {
-  local id=$1 out=$2 timeout=$3 mode=$4 kdir release work rc status
+  local id=$1 out=$2 timeout=$3 mode=$4 kdir release work rc attempt
   shift 4
   kdir=$(fetch_kernel "$id")
   release=$(basename "$kdir")
   work=$(mktemp -d /tmp/kernel-matrix.XXXXXX)
   build_initramfs "$kdir" "$release" "$work/initramfs.cpio"
-  # The overlay's upper layer: sparse, formatted here, gone with the guest.
-  truncate -s 32G "$work/rw.img"
-  mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$work/rw.img"
   mkdir -p "$out"
-  rm -f "$out/status" "$out/command"
   {
     echo "cd $(printf %q "$PWD") || exit 125"
     printf 'exec'
@@ -150,18 +149,26 @@ boot() {
   # mitigations=off: the guest runs on an emulated CPU; speculation mitigations only cost time there.
   local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off tsc=reliable km.mode=$mode"
   [ "$mode" != systemd ] || cmdline+=" systemd.unit=kernel-matrix.target systemd.show_status=false"
-  set +e
-  timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
-    -accel tcg,thread=multi -cpu max,la57=off -smp 2 -m 4G \
-    -nodefaults -no-reboot -display none -monitor none -serial stdio -nic none \
-    -kernel "$kdir/boot/vmlinuz-$release" -initrd "$work/initramfs.cpio" \
-    -append "$cmdline" \
-    -virtfs local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap \
-    -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
-    -drive "file=$work/rw.img,format=raw,if=virtio,cache=unsafe" \
-    </dev/null 2>&1 | tr -d '\r' | tee "$out/console.log"
-  rc=${PIPESTATUS[0]}
-  set -e
+  for attempt in 1 2; do
+    rm -f "$out/status" "$out/started" "$work/rw.img"
+    # The overlay's upper layer: sparse, formatted here, gone with the guest.
+    truncate -s 32G "$work/rw.img"
+    mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$work/rw.img"
+    set +e
+    timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
+      ${KERNEL_MATRIX_ACCEL:--accel tcg,thread=multi} -cpu max,la57=off -smp 2 -m 4G \
+      -nodefaults -no-reboot -display none -monitor none -serial stdio -nic none \
+      -kernel "$kdir/boot/vmlinuz-$release" -initrd "$work/initramfs.cpio" -append "$cmdline" \
+      -virtfs local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap \
+      -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
+      -drive "file=$work/rw.img,format=raw,if=virtio,cache=unsafe" \
+      </dev/null 2>&1 | tr -d '\r' | tee "$out/console.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] || [ -f "$out/started" ] || [ "$attempt" -eq 2 ]; then break; fi
+    mv "$out/console.log" "$out/console-crashed-boot.log"
+    echo "kernel-matrix: $release: the guest died while booting (qemu exit status $rc); booting it again" >&2
+  done
   rm -rf "$work"
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     echo "kernel-matrix: $release: timed out after ${timeout}s" >&2
@@ -171,8 +178,7 @@ boot() {
     echo "kernel-matrix: $release: the guest stopped before the command finished (qemu exit status $rc; see the console above)" >&2
     return 125
   fi
-  status=$(cat "$out/status")
-  return "$status"
+  return "$(cat "$out/status")"
 }
 
 cmd_run() {
@@ -226,12 +232,15 @@ failures() {
     fi
     read -r rc seconds <"$out/$step.status"
     [ "$rc" -ne 0 ] || continue
-    local names
+    local names running
     names=$(sed -n 's/^\[  FAILED  \] \([A-Za-z0-9_/]*\.[A-Za-z0-9_/.]*\).*/\1/p' "$out/$step.log" | sort -u)
-    if [ -z "$names" ]; then
-      echo "$release: $step: exit $rc: $(grep -v '^===' "$out/$step.log" | tail -n 1)"
-    else
-      for name in $names; do echo "$release: $step: $name"; done
+    for name in $names; do echo "$release: $step: $name"; done
+    if [ "$rc" -ge 128 ]; then
+      # gtest died: the test it had started last has no result line.
+      running=$(sed -n 's/^\[ RUN      \] //p' "$out/$step.log" | tail -n 1)
+      echo "$release: $step: killed by signal $((rc - 128)) in ${running:-its start-up}"
+    elif [ -z "$names" ]; then
+      echo "$release: $step: exit $rc: $(tail -n 1 "$out/$step.log")"
     fi
   done
 }
@@ -255,8 +264,8 @@ cmd_ci() {
     summary+="kernel $release ($id): $(($(date +%s) - start)) s"$'\n'
     summary+=$(report_steps "$out")$'\n'
     [ ! -f "$out/e2e.log" ] || summary+=$(sed -n 's/^attach: /  attach: /p' "$out/e2e.log")$'\n'
-    failed+=$(failures "$release" "$out")
-    [ "$rc" -eq 0 ] || [ -n "$(failures "$release" "$out")" ] || failed+="$release: exit $rc"$'\n'
+    failed+=$(failures "$release" "$out")$'\n'
+    [ "$rc" -eq 0 ] || [ -n "$(failures "$release" "$out")" ] || failed+="$release: guest-ci.sh: exit $rc"$'\n'
   done
   echo "=== kernel-matrix: the shipped unit under systemd ($unit_kernel)"
   start=$(date +%s)

@@ -26,7 +26,12 @@ btf() {
   echo "BTF: $(stat -c %s /sys/kernel/btf/vmlinux) bytes"
 }
 
+# Left out under emulation (they run on the host, in ctest):
+#   OncpuSamplerTest.CostPerSampleWithBothStacks: a budget in ns per sample for real CPUs; under TCG every
+#     instruction costs 10-50 times more, so it would measure the emulator, not the program.
+bpf_filter=-OncpuSamplerTest.CostPerSampleWithBothStacks
+
 step btf btf
-step bpf_test "$build/tests/bpf/bpf_test" --gtest_output="xml:$out/bpf_test.xml"
+step bpf_test "$build/tests/bpf/bpf_test" --gtest_filter="$bpf_filter" --gtest_output="xml:$out/bpf_test.xml"
 step e2e "$build/tests/e2e/e2e_matrix_test" --gtest_output="xml:$out/e2e.xml"
 exit "$failed"

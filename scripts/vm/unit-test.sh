@@ -41,9 +41,11 @@ say "installed; starting perfwatchd.service"
 
 # Type=notify: start returns once perfwatchd sent READY=1 (or fails).
 systemctl start perfwatchd.service || fail "systemctl start perfwatchd"
-state=$(systemctl show -p ActiveState -p SubState -p StatusText --value perfwatchd | paste -sd ' ')
+# One property at a time: systemctl show prints several in its own order.
+property() { systemctl show -p "$2" --value "$1"; }
+state="$(property perfwatchd ActiveState) $(property perfwatchd SubState) $(property perfwatchd StatusText)"
 [ "$state" = "active running sampling" ] || fail "after start: '$state', expected 'active running sampling' (READY=1, STATUS=sampling)"
-pid=$(systemctl show -p MainPID --value perfwatchd)
+pid=$(property perfwatchd MainPID)
 say "active (running), READY=1, pid $pid"
 
 # The sandbox is the unit's: its capability bounding set, no_new_privs, a read-only /usr.
@@ -72,7 +74,7 @@ curl -fsS http://127.0.0.1:7460/api/v1/targets | grep -q '"demo"' || fail "the A
 say "/healthz, the dashboard and its API answer on 127.0.0.1:7460"
 
 systemctl stop perfwatchd.service || fail "systemctl stop"
-result=$(systemctl show -p ActiveState -p Result -p ExecMainStatus --value perfwatchd | paste -sd ' ')
+result="$(property perfwatchd ActiveState) $(property perfwatchd Result) $(property perfwatchd ExecMainStatus)"
 [ "$result" = "inactive success 0" ] || fail "after stop: '$result', expected 'inactive success 0'"
 if pgrep -u perfwatch >/dev/null; then
   fail "processes of user perfwatch left after stop: $(pgrep -a -u perfwatch)"

@@ -41,12 +41,16 @@ double metric(const std::string& text, const std::string& name) {
   return std::stod(m[1]);
 }
 
-// The first log line holding `what`, from the message on.
+// The first log line holding `what`: the message and its fields, without the quotes.
 std::string log_line(const std::string& log, const std::string& what) {
   std::istringstream lines(log);
   for (std::string line; std::getline(lines, line);)
-    if (auto at = line.find(what); at != std::string::npos) return line.substr(at);
-  return "";
+    if (auto at = line.find(what); at != std::string::npos) {
+      std::string found = line.substr(at);
+      std::erase(found, '"');
+      return found;
+    }
+  return "none logged";
 }
 
 TEST(KernelMatrixE2E, ExampleConfigMeasuresEveryProbeFamily) {
