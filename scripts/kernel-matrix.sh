@@ -20,7 +20,7 @@
 # pruned from it. The guest: scripts/vm/init (its PID 1, from an initramfs built here), the host's root
 # read-only over 9p under an overlay on a scratch ext4 disk, 2 emulated CPUs, 4 GiB.
 # Results of `ci` are kept under BUILD_DIR/kernel-matrix/ (console, step logs, gtest XML, statuses).
-# KERNEL_MATRIX_TIMEOUT: seconds per guest in `ci` and `unit` (default 900).
+# KERNEL_MATRIX_TIMEOUT: seconds per guest in `ci` and `unit` (default 600).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -222,9 +222,11 @@ report_steps() {
   done
 }
 
-# "KERNEL: STEP: what failed" for each failure of a guest-ci.sh run.
+# "KERNEL: STEP: what failed" for each failure of a guest-ci.sh run: each failed test with where and what
+# (from gtest's XML), after a crash (no XML) the tests failed so far and the one it died in, else the
+# step's last line.
 failures() {
-  local release=$1 out=$2 step rc seconds name
+  local release=$1 out=$2 step rc seconds running
   for step in btf bpf_test e2e; do
     if [ ! -f "$out/$step.status" ]; then
       echo "$release: $step: did not finish"
@@ -232,14 +234,13 @@ failures() {
     fi
     read -r rc seconds <"$out/$step.status"
     [ "$rc" -ne 0 ] || continue
-    local names running
-    names=$(sed -n 's/^\[  FAILED  \] \([A-Za-z0-9_/]*\.[A-Za-z0-9_/.]*\).*/\1/p' "$out/$step.log" | sort -u)
-    for name in $names; do echo "$release: $step: $name"; done
     if [ "$rc" -ge 128 ]; then
-      # gtest died: the test it had started last has no result line.
+      sed -n 's/^\[  FAILED  \] \([^ ]*\) (.*/\1/p' "$out/$step.log" | sed "s|^|$release: $step: |"
       running=$(sed -n 's/^\[ RUN      \] //p' "$out/$step.log" | tail -n 1)
       echo "$release: $step: killed by signal $((rc - 128)) in ${running:-its start-up}"
-    elif [ -z "$names" ]; then
+    elif [ -f "$out/$step.xml" ]; then
+      python3 "$repo/scripts/vm/gtest-failures.py" "$out/$step.xml" | sed "s|^|$release: $step: |"
+    else
       echo "$release: $step: exit $rc: $(tail -n 1 "$out/$step.log")"
     fi
   done
@@ -260,7 +261,7 @@ cmd_ci() {
     echo "=== kernel-matrix: $release ($id): btf, bpf_test, e2e"
     start=$(date +%s)
     rc=0
-    boot "$id" "$out" "${KERNEL_MATRIX_TIMEOUT:-900}" run bash scripts/vm/guest-ci.sh "$build" || rc=$?
+    boot "$id" "$out" "${KERNEL_MATRIX_TIMEOUT:-600}" run bash scripts/vm/guest-ci.sh "$build" || rc=$?
     summary+="kernel $release ($id): $(($(date +%s) - start)) s"$'\n'
     summary+=$(report_steps "$out")$'\n'
     [ ! -f "$out/e2e.log" ] || summary+=$(sed -n 's/^attach: /  attach: /p' "$out/e2e.log")$'\n'
@@ -271,7 +272,7 @@ cmd_ci() {
   start=$(date +%s)
   kdir=$(fetch_kernel "$unit_kernel")
   rc=0
-  boot "$unit_kernel" "$results/unit-$(basename "$kdir")" "${KERNEL_MATRIX_TIMEOUT:-900}" systemd \
+  boot "$unit_kernel" "$results/unit-$(basename "$kdir")" "${KERNEL_MATRIX_TIMEOUT:-600}" systemd \
     bash scripts/vm/unit-test.sh "$build" || rc=$?
   summary+="unit (systemd, $(basename "$kdir")): $( [ "$rc" -eq 0 ] && echo ok || echo "FAILED (exit $rc)" ), $(($(date +%s) - start)) s"$'\n'
   [ "$rc" -eq 0 ] || failed+="$(basename "$kdir"): unit-test.sh: $(grep -m1 '^unit-test: FAILED' "$results/unit-$(basename "$kdir")/console.log" || echo "exit $rc")"$'\n'
@@ -302,7 +303,7 @@ case ${1:-} in
     shift
     build=$(cd "${1:?usage: kernel-matrix.sh unit BUILD_DIR [ID]}" && pwd)
     cd "$repo"
-    boot "${2:-$unit_kernel}" "$build/kernel-matrix/unit" "${KERNEL_MATRIX_TIMEOUT:-900}" systemd \
+    boot "${2:-$unit_kernel}" "$build/kernel-matrix/unit" "${KERNEL_MATRIX_TIMEOUT:-600}" systemd \
       bash scripts/vm/unit-test.sh "$build" ;;
   *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
