@@ -64,9 +64,16 @@ fetch_kernel() {
   local id=$1 package release dir tmp
   package=$(resolve_package "$id")
   if [ -z "$package" ]; then
-    apt-get update -qq >&2
+    apt-get update -qq >&2 || true
     package=$(resolve_package "$id")
-    [ -n "$package" ] || die "no package for kernel $id in apt's lists"
+  fi
+  if [ -z "$package" ]; then
+    # No lists and no mirror (offline): the newest release of this kernel already cached.
+    dir=$(ls -d "$cache"/$(series_glob "$id") 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$dir" ] && [ -f "$dir/.complete" ] || die "no package for kernel $id in apt's lists, and none cached"
+    echo "kernel-matrix: apt knows no package for kernel $id; using the cached $(basename "$dir")" >&2
+    echo "$dir"
+    return
   fi
   release=$(package_release "$package")
   dir=$cache/$release
