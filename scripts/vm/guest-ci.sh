@@ -26,18 +26,17 @@ btf() {
   echo "BTF: $(stat -c %s /sys/kernel/btf/vmlinux) bytes"
 }
 
-# Left out under emulation; each runs on the host, in ctest, and needs a real CPU's timing:
+# Left out under emulation; both run on the host, in ctest, and need a real CPU's speed:
 #   OncpuSamplerTest.CostPerSampleWithBothStacks: a budget in ns per sample; under TCG every instruction
-#     costs 10-50 times more, so it would measure the emulator, not the program.
-#   OncpuSamplerTest.SamplesWatchedBusyChildAtTheRequestedRate: 999 Hz samples against the child's CPU
-#     time within 15%; qemu's multi-threaded TCG delivers about half of 1 kHz timer interrupts to a busy
-#     vCPU (bpftrace profile:hz:999 on a spinning process: 895 samples in 2 s; at 99 Hz 193, 97%).
-#   LatencyProbesTest.UprobeTimesEveryCallFromConcurrentThreads, LatencyProbesTest.PythonFunctionThroughUsdt:
-#     call durations within 5% + 2 ms; an emulated trap, single step and BPF run per probe hit add several
-#     ms (p50 of 30 ms sleeps measured 37-49 ms). That the probes attach and count every call on each
-#     kernel is what the end-to-end run below checks (a uprobe and two USDT operations with calls).
-bpf_filter=-OncpuSamplerTest.CostPerSampleWithBothStacks:OncpuSamplerTest.SamplesWatchedBusyChildAtTheRequestedRate
-bpf_filter+=:LatencyProbesTest.UprobeTimesEveryCallFromConcurrentThreads:LatencyProbesTest.PythonFunctionThroughUsdt
+#     costs 10-50 times more (32 us per sample measured), so it would measure the emulator, not the program.
+#   LatencyProbesTest.UprobeTimesEveryCallFromConcurrentThreads: seven concurrent calls' durations within
+#     5% + 2 ms; each emulated uprobe hit (trap, single step, BPF run) adds milliseconds: the p50 of its
+#     30 ms sleeps measured 34.6 ms with qemu alone on the host's CPUs, 37-49 ms beside other work.
+#     That uprobes attach and count every call on each kernel is checked by the end-to-end run below.
+# The tests that compare sample counts with CPU time at 999 Hz hold only while qemu has the host's CPUs
+# to itself (1993 of 2000 expected samples then, 900-1200 beside a parallel build): CI runs the matrix on
+# an otherwise idle machine.
+bpf_filter=-OncpuSamplerTest.CostPerSampleWithBothStacks:LatencyProbesTest.UprobeTimesEveryCallFromConcurrentThreads
 
 step btf btf
 step bpf_test "$build/tests/bpf/bpf_test" --gtest_filter="$bpf_filter" --gtest_output="xml:$out/bpf_test.xml"
