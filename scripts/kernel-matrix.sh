@@ -40,7 +40,6 @@ resolve_package() {
            sed -n 's/^ *Depends: \(linux-image-6\.1\.[0-9]*-[0-9]*-amd64\)$/\1/p' | head -n 1 ;;
     6.12) apt-cache pkgnames linux-image-6.12. 2>/dev/null |
             grep -E '^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$' | sort -V | tail -n 1 ;;
-    *) die "unknown kernel id '$1' (known: ${all_kernels[*]})" ;;
   esac
 }
 
@@ -62,6 +61,7 @@ series_glob() {
 # older than the mirror (a point release replaced) are refreshed once.
 fetch_kernel() {
   local id=$1 package release dir tmp
+  [[ " ${all_kernels[*]} " == *" $id "* ]] || die "unknown kernel id '$id' (known: ${all_kernels[*]})"
   package=$(resolve_package "$id")
   if [ -z "$package" ]; then
     apt-get update -qq >&2 || true
@@ -136,13 +136,13 @@ build_initramfs() {
   (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null) >"$out"
 }
 
-# Boots a kernel and runs a command in it: boot ID OUT_DIR TIMEOUT MODE CMD...; returns its status. A guest
+# Boots a fetched kernel and runs a command in it: boot KERNEL_DIR OUT_DIR TIMEOUT MODE CMD...; returns its status. A guest
 # that dies before the command starts is booted once more: TCG's cross-modifying code can, rarely, crash a
 # kernel patching its own text at boot ("Oops: int3" in the patched function).
 boot() {
-  local id=$1 out=$2 timeout=$3 mode=$4 kdir release work rc attempt
+  local kdir=$1 out=$2 timeout=$3 mode=$4 release work rc attempt
   shift 4
-  kdir=$(fetch_kernel "$id")
+  [ -f "$kdir/.complete" ] || die "no kernel to boot (see above)"
   release=$(basename "$kdir")
   work=$(mktemp -d /tmp/kernel-matrix.XXXXXX)
   build_initramfs "$kdir" "$release" "$work/initramfs.cpio"
@@ -207,7 +207,7 @@ cmd_run() {
     keep=0
   fi
   local rc=0
-  boot "$id" "$out" "$timeout" "$mode" "$@" || rc=$?
+  boot "$(fetch_kernel "$id")" "$out" "$timeout" "$mode" "$@" || rc=$?
   [ "$keep" -eq 1 ] || rm -rf "$out"
   return "$rc"
 }
@@ -268,7 +268,7 @@ cmd_ci() {
     echo "=== kernel-matrix: $release ($id): btf, bpf_test, e2e"
     start=$(date +%s)
     rc=0
-    boot "$id" "$out" "${KERNEL_MATRIX_TIMEOUT:-600}" run bash scripts/vm/guest-ci.sh "$build" || rc=$?
+    boot "$kdir" "$out" "${KERNEL_MATRIX_TIMEOUT:-600}" run bash scripts/vm/guest-ci.sh "$build" || rc=$?
     summary+="kernel $release ($id): $(($(date +%s) - start)) s"$'\n'
     summary+=$(report_steps "$out")$'\n'
     [ ! -f "$out/e2e.log" ] || summary+=$(sed -n 's/^attach: /  attach: /p' "$out/e2e.log")$'\n'
@@ -279,7 +279,7 @@ cmd_ci() {
   start=$(date +%s)
   kdir=$(fetch_kernel "$unit_kernel")
   rc=0
-  boot "$unit_kernel" "$results/unit-$(basename "$kdir")" "${KERNEL_MATRIX_TIMEOUT:-600}" systemd \
+  boot "$kdir" "$results/unit-$(basename "$kdir")" "${KERNEL_MATRIX_TIMEOUT:-600}" systemd \
     bash scripts/vm/unit-test.sh "$build" || rc=$?
   summary+="unit (systemd, $(basename "$kdir")): $( [ "$rc" -eq 0 ] && echo ok || echo "FAILED (exit $rc)" ), $(($(date +%s) - start)) s"$'\n'
   [ "$rc" -eq 0 ] || failed+="$(basename "$kdir"): unit-test.sh: $(grep -m1 '^unit-test: FAILED' "$results/unit-$(basename "$kdir")/console.log" || echo "exit $rc")"$'\n'
@@ -310,7 +310,7 @@ case ${1:-} in
     shift
     build=$(cd "${1:?usage: kernel-matrix.sh unit BUILD_DIR [ID]}" && pwd)
     cd "$repo"
-    boot "${2:-$unit_kernel}" "$build/kernel-matrix/unit" "${KERNEL_MATRIX_TIMEOUT:-600}" systemd \
+    boot "$(fetch_kernel "${2:-$unit_kernel}")" "$build/kernel-matrix/unit" "${KERNEL_MATRIX_TIMEOUT:-600}" systemd \
       bash scripts/vm/unit-test.sh "$build" ;;
   *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2

@@ -4,7 +4,6 @@
 // the bundled demo as its target. It asserts that the windows stored hold each family's measurements and
 // prints which attach point each family used on this kernel ("attach: FAMILY: HOW" lines).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <iostream>
 #include <nlohmann/json.hpp>
