@@ -27,6 +27,11 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${PERFWATCH_KERNEL_CACHE:-/var/cache/perfwatch-kernels}
 all_kernels=(6.1 6.12)
 unit_kernel=6.12
+# Scratch directories, removed however the script ends (a guest's disk image is 32 GiB sparse), and the
+# guest running, stopped.
+scratch=()
+qemu_pid=""
+trap '[ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null; rm -rf "${scratch[@]}"' EXIT
 
 die() {
   echo "kernel-matrix: $*" >&2
@@ -145,6 +150,7 @@ boot() {
   [ -f "$kdir/.complete" ] || die "no kernel to boot (see above)"
   release=$(basename "$kdir")
   work=$(mktemp -d /tmp/kernel-matrix.XXXXXX)
+  scratch+=("$work")
   build_initramfs "$kdir" "$release" "$work/initramfs.cpio"
   mkdir -p "$out"
   {
@@ -161,7 +167,7 @@ boot() {
     # The overlay's upper layer: sparse, formatted here, gone with the guest.
     truncate -s 32G "$work/rw.img"
     mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$work/rw.img"
-    set +e
+    # In the background, so that the EXIT trap can stop it when this script is stopped.
     timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
       ${KERNEL_MATRIX_ACCEL:--accel tcg,thread=multi} -cpu max,la57=off -smp 2 -m 4G \
       -nodefaults -no-reboot -display none -monitor none -serial stdio -nic none \
@@ -169,9 +175,12 @@ boot() {
       -virtfs local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap \
       -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
       -drive "file=$work/rw.img,format=raw,if=virtio,cache=unsafe" \
-      </dev/null 2>&1 | tr -d '\r' | tee "$out/console.log"
-    rc=${PIPESTATUS[0]}
-    set -e
+      </dev/null > >(tr -d '\r' | tee "$out/console.log") 2>&1 &
+    qemu_pid=$!
+    rc=0
+    wait "$qemu_pid" || rc=$?
+    qemu_pid=""
+    wait  # for the console's copy to be complete
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] || [ -f "$out/started" ] || [ "$attempt" -eq 2 ]; then break; fi
     mv "$out/console.log" "$out/console-crashed-boot.log"
     echo "kernel-matrix: $release: the guest died while booting (qemu exit status $rc); booting it again" >&2
@@ -201,14 +210,12 @@ cmd_run() {
     esac
   done
   [ -n "${id:-}" ] && [ $# -gt 0 ] || die "usage: kernel-matrix.sh run [--timeout S] [--out DIR] [--systemd] ID -- COMMAND..."
-  local keep=1
   if [ -z "$out" ]; then
     out=$(mktemp -d /tmp/kernel-matrix-out.XXXXXX)
-    keep=0
+    scratch+=("$out")
   fi
   local rc=0
   boot "$(fetch_kernel "$id")" "$out" "$timeout" "$mode" "$@" || rc=$?
-  [ "$keep" -eq 1 ] || rm -rf "$out"
   return "$rc"
 }
 
