@@ -53,7 +53,7 @@ struct CacheDrain {
 
 class CacheProbes {
  public:
-  // watched_map_fd: OncpuSampler::watched_map_fd(). Fails only when the program cannot load; an
+  // watched_map_fd: WatchedMap::fd(). Fails only when the program cannot load; an
   // attach point the kernel lacks selects a fallback, or marks what it measures as unsupported.
   static Result<std::unique_ptr<CacheProbes>> create(int watched_map_fd, CacheProbeOptions options);
   ~CacheProbes();

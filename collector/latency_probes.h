@@ -59,7 +59,7 @@ enum class SyscallAttach { automatic, raw_syscalls };
 
 class LatencyProbes {
  public:
-  // watched_map_fd: OncpuSampler::watched_map_fd(). Fails when the program cannot load or no syscall
+  // watched_map_fd: WatchedMap::fd(). Fails when the program cannot load or no syscall
   // tracepoint can attach; a function that cannot be found in a process is logged, not fatal.
   static Result<std::unique_ptr<LatencyProbes>> create(int watched_map_fd, std::vector<LatencyOperation> operations,
                                                        SyscallAttach syscall_attach = SyscallAttach::automatic);
