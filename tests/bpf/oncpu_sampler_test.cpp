@@ -126,15 +126,17 @@ TEST_F(OncpuSamplerTest, WatchedButUnprofiledProcessIsCountedNotSampled) {
   const std::uint64_t unprofiled_cpu = test::cpu_time_ns(unprofiled.pid());
   std::this_thread::sleep_for(1s);
   DrainResult drained = sampler_->drain();
-  // Samples follow CPU time (a busy machine may leave the children little of it).
-  const double profiled_expected = static_cast<double>(test::cpu_time_ns(profiled.pid()) - profiled_cpu) * kHz / 1e9;
-  const double unprofiled_expected = static_cast<double>(test::cpu_time_ns(unprofiled.pid()) - unprofiled_cpu) * kHz / 1e9;
+  const double profiled_s = static_cast<double>(test::cpu_time_ns(profiled.pid()) - profiled_cpu) / 1e9;
+  const double unprofiled_s = static_cast<double>(test::cpu_time_ns(unprofiled.pid()) - unprofiled_cpu) / 1e9;
+  const auto profiled_samples = static_cast<double>(test::total_count(drained, profiled.pid()));
 
-  ASSERT_GT(unprofiled_expected, 20) << "the unprofiled child barely ran";
-  EXPECT_NEAR(static_cast<double>(test::total_count(drained, profiled.pid())), profiled_expected,
-              0.15 * profiled_expected + 20);
   EXPECT_EQ(test::total_count(drained, unprofiled.pid()), 0u);
-  EXPECT_NEAR(static_cast<double>(drained.not_profiled), unprofiled_expected, 0.15 * unprofiled_expected + 20)
+  ASSERT_GT(profiled_samples, 20) << "the profiled child barely ran";
+  ASSERT_GT(unprofiled_s, 0.02) << "the unprofiled child barely ran";
+  // Both children spin alike: the skipped samples come at the profiled child's rate per CPU second.
+  // (A rate, not kHz: a busy machine or an emulated one delivers fewer samples than CPU time x kHz.)
+  const double profiled_rate = profiled_samples / profiled_s;
+  EXPECT_NEAR(static_cast<double>(drained.not_profiled) / unprofiled_s, profiled_rate, 0.2 * profiled_rate)
       << "the unprofiled child's samples, and only those, are counted as skipped";
 }
 
