@@ -460,13 +460,22 @@ static __always_inline struct file *fd_file(__u64 fd)
 	return file;
 }
 
+/* A dentry's first bytes, enough to hold d_parent, d_inode and d_sb (CO-RE offsets) on every kernel:
+ * one read per directory level instead of one per field. */
+#define LAT_DENTRY_HEAD 192
+
 struct prefix_walk {
 	struct dentry *d;
 	struct mount *mnt;
+	struct dentry *mnt_root; /* mnt's */
 	__u64 ino;
 	__u32 dev;
 	__u32 found;
+	__u8 head[LAT_DENTRY_HEAD];
 };
+
+#define LAT_DENTRY_FIELD(w, field) \
+	(*(typeof(((struct dentry *)0)->field) *)((w)->head + bpf_core_field_offset(struct dentry, field)))
 
 /* One directory level up from a file, crossing mount points, looking for (dev, ino). A bpf_loop
  * callback: an open-coded loop was verified once per level, for each operation of a system call
@@ -475,24 +484,30 @@ static long prefix_step(__u32 i, void *ctx)
 {
 	struct prefix_walk *w = ctx;
 	struct dentry *d = w->d, *parent;
-	struct mount *mnt = w->mnt;
+	struct mount *mnt = w->mnt, *up;
+	struct inode *inode;
+	struct super_block *sb;
+	__u32 size = bpf_core_field_offset(struct dentry, d_sb) + sizeof(sb);
 
-	if (!d)
+	if (!d || size > LAT_DENTRY_HEAD || bpf_probe_read_kernel(w->head, size, d))
 		return 1;
-	if (BPF_CORE_READ(d, d_inode, i_ino) == w->ino && BPF_CORE_READ(d, d_sb, s_dev) == w->dev) {
+	/* Locals: BPF_CORE_READ would relocate an access to w's fields too. */
+	inode = LAT_DENTRY_FIELD(w, d_inode);
+	sb = LAT_DENTRY_FIELD(w, d_sb);
+	if (BPF_CORE_READ(inode, i_ino) == w->ino && BPF_CORE_READ(sb, s_dev) == w->dev) {
 		w->found = 1;
 		return 1;
 	}
-	if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
-		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-
+	if (d == w->mnt_root) {
+		up = BPF_CORE_READ(mnt, mnt_parent);
 		if (up == mnt)
 			return 1;
 		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = up;
+		w->mnt_root = BPF_CORE_READ(up, mnt.mnt_root);
 		return 0;
 	}
-	parent = BPF_CORE_READ(d, d_parent);
+	parent = LAT_DENTRY_FIELD(w, d_parent);
 	if (parent == d)
 		return 1;
 	w->d = parent;
@@ -502,10 +517,11 @@ static long prefix_step(__u32 i, void *ctx)
 /* Whether the file is the directory (dev, ino) or below it, at most LAT_PATH_MAX_DEPTH levels up. */
 static __always_inline bool under_prefix(struct file *file, __u32 dev, __u64 ino)
 {
-	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
+	struct mount *mnt = container_of(BPF_CORE_READ(file, f_path.mnt), struct mount, mnt);
 	struct prefix_walk walk = {
 		.d = BPF_CORE_READ(file, f_path.dentry),
-		.mnt = container_of(vfsmnt, struct mount, mnt),
+		.mnt = mnt,
+		.mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root),
 		.ino = ino,
 		.dev = dev,
 	};
