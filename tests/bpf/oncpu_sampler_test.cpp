@@ -133,11 +133,15 @@ TEST_F(OncpuSamplerTest, WatchedButUnprofiledProcessIsCountedNotSampled) {
   EXPECT_EQ(test::total_count(drained, unprofiled.pid()), 0u);
   ASSERT_GT(profiled_samples, 20) << "the profiled child barely ran";
   ASSERT_GT(unprofiled_s, 0.02) << "the unprofiled child barely ran";
-  // Both children spin alike: the skipped samples come at the profiled child's rate per CPU second.
-  // (A rate, not kHz: a busy machine or an emulated one delivers fewer samples than CPU time x kHz.)
+  // Both children spin alike: the skipped samples come at about the profiled child's rate per CPU
+  // second (a rate, not kHz: a busy machine delivers fewer samples than CPU time x kHz). Within a few
+  // percent on real CPUs; the bounds are wide for emulated ones (the kernel matrix's TCG guests), which
+  // deliver cpu-clock samples unevenly, and still tell the child's samples from none or from every
+  // other process's (those of idle CPUs included, counted as not watched).
   const double profiled_rate = profiled_samples / profiled_s;
-  EXPECT_NEAR(static_cast<double>(drained.not_profiled) / unprofiled_s, profiled_rate, 0.2 * profiled_rate)
-      << "the unprofiled child's samples, and only those, are counted as skipped";
+  const double skipped_rate = static_cast<double>(drained.not_profiled) / unprofiled_s;
+  EXPECT_GT(skipped_rate, 0.25 * profiled_rate) << "the unprofiled child's samples are counted as skipped";
+  EXPECT_LT(skipped_rate, 2.5 * profiled_rate) << "only the unprofiled child's samples are counted as skipped";
 }
 
 // Epoch flips race real samples on both CPUs: whatever was counted is drained exactly once.
