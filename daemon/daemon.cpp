@@ -27,6 +27,7 @@
 #include "collector/statsd.h"
 #include "collector/symbolizer.h"
 #include "collector/tracefs.h"
+#include "collector/watched_map.h"
 #include "common/log.h"
 #include "daemon/alert_metrics.h"
 #include "daemon/deploy_tracker.h"
@@ -72,31 +73,37 @@ collector::ProcessKey to_collector(ProcessKey k) { return {k.pid, k.generation};
 
 static_assert(std::size(config::syscall_names) == LAT_SYS_COUNT, "probes/latency.h enumerates the same system calls");
 
+// Processes of every target watched at once (the BPF `watched` map's size).
+constexpr std::uint32_t kWatchedProcesses = 8192;
+
 // Routes the registry's decisions to the BPF watched map, the symbolizer, the Python tracker and the
 // per-process probes (which the daemon replaces on reload, hence the references to its pointers).
 class SamplerSink final : public ProcessSink {
  public:
-  SamplerSink(collector::OncpuSampler& sampler, collector::Symbolizer& symbolizer, PythonTracker& python,
+  SamplerSink(collector::WatchedMap& watched, collector::Symbolizer& symbolizer, PythonTracker& python,
               const std::vector<config::Target>& targets, std::unique_ptr<collector::LatencyProbes>& latency,
               std::unique_ptr<collector::CacheProbes>& caches)
-      : sampler_(sampler),
+      : watched_(watched),
         symbolizer_(symbolizer),
         python_(python),
         targets_(targets),
         latency_(latency),
         caches_(caches) {}
 
-  void watch(ProcessKey key, std::size_t target) override {
-    if (auto r = sampler_.watch(key.pid, key.generation, static_cast<std::uint32_t>(target)); !r)
+  void watch(ProcessKey key, std::size_t target, bool profiled) override {
+    if (auto r = watched_.watch(key.pid, key.generation, static_cast<std::uint32_t>(target), profiled); !r)
       log::warn("cannot watch process", {{"pid", key.pid}, {"error", r.error().message}});
-    if (auto r = symbolizer_.add_process(to_collector(key)); !r)
-      log::debug("process gone before its maps were read", {{"pid", key.pid}, {"error", r.error().message}});
-    if (target < targets_.size()) python_.watch(key, targets_[target].python);
+    // Symbols and Python frames are only for CPU samples, which unprofiled processes have none of.
+    if (profiled) {
+      if (auto r = symbolizer_.add_process(to_collector(key)); !r)
+        log::debug("process gone before its maps were read", {{"pid", key.pid}, {"error", r.error().message}});
+      if (target < targets_.size()) python_.watch(key, targets_[target].python);
+    }
     if (latency_) latency_->watch(key.pid, static_cast<std::uint32_t>(target));
     if (caches_) caches_->watch(key.pid, static_cast<std::uint32_t>(target));
   }
   void unwatch(ProcessKey key) override {
-    sampler_.unwatch(key.pid);
+    watched_.unwatch(key.pid);
     forget(key);
   }
   void retire(ProcessKey key) override {
@@ -113,7 +120,7 @@ class SamplerSink final : public ProcessSink {
     if (caches_) caches_->unwatch(key.pid);
   }
 
-  collector::OncpuSampler& sampler_;
+  collector::WatchedMap& watched_;
   collector::Symbolizer& symbolizer_;
   PythonTracker& python_;
   const std::vector<config::Target>& targets_;
@@ -230,10 +237,13 @@ class Daemon {
     collector::OncpuOptions sampler_options;
     sampler_options.frequency_hz = cfg_.sampling.frequency_hz;
     sampler_options.python_max_depth = cfg_.sampling.python_max_depth;
-    auto sampler = collector::OncpuSampler::create(sampler_options);
+    auto watched = collector::WatchedMap::create(kWatchedProcesses);
+    if (!watched) throw std::runtime_error(watched.error().message);
+    watched_ = std::move(*watched);
+    auto sampler = collector::OncpuSampler::create(watched_->fd(), sampler_options);
     if (!sampler) throw std::runtime_error("cannot start the CPU sampler: " + sampler.error().message);
     sampler_ = std::move(*sampler);
-    auto events = collector::ProcEvents::create(sampler_->watched_map_fd());
+    auto events = collector::ProcEvents::create(watched_->fd());
     if (!events) throw std::runtime_error("cannot start process events: " + events.error().message);
     events_ = std::move(*events);
 
@@ -243,7 +253,7 @@ class Daemon {
     python_symbolizer_ = std::make_unique<collector::PythonSymbolizer>(process_memory_);
     python_ = std::make_unique<PythonTracker>(*sampler_, *python_symbolizer_, python_detector_, cfg_.sampling.window);
     start_measurements(/*first=*/true);
-    sink_ = std::make_unique<SamplerSink>(*sampler_, *symbolizer_, *python_, cfg_.targets, latency_, caches_);
+    sink_ = std::make_unique<SamplerSink>(*watched_, *symbolizer_, *python_, cfg_.targets, latency_, caches_);
     registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
     apply_targets();
     code_watcher_ = std::make_unique<CodeWatcher>(code_reader_);
@@ -378,7 +388,7 @@ class Daemon {
     }
     latency_.reset();
     if (needs_probes) {
-      auto probes = collector::LatencyProbes::create(sampler_->watched_map_fd(), std::move(probed));
+      auto probes = collector::LatencyProbes::create(watched_->fd(), std::move(probed));
       if (!probes) throw std::runtime_error("cannot start the latency probes: " + probes.error().message);
       latency_ = std::move(*probes);
     }
@@ -412,7 +422,7 @@ class Daemon {
     }
     caches_.reset();
     if (options.page_cache || options.llc || !options.usdt_caches.empty()) {
-      auto probes = collector::CacheProbes::create(sampler_->watched_map_fd(), std::move(options));
+      auto probes = collector::CacheProbes::create(watched_->fd(), std::move(options));
       if (!probes) throw std::runtime_error("cannot start the cache probes: " + probes.error().message);
       caches_ = std::move(*probes);
     }
@@ -785,6 +795,7 @@ class Daemon {
   std::unique_ptr<dashboard::Api> api_;
   std::unique_ptr<dashboard::Router> router_;
   std::unique_ptr<dashboard::Server> server_;
+  std::unique_ptr<collector::WatchedMap> watched_;
   std::unique_ptr<collector::OncpuSampler> sampler_;
   std::unique_ptr<collector::ProcEvents> events_;
   std::unique_ptr<collector::LatencyProbes> latency_;

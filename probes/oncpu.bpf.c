@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* On-CPU stack sampler: a perf_event (cpu-clock) program that counts (tgid, generation, user
- * stack, kernel stack, Python stack) for watched processes only. The Python stack of a sample is
- * walked by pystack.bpf.h for processes user space registered in py_procs.
+ * stack, kernel stack, Python stack) for watched processes with WATCH_PROFILE only. The Python
+ * stack of a sample is walked by pystack.bpf.h for processes user space registered in py_procs.
  *
  * Windows are double-buffered: samples go to the maps of parity `epoch & 1`. At window close
  * user space increments `epoch`, waits until every program that may still have read the old
@@ -14,7 +14,9 @@
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 #include "oncpu.h"
+#include "watched.bpf.h"
 
 #define EEXIST 17
 #define EFAULT 14
@@ -24,13 +26,6 @@ char LICENSE[] SEC("license") = "GPL";
 #include "pystack.bpf.h"
 
 /* All max_entries below are set by user space before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct watch_value);
-} watched SEC(".maps");
-
 #define COUNTS_MAP(name)                        \
 	struct {                                \
 		__uint(type, BPF_MAP_TYPE_HASH); \
@@ -72,10 +67,13 @@ static __always_inline void count_sample(struct bpf_perf_event_data *ctx, void *
 	long err;
 
 	key.user_stack_id = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK);
-	/* Interrupted in user mode (CPL 3): there is no kernel stack to walk. Skipping the helper
-	 * saves its fixed cost on most samples of compute-bound code. The context only allows
-	 * full-width loads of regs, hence the volatile. */
-	if ((*(volatile __u64 *)&ctx->regs.cs & 3) == 3)
+	/* Interrupted in user mode: there is no kernel stack to walk. Skipping the helper saves its
+	 * fixed cost on most samples of compute-bound code. Told from the interrupted IP, not from
+	 * CS's privilege level: x86-64 user addresses lie in the canonical lower half (sign bit clear,
+	 * 4- and 5-level paging alike) and kernel text in the upper one, while pt_regs.cs is a u16
+	 * before 6.9 and the context only allows full-width loads of regs, which no CO-RE read of cs
+	 * can give on every kernel. */
+	if ((long)PT_REGS_IP(&ctx->regs) >= 0)
 		key.kernel_stack_id = -EFAULT;
 	else
 		key.kernel_stack_id = bpf_get_stackid(ctx, stacks, 0);
@@ -129,6 +127,10 @@ int oncpu_sample(struct bpf_perf_event_data *ctx)
 	w = tgid ? bpf_map_lookup_elem(&watched, &tgid) : NULL;
 	if (!w) {
 		ctr->c[ONCPU_NOT_WATCHED]++;
+		return 0;
+	}
+	if (!(w->flags & WATCH_PROFILE)) {
+		ctr->c[ONCPU_NOT_PROFILED]++;
 		return 0;
 	}
 	if (parity)
