@@ -9,8 +9,11 @@
  * _PyRuntime.interpreters.main -> its thread list and matches each thread state's native thread
  * id to the sampled thread. The match is cached per thread (py_threads, LRU) and checked again at
  * every use, so threads that come and go (or thread states freed and reused) never need user space.
- * Threads without a thread state (native threads) are remembered for PY_RETRY_NS before the list
- * is walked again.
+ * A thread without a thread state is looked for again after PY_RETRY_FIRST_NS, then after twice as
+ * long at each miss, up to PY_RETRY_NS: a new thread runs before CPython stores its id in the thread
+ * state its creator made (from clone to t_bootstrap), and its first samples can come then; a native
+ * thread of the process costs a few more walks of the list in its first PY_RETRY_NS, then one per
+ * PY_RETRY_NS as before.
  *
  * Every read of the target's memory is a bpf_probe_read_user that may fail; nothing read is
  * trusted further than "an address to read next". A stack is only recorded when the whole walk
@@ -21,7 +24,8 @@
 #include "pystack.h"
 
 const volatile __u32 py_max_depth = 64;
-/* How long a thread without a thread state is not looked for again. */
+/* How long a thread without a thread state is not looked for again: after its first miss, and at most. */
+#define PY_RETRY_FIRST_NS 1000000ULL
 #define PY_RETRY_NS 200000000ULL
 const volatile struct py_layout py_layouts[PY_MAX_LAYOUTS] = {};
 
@@ -33,8 +37,9 @@ struct {
 } py_procs SEC(".maps");
 
 struct py_thread {
-	__u64 tstate;   /* 0: the thread had no thread state at the last look */
-	__u64 retry_at; /* when tstate is 0: bpf_ktime_get_ns() after which to look again */
+	__u64 tstate;     /* 0: the thread had no thread state at the last look */
+	__u64 retry_at;   /* when tstate is 0: bpf_ktime_get_ns() after which to look again */
+	__u64 retry_wait; /* when tstate is 0: how long it waits until retry_at */
 	__u32 tgid;
 	__u32 generation;
 };
@@ -154,14 +159,17 @@ static __always_inline __u64 py_thread_state(const volatile struct py_layout *l,
 	struct py_thread *cached = bpf_map_lookup_elem(&py_threads, &tid);
 	struct py_thread fresh = { .tgid = tgid, .generation = proc->generation };
 	struct py_thread_walk t = { .l = l, .id = py_thread_id(l, tid) };
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_ns(), wait = PY_RETRY_FIRST_NS;
 	__u64 interp;
 
 	if (cached && cached->tgid == tgid && cached->generation == proc->generation) {
 		if (cached->tstate && py_is_thread(l, cached->tstate, t.id))
 			return cached->tstate;
-		if (!cached->tstate && now < cached->retry_at)
-			return 0;
+		if (!cached->tstate) {
+			if (now < cached->retry_at)
+				return 0;
+			wait = cached->retry_wait * 2;
+		}
 	}
 	interp = py_read_ptr(proc->runtime + l->runtime_interp_main);
 	t.tstate = interp ? py_read_ptr(interp + l->interp_threads_head) : 0;
@@ -169,8 +177,10 @@ static __always_inline __u64 py_thread_state(const volatile struct py_layout *l,
 		return 0; /* not initialized yet: nothing to remember */
 	bpf_loop(PY_MAX_THREAD_WALK, py_thread_step, &t, 0);
 	fresh.tstate = t.found;
-	if (!fresh.tstate)
-		fresh.retry_at = now + PY_RETRY_NS;
+	if (!fresh.tstate) {
+		fresh.retry_wait = wait < PY_RETRY_NS ? wait : PY_RETRY_NS;
+		fresh.retry_at = now + fresh.retry_wait;
+	}
 	bpf_map_update_elem(&py_threads, &tid, &fresh, BPF_ANY);
 	return fresh.tstate;
 }

@@ -116,7 +116,9 @@ TEST_F(PythonWalkerTest, ThreadsThatComeAndGoKeepTheirFrames) {
   ASSERT_NO_FATAL_FAILURE(start());
   auto target = run(test::kDebianPython, {"thread_churn", "30"});
   ASSERT_FALSE(HasFailure());
-  // About ten threads, each new, each found without anyone telling the walker about it.
+  // About ten threads, each new, each found without anyone telling the walker about it. A thread's first
+  // samples may come before CPython stores its id in its thread state (most threads' do under emulation):
+  // the walker must look again soon, not only after the 200 ms a thread lives here.
   DrainResult d = window(2000ms);
   std::uint64_t total = test::total_count(d, target->pid());
   ASSERT_GT(total, 500u);

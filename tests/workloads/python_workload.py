@@ -89,18 +89,22 @@ def threads(seconds):
         w.join()
 
 
-def churn_worker(end):
+def churn_worker(end, done):
     while time.monotonic() < end:
         spin(20000)
+    done.release()
 
 
 def thread_churn(seconds):
-    import threading
+    # _thread, not threading: threading's Python code in the main thread (Thread.start, join) would take a
+    # share of the samples that grows with the cost of starting a thread (an eighth of them under emulation).
+    import _thread
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        worker = threading.Thread(target=churn_worker, args=(min(end, time.monotonic() + 0.2),))
-        worker.start()
-        worker.join()
+        done = _thread.allocate_lock()
+        done.acquire()
+        _thread.start_new_thread(churn_worker, (min(end, time.monotonic() + 0.2), done))
+        done.acquire()
 
 
 def produce(n):
