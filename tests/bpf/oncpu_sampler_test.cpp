@@ -49,19 +49,30 @@ TEST(ParseCpuList, RangesAndSingles) {
 
 TEST_F(OncpuSamplerTest, SamplesWatchedBusyChildAtTheRequestedRate) {
   Child child([] { pw_test_spin(); });
+  test::PeerSamples peer(kHz);
   ASSERT_TRUE(watched_->watch(child.pid(), 7, 0, true).ok());
   sampler_->drain();  // start a clean window
+  peer.take();
   std::uint64_t cpu_before = test::cpu_time_ns(child.pid());
   std::this_thread::sleep_for(2s);
   DrainResult drained = sampler_->drain();
+  const auto peer_samples = static_cast<double>(peer.take()[child.pid()]);
   std::uint64_t cpu_ns = test::cpu_time_ns(child.pid()) - cpu_before;
 
-  // cpu-clock fires every 1/kHz s of CPU time, so the child's share of samples follows its CPU
-  // time (other work on this machine may take some of it).
-  double expected = static_cast<double>(cpu_ns) * kHz / 1e9;
-  std::uint64_t samples = test::total_count(drained, child.pid());
-  EXPECT_GT(expected, 0.5 * 2 * kHz) << "the child barely ran";
-  EXPECT_NEAR(static_cast<double>(samples), expected, 0.15 * expected + 20);
+  // cpu-clock fires every 1/kHz s of CPU time: the child's samples are those the kernel takes of it at kHz,
+  // as peer perf events at kHz count them (on a real CPU about CPU time x kHz; an emulated one whose host
+  // is busy delivers fewer, see PeerSamples), and never more than CPU time x kHz.
+  const double at_rate = static_cast<double>(cpu_ns) * kHz / 1e9;
+  const std::uint64_t samples = test::total_count(drained, child.pid());
+  std::printf("child: %lu samples, the peer %.0f, CPU time x kHz %.0f\n", static_cast<unsigned long>(samples),
+              peer_samples, at_rate);
+  ASSERT_GT(peer_samples, kHz / 5) << "the child barely ran";
+  // Within a quarter: on real CPUs the two agree within a few samples, but emulated ones deliver each
+  // per-CPU timer's expiries late by a varying amount, and how many of them a timer loses depends on its
+  // phase (the sampler's and the peer's differ): 6% apart measured in the kernel matrix's guests. A wrong
+  // frequency, samples counted twice or a CPU without the sampler's event are further off.
+  EXPECT_NEAR(static_cast<double>(samples), peer_samples, 0.25 * peer_samples + 10);
+  EXPECT_LE(static_cast<double>(samples), 1.05 * at_rate + 10);
   EXPECT_EQ(drained.stats.samples, samples);
 
   test::AddressRange spin = test::function_range(reinterpret_cast<const void*>(&pw_test_spin));
@@ -92,7 +103,9 @@ TEST_F(OncpuSamplerTest, KernelStacksForChildInSyscalls) {
     EXPECT_GE(s.kernel_ips.front(), 0xffff800000000000ull) << "not a kernel address";
     if (reader.contains(s.user_ips.front())) user_in_reader += s.count;
   }
-  ASSERT_GT(samples, kHz / 2);
+  // Enough samples for the shares below; how many a second of read() yields is the rate test's business
+  // (an emulated CPU beside other work takes half or fewer).
+  ASSERT_GT(samples, kHz / 5);
   EXPECT_GE(with_kernel, samples / 2) << "zeroing 1 MiB buffers should keep the child mostly in the kernel";
   EXPECT_GE(user_in_reader, with_kernel * 9 / 10);
 }
@@ -101,13 +114,24 @@ TEST_F(OncpuSamplerTest, UnwatchedProcessGetsNoSamples) {
   Child watched([] { pw_test_spin(); });
   Child unwatched([] { pw_test_spin(); });
   ASSERT_TRUE(watched_->watch(watched.pid(), 3, 0, true).ok());
+  test::PeerSamples peer(kHz);
   sampler_->drain();
+  peer.take();
   std::this_thread::sleep_for(1s);
   DrainResult drained = sampler_->drain();
+  auto taken = peer.take();
+  const auto watched_expected = static_cast<double>(taken[watched.pid()]);
+  const auto unwatched_expected = static_cast<double>(taken[unwatched.pid()]);
 
-  EXPECT_GT(test::total_count(drained, watched.pid()), kHz / 4);
+  ASSERT_GT(watched_expected, 50) << "the watched child barely ran";
+  ASSERT_GT(unwatched_expected, 50) << "the unwatched child barely ran";
+  // Wide bounds for emulated CPUs: see WatchedButUnprofiledProcessIsCountedNotSampled.
+  EXPECT_NEAR(static_cast<double>(test::total_count(drained, watched.pid())), watched_expected,
+              0.5 * watched_expected + 10);
   EXPECT_EQ(test::total_count(drained, unwatched.pid()), 0u);
-  EXPECT_GT(drained.not_watched, kHz / 4) << "the unwatched child's samples are counted as skipped";
+  // Those of every other process too, idle CPUs included.
+  EXPECT_GT(static_cast<double>(drained.not_watched), 0.5 * unwatched_expected - 10)
+      << "the unwatched child's samples are counted as skipped";
 
   watched_->unwatch(watched.pid());
   sampler_->drain();
@@ -121,27 +145,30 @@ TEST_F(OncpuSamplerTest, WatchedButUnprofiledProcessIsCountedNotSampled) {
   Child unprofiled([] { pw_test_spin(); });
   ASSERT_TRUE(watched_->watch(profiled.pid(), 1, 0, true).ok());
   ASSERT_TRUE(watched_->watch(unprofiled.pid(), 2, 1, false).ok());
+  test::PeerSamples peer(kHz);
   sampler_->drain();
-  const std::uint64_t profiled_cpu = test::cpu_time_ns(profiled.pid());
-  const std::uint64_t unprofiled_cpu = test::cpu_time_ns(unprofiled.pid());
+  peer.take();
   std::this_thread::sleep_for(1s);
   DrainResult drained = sampler_->drain();
-  const double profiled_s = static_cast<double>(test::cpu_time_ns(profiled.pid()) - profiled_cpu) / 1e9;
-  const double unprofiled_s = static_cast<double>(test::cpu_time_ns(unprofiled.pid()) - unprofiled_cpu) / 1e9;
+  auto taken = peer.take();
+  const auto profiled_expected = static_cast<double>(taken[profiled.pid()]);
+  const auto unprofiled_expected = static_cast<double>(taken[unprofiled.pid()]);
   const auto profiled_samples = static_cast<double>(test::total_count(drained, profiled.pid()));
+  const auto skipped = static_cast<double>(drained.not_profiled);
+  std::printf("profiled: %.0f samples, the peer %.0f; unprofiled: %.0f skipped, the peer %.0f\n", profiled_samples,
+              profiled_expected, skipped, unprofiled_expected);
 
   EXPECT_EQ(test::total_count(drained, unprofiled.pid()), 0u);
-  ASSERT_GT(profiled_samples, 20) << "the profiled child barely ran";
-  ASSERT_GT(unprofiled_s, 0.02) << "the unprofiled child barely ran";
-  // Both children spin alike: the skipped samples come at about the profiled child's rate per CPU
-  // second (a rate, not kHz: a busy machine delivers fewer samples than CPU time x kHz). Within a few
-  // percent on real CPUs; the bounds are wide for emulated ones (the kernel matrix's TCG guests), which
-  // deliver cpu-clock samples unevenly, and still tell the child's samples from none or from every
-  // other process's (those of idle CPUs included, counted as not watched).
-  const double profiled_rate = profiled_samples / profiled_s;
-  const double skipped_rate = static_cast<double>(drained.not_profiled) / unprofiled_s;
-  EXPECT_GT(skipped_rate, 0.25 * profiled_rate) << "the unprofiled child's samples are counted as skipped";
-  EXPECT_LT(skipped_rate, 2.5 * profiled_rate) << "only the unprofiled child's samples are counted as skipped";
+  // Against what the kernel's cpu-clock took of each child at kHz (peer perf events; see PeerSamples for
+  // why not CPU time x kHz). Within a few samples on real CPUs; with two busy children on two emulated
+  // CPUs the sampler's and the peer's timers, of different phases, lost different shares of their late
+  // expiries: up to 31% apart measured in the kernel matrix's guests. The bounds still tell the child's
+  // samples from none, from twice as many, and from every process's.
+  ASSERT_GT(profiled_expected, 50) << "the profiled child barely ran";
+  ASSERT_GT(unprofiled_expected, 50) << "the unprofiled child barely ran";
+  EXPECT_NEAR(profiled_samples, profiled_expected, 0.5 * profiled_expected + 10);
+  EXPECT_NEAR(skipped, unprofiled_expected, 0.5 * unprofiled_expected + 10)
+      << "the unprofiled child's samples, and only those, are counted as skipped";
 }
 
 // Epoch flips race real samples on both CPUs: whatever was counted is drained exactly once.
@@ -173,7 +200,7 @@ TEST_F(OncpuSamplerTest, WindowBoundariesLoseAndDuplicateNothing) {
   watched_->unwatch(reader.pid());
   account(sampler_->drain());
 
-  EXPECT_GT(drained_counts, 3 * kHz / 2);
+  EXPECT_GT(drained_counts, kHz / 2) << "too few samples raced the flips";
   EXPECT_EQ(drained_counts, window_samples);
   EXPECT_EQ(drained_counts, sampler_->total_samples()) << "the BPF samples counter, read independently";
   EXPECT_EQ(lost, 0u);

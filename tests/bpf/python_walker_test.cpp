@@ -32,21 +32,32 @@ class PythonWalkerTest : public test::BpfTest {
     sampler_ = std::move(*created);
   }
 
-  // Starts the workload under the interpreter and registers it with the walker.
+  // Starts the workload under the interpreter and registers it with the walker; null, with the failure
+  // recorded, when that fails (a test's ASSERT_TRUE(target) then stops it, whatever failed before).
   std::unique_ptr<test::TargetProcess> run(const std::string& interpreter, const std::vector<std::string>& args,
                                            std::uint32_t generation = 3) {
     std::vector<std::string> argv{interpreter, test::kPythonWorkload};
     argv.insert(argv.end(), args.begin(), args.end());
     auto target = std::make_unique<test::TargetProcess>(argv);
-    EXPECT_TRUE(target->running());
-    if (!target->running()) return target;
+    if (!target->running()) {
+      ADD_FAILURE() << interpreter << " did not start the workload";
+      return nullptr;
+    }
     auto detection = detector_.detect(target->pid());
-    EXPECT_TRUE(detection && detection->interpreter);
-    if (!detection || !detection->interpreter) return target;
-    EXPECT_TRUE(watched_->watch(target->pid(), generation, 0, true).ok());
-    EXPECT_TRUE(sampler_->watch_python(target->pid(), generation, detection->interpreter->walker_index,
-                                       detection->interpreter->runtime)
-                    .ok());
+    if (!detection || !detection->interpreter) {
+      ADD_FAILURE() << interpreter << " is not detected as CPython"
+                    << (detection ? std::string() : ": " + detection.error().message);
+      return nullptr;
+    }
+    Result<void> watched = watched_->watch(target->pid(), generation, 0, true);
+    Result<void> walked = watched ? sampler_->watch_python(target->pid(), generation,
+                                                           detection->interpreter->walker_index,
+                                                           detection->interpreter->runtime)
+                                  : watched;
+    if (!walked) {
+      ADD_FAILURE() << "cannot watch the workload: " << walked.error().message;
+      return nullptr;
+    }
     return target;
   }
 
@@ -76,9 +87,9 @@ TEST_F(PythonWalkerTest, RecordsTheFramesOfEveryInterpreter) {
   for (const auto& interpreter : interpreters) {
     SCOPED_TRACE(interpreter.name);
     auto target = run(interpreter.path, {"split", "30"});
-    ASSERT_FALSE(HasFailure());
+    ASSERT_TRUE(target);
     auto code = [&](const char* name) { return target->address(std::string("code.") + name); };
-    DrainResult d = window(1500ms);
+    DrainResult d = window(2000ms);
     std::uint64_t total = test::total_count(d, target->pid());
     target->kill();
     ASSERT_GT(total, 500u);
@@ -115,7 +126,7 @@ TEST_F(PythonWalkerTest, RecordsTheFramesOfEveryInterpreter) {
 TEST_F(PythonWalkerTest, ThreadsThatComeAndGoKeepTheirFrames) {
   ASSERT_NO_FATAL_FAILURE(start());
   auto target = run(test::kDebianPython, {"thread_churn", "30"});
-  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(target);
   // About ten threads, each new, each found without anyone telling the walker about it. A thread's first
   // samples may come before CPython stores its id in its thread state (most threads' do under emulation):
   // the walker must look again soon, not only after the 200 ms a thread lives here.
@@ -136,7 +147,7 @@ TEST_F(PythonWalkerTest, ThreadsThatComeAndGoKeepTheirFrames) {
 TEST_F(PythonWalkerTest, DeepStacksAreTruncatedAtTheDepthLimitAndMarked) {
   ASSERT_NO_FATAL_FAILURE(start(/*max_depth=*/16));
   auto target = run(test::kDebianPython, {"recurse", "30", "100"});
-  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(target);
   DrainResult d = window(1000ms);
   std::uint64_t recursing = 0;
   for (const RawStack& s : d.stacks) {
@@ -155,7 +166,7 @@ TEST_F(PythonWalkerTest, DeepStacksAreTruncatedAtTheDepthLimitAndMarked) {
 TEST_F(PythonWalkerTest, AnnouncesEachNewStackOncePerWindow) {
   ASSERT_NO_FATAL_FAILURE(start());
   auto target = run(test::kDebianPython, {"split", "30"});
-  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(target);
   sampler_->drain();
   std::map<std::vector<std::uint64_t>, int> announced;
   auto poll = [&] {
@@ -187,7 +198,7 @@ TEST_F(PythonWalkerTest, AnnouncesEachNewStackOncePerWindow) {
 TEST_F(PythonWalkerTest, AFullStackMapIsCountedAndItsSamplesMarkedLost) {
   ASSERT_NO_FATAL_FAILURE(start(64, /*stack_entries=*/1));
   auto target = run(test::kDebianPython, {"split", "30"});
-  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(target);
   DrainResult d = window(1000ms);
   std::uint64_t lost = 0;
   for (const RawStack& s : d.stacks)
@@ -199,7 +210,7 @@ TEST_F(PythonWalkerTest, AFullStackMapIsCountedAndItsSamplesMarkedLost) {
 TEST_F(PythonWalkerTest, WalksOnlyProcessesRegisteredForTheirGeneration) {
   ASSERT_NO_FATAL_FAILURE(start());
   auto target = run(test::kDebianPython, {"split", "30"}, /*generation=*/3);
-  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(target);
   // The PID now belongs to another generation (as after PID reuse): never walked as the old one.
   ASSERT_TRUE(watched_->watch(target->pid(), 4, 0, true).ok());
   DrainResult d = window(500ms);

@@ -3,12 +3,15 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <link.h>
+#include <linux/perf_event.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -93,6 +96,73 @@ std::uint64_t total_count(const collector::DrainResult& drained, pid_t pid) {
   for (const collector::RawStack& s : drained.stacks)
     if (s.tgid == pid) total += s.count;
   return total;
+}
+
+namespace {
+constexpr std::size_t kPeerDataPages = 64;  // 256 KiB a CPU: 16-byte records, 16 s at 1 kHz
+}
+
+PeerSamples::PeerSamples(std::uint32_t frequency_hz) {
+  std::ifstream online("/sys/devices/system/cpu/online");
+  std::string line;
+  std::getline(online, line);
+  auto cpus = collector::parse_cpu_list(line);
+  if (!cpus) throw std::runtime_error("online CPUs: " + cpus.error().message);
+  perf_event_attr attr{};
+  attr.size = sizeof(attr);
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_CPU_CLOCK;
+  attr.freq = 1;
+  attr.sample_freq = frequency_hz;
+  attr.sample_type = PERF_SAMPLE_TID;
+  ring_bytes_ = (1 + kPeerDataPages) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  for (int cpu : *cpus) {
+    Ring ring;
+    ring.fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+    if (ring.fd < 0) throw std::runtime_error("perf_event_open for the peer: " + std::string(std::strerror(errno)));
+    ring.mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, ring.fd, 0);
+    if (ring.mem == MAP_FAILED) {
+      close(ring.fd);
+      throw std::runtime_error("mmap of the peer's ring: " + std::string(std::strerror(errno)));
+    }
+    rings_.push_back(ring);
+  }
+}
+
+PeerSamples::~PeerSamples() {
+  for (const Ring& ring : rings_) {
+    munmap(ring.mem, ring_bytes_);
+    close(ring.fd);
+  }
+}
+
+std::map<pid_t, std::uint64_t> PeerSamples::take() {
+  std::map<pid_t, std::uint64_t> samples;
+  for (const Ring& ring : rings_) {
+    auto* meta = static_cast<perf_event_mmap_page*>(ring.mem);
+    const auto* data = static_cast<const std::uint8_t*>(ring.mem) + meta->data_offset;
+    const std::uint64_t size = meta->data_size;
+    const std::uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
+    // Records may wrap around the ring's end.
+    auto read_at = [&](std::uint64_t at, void* out, std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i) static_cast<std::uint8_t*>(out)[i] = data[(at + i) % size];
+    };
+    std::uint64_t tail = meta->data_tail;
+    while (tail < head) {
+      perf_event_header header{};
+      read_at(tail, &header, sizeof header);
+      if (header.size == 0) break;
+      if (header.type == PERF_RECORD_LOST) throw std::runtime_error("the peer's ring overflowed");
+      if (header.type == PERF_RECORD_SAMPLE) {
+        std::uint32_t pid = 0;  // PERF_SAMPLE_TID: u32 pid (the process), u32 tid
+        read_at(tail + sizeof header, &pid, sizeof pid);
+        ++samples[static_cast<pid_t>(pid)];
+      }
+      tail += header.size;
+    }
+    __atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
+  }
+  return samples;
 }
 
 std::unique_ptr<collector::WatchedMap> create_watched_map() {

@@ -7,7 +7,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <vector>
 
 #include "collector/oncpu_sampler.h"
 #include "collector/watched_map.h"
@@ -55,6 +57,32 @@ AddressRange function_range(const void* fn);
 std::uint64_t cpu_time_ns(pid_t pid);
 
 std::uint64_t total_count(const collector::DrainResult& drained, pid_t pid);
+
+// The kernel's own cpu-clock samples at a frequency, per process, counted from perf ring buffers: the
+// reference the sampler's counts are checked against, opened as the sampler opens its events (on every
+// online CPU, for every process). How many samples a CPU-second yields is the kernel's and the CPU's
+// business: an emulated CPU whose host takes its thread away for milliseconds gets one late sample for
+// the whole stretch (hrtimer overruns are not replayed), half the rate or less beside other work, while
+// the CPU time read from the guest's clock runs on.
+class PeerSamples {
+ public:
+  explicit PeerSamples(std::uint32_t frequency_hz);  // throws (failing the test) when it cannot open
+  ~PeerSamples();
+  PeerSamples(const PeerSamples&) = delete;
+  PeerSamples& operator=(const PeerSamples&) = delete;
+
+  // Samples per process (tgid) since the last call. Throws when the kernel dropped records: call it at
+  // least every 10 s at 1 kHz.
+  std::map<pid_t, std::uint64_t> take();
+
+ private:
+  struct Ring {
+    int fd = -1;
+    void* mem = nullptr;
+  };
+  std::vector<Ring> rings_;
+  std::size_t ring_bytes_ = 0;
+};
 
 // A `watched` map for the collectors under test; throws (failing the test) when it cannot be created.
 std::unique_ptr<collector::WatchedMap> create_watched_map();

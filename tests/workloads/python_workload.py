@@ -1,7 +1,9 @@
 """Python workloads for the end-to-end tests, the BPF tests and the benchmarks; run by whichever
 interpreter is being tested.
 
-    split SECONDS            60/30/10 of its CPU time in hot_a/hot_b/hot_c, reached through via_a/via_b/via_c
+    split SECONDS            60/30/10 of its CPU time in hot_a/hot_b/hot_c, reached through via_a/via_b/via_c, in
+                             phases of 60/30/10 ms: long beside a sampling period and beside the stretches an
+                             emulated CPU loses to its host (each yields one late sample, whatever its length)
     threads SECONDS          two threads: sum_squares (Python code) and digest (hashlib's C code)
     thread_churn SECONDS     a new thread every 0.2 s, each running churn_worker until it exits
     generators SECONDS       half in a generator (produce, consumed by consume), half in an asyncio
@@ -32,19 +34,19 @@ def burn(cpu_seconds):
     # Thread CPU time, so the split holds however the scheduler treats the process.
     until = time.thread_time() + cpu_seconds
     while time.thread_time() < until:
-        spin(20)  # fine-grained: under emulation spin(2000) alone outlasts hot_c's 1 ms
+        spin(20)  # fine-grained: under emulation spin(2000) alone outlasts a 1 ms burn
 
 
 def hot_a():
-    burn(0.006)
+    burn(0.06)
 
 
 def hot_b():
-    burn(0.003)
+    burn(0.03)
 
 
 def hot_c():
-    burn(0.001)
+    burn(0.01)
 
 
 def via_a():
