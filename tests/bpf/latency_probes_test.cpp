@@ -5,12 +5,17 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cmath>
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "collector/oncpu_sampler.h"
@@ -66,7 +71,61 @@ class LatencyProbesTest : public test::BpfTest {
   std::unique_ptr<WatchedMap> watched_;
 };
 
-double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+// Checks the histogram of n timed calls against what they asked for and what their callers measured
+// around them. Each call lasts at least what it asked to sleep, and its probes' span, from entry to
+// return, lies within the span its caller measured around the call, which also holds the probes' own
+// cost (microseconds on a real CPU, milliseconds on an emulated one: each hit traps and single-steps).
+// So the k-th shortest call, the sum, the max and the slow count are bracketed; percentiles within
+// their buckets' 1/32 (latency_hist.h).
+void expect_bracketed(const profile::LatencyHistogram& h, std::vector<std::uint64_t> asked_ns,
+                      std::vector<std::uint64_t> measured_ns, std::uint64_t threshold_ns) {
+  ASSERT_EQ(asked_ns.size(), measured_ns.size());
+  std::sort(asked_ns.begin(), asked_ns.end());
+  std::sort(measured_ns.begin(), measured_ns.end());
+  std::string calls;
+  for (std::size_t i = 0; i < asked_ns.size(); ++i)
+    calls += " " + profile::format_ns(static_cast<double>(asked_ns[i])) + "/" +
+             profile::format_ns(static_cast<double>(measured_ns[i]));
+  SCOPED_TRACE("calls by duration, asked/measured by the caller:" + calls);
+  const std::size_t n = asked_ns.size();
+  ASSERT_EQ(h.count, n);
+  constexpr std::uint64_t kClocks = 10'000;  // ns: the probes' clock and the caller's are read apart
+  const auto total = [](const std::vector<std::uint64_t>& v) { return std::accumulate(v.begin(), v.end(), std::uint64_t{0}); };
+  EXPECT_GE(h.sum_ns + n * kClocks, total(asked_ns));
+  EXPECT_LE(h.sum_ns, total(measured_ns) + n * kClocks);
+  EXPECT_GE(h.max_ns + kClocks, asked_ns.back());
+  EXPECT_LE(h.max_ns, measured_ns.back() + kClocks);
+  for (std::size_t k = 1; k < n; ++k) {
+    const auto p = static_cast<double>(profile::percentile(h, (static_cast<double>(k) - 0.5) / static_cast<double>(n)));
+    EXPECT_GE(p, (1 - 1.0 / 32) * static_cast<double>(asked_ns[k - 1])) << "the call of rank " << k;
+    EXPECT_LE(p, (1 + 1.0 / 32) * static_cast<double>(measured_ns[k - 1] + kClocks)) << "the call of rank " << k;
+  }
+  const auto over = [&](const std::vector<std::uint64_t>& v) {
+    return static_cast<std::uint64_t>(std::count_if(v.begin(), v.end(), [&](std::uint64_t ns) { return ns > threshold_ns; }));
+  };
+  EXPECT_GE(h.slow, over(asked_ns)) << "calls over the threshold";
+  EXPECT_LE(h.slow, over(measured_ns)) << "calls over the threshold";
+}
+
+// Memory a forked child's threads write and its parent reads after it exits.
+template <typename T>
+class Shared {
+ public:
+  explicit Shared(std::size_t n) : n_(n) {
+    void* mem = mmap(nullptr, n * sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) throw std::runtime_error("mmap of shared memory failed");
+    data_ = static_cast<T*>(mem);
+  }
+  ~Shared() { munmap(data_, n_ * sizeof(T)); }
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
+  T& operator[](std::size_t i) { return data_[i]; }
+  std::vector<T> values() const { return {data_, data_ + n_}; }
+
+ private:
+  T* data_ = nullptr;
+  std::size_t n_;
+};
 
 TEST(PythonMatchTest, ModuleSplitsAndExplicitColon) {
   PythonMatch dotted = python_match("app.handlers.Handler.get");
@@ -82,15 +141,21 @@ TEST(PythonMatchTest, ModuleSplitsAndExplicitColon) {
 }
 
 TEST_F(LatencyProbesTest, UprobeTimesEveryCallFromConcurrentThreads) {
-  auto p = probes({{"sleep", 0, profile::OperationSource::uprobe, self_exe() + ":pw_test_sleep_ms", 0, "", true,
-                    100'000'000}});
+  constexpr std::uint64_t kSlow = 100'000'000;
+  auto p = probes({{"sleep", 0, profile::OperationSource::uprobe, self_exe() + ":pw_test_sleep_ms", 0, "", true, kSlow}});
   ASSERT_TRUE(p);
   const std::vector<int> durations{30, 30, 30, 30, 150, 150, 700};
+  Shared<std::uint64_t> measured(durations.size());  // ns, by each calling thread around its call
   Gate gate;
   Child child([&] {
     gate.wait_in_child();
     std::vector<std::thread> threads;
-    for (int d : durations) threads.emplace_back([d] { pw_test_sleep_ms(d); });
+    for (std::size_t i = 0; i < durations.size(); ++i)
+      threads.emplace_back([&, i] {
+        const auto start = std::chrono::steady_clock::now();
+        pw_test_sleep_ms(durations[i]);
+        measured[i] = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+      });
     for (auto& t : threads) t.join();
   });
   p->watch(child.pid(), 0);
@@ -100,12 +165,9 @@ TEST_F(LatencyProbesTest, UprobeTimesEveryCallFromConcurrentThreads) {
   ASSERT_EQ(child.wait(), 0);
   LatencyDrain drained = p->drain();
   ASSERT_EQ(drained.histograms.size(), 1u);
-  const profile::LatencyHistogram& h = drained.histograms[0];
-  EXPECT_EQ(h.count, durations.size());
-  EXPECT_EQ(h.slow, 3u) << "calls over the 100 ms threshold";
-  EXPECT_NEAR(ms(profile::percentile(h, 0.5)), 30, 30 * 0.05 + 2);
-  EXPECT_NEAR(ms(profile::percentile(h, 0.8)), 150, 150 * 0.05 + 2);
-  EXPECT_NEAR(ms(h.max_ns), 700, 700 * 0.05);
+  std::vector<std::uint64_t> asked;
+  for (int d : durations) asked.push_back(static_cast<std::uint64_t>(d) * 1'000'000);
+  expect_bracketed(drained.histograms[0], asked, measured.values(), kSlow);
   EXPECT_EQ(drained.stats.probe_calls, durations.size());
   EXPECT_EQ(drained.stats.lost_no_entry, 0u);
 }
@@ -141,16 +203,21 @@ TEST_F(LatencyProbesTest, PythonFunctionThroughUsdt) {
   std::vector<Run> runs;
   std::vector<std::string> calls{"measured(40)", "measured(40)", "measured(200)", "other(40)"};
   for (const std::string& name : names) calls.push_back(name + "(1)");
+  // Each child writes how long its call took, measured around it, to the file its argument names.
+  auto measured_file = [&](std::size_t run) { return dir / ("measured-" + std::to_string(run)); };
   for (const std::string& call : calls) {
     int in[2];
     ASSERT_EQ(pipe(in), 0);
-    const std::string code = "import sys, pwapp.work as w\nsys.stdin.read()\nsys.setprofile(slice)\nw." + call;
+    const std::string code = "import sys, time, pwapp.work as w\nsys.stdin.read()\nsys.setprofile(slice)\n"
+                             "start = time.monotonic_ns()\nw." + call + "\nend = time.monotonic_ns()\n"
+                             "sys.setprofile(None)\nopen(sys.argv[1], 'w').write(str(end - start))\n";
+    const std::string out = measured_file(runs.size()).string();
     auto child = std::make_unique<Child>([&] {
       dup2(in[0], 0);
       close(in[1]);
       const std::string path = "PYTHONPATH=" + dir.string();
       char* env[] = {const_cast<char*>(path.c_str()), nullptr};
-      execle("/usr/bin/python3.11", "python3.11", "-c", code.c_str(), nullptr, env);
+      execle("/usr/bin/python3.11", "python3.11", "-c", code.c_str(), out.c_str(), nullptr, env);
       _exit(127);
     });
     close(in[0]);
@@ -163,12 +230,16 @@ TEST_F(LatencyProbesTest, PythonFunctionThroughUsdt) {
   for (Run& r : runs) close(r.stdin_fd);
   for (Run& r : runs) EXPECT_EQ(r.child->wait(), 0) << r.call;
   LatencyDrain drained = p->drain();
+  std::vector<std::uint64_t> measured;  // the three measured() calls', by their callers
+  for (std::size_t run = 0; run < 3; ++run) {
+    std::uint64_t ns = 0;
+    EXPECT_TRUE(std::ifstream(measured_file(run)) >> ns) << runs[run].call << " wrote no duration";
+    measured.push_back(ns);
+  }
   fs::remove_all(dir);
   const profile::LatencyHistogram& h = drained.histograms[0];
   EXPECT_EQ(h.count, 3u) << "three measured() calls; other() and the module filter excluded";
-  EXPECT_EQ(h.slow, 1u);
-  EXPECT_NEAR(ms(profile::percentile(h, 0.5)), 40, 40 * 0.05 + 2);
-  EXPECT_NEAR(ms(h.max_ns), 200, 200 * 0.05);
+  expect_bracketed(h, {40'000'000, 40'000'000, 200'000'000}, measured, 100'000'000);
   EXPECT_EQ(drained.histograms[1].count, 0u) << "same function name, other module";
   for (std::size_t i = 0; i < names.size(); ++i)
     EXPECT_EQ(drained.histograms[2 + i].count, 1u) << "a name of " << names[i].size() << " bytes";
