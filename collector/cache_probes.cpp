@@ -32,14 +32,20 @@ Result<std::unique_ptr<CacheProbes>> CacheProbes::create(int watched_map_fd, Cac
   probes->usdt_caches_ = std::move(options.usdt_caches);
   const auto app_caches = static_cast<std::uint32_t>(std::max<std::size_t>(1, probes->usdt_caches_.size()));
 
-  auto skel = open_and_load<cache_bpf>("cache", [&](cache_bpf& s) -> Result<void> {
+  auto skel = open_and_load_each<cache_bpf>("cache", [&](cache_bpf& s) -> Result<void> {
     if (int err = bpf_map__reuse_fd(s.maps.watched, watched_map_fd)) return libbpf_error("cache: reuse watched map", err);
     s.rodata->max_targets = options.targets;
     s.rodata->max_app_caches = app_caches;
     s.rodata->page_shift = static_cast<std::uint32_t>(__builtin_ctzl(static_cast<unsigned long>(sysconf(_SC_PAGESIZE))));
+    // Only what is asked for, so that a program the kernel rejects costs only what it measures.
+    for (bpf_program* prog : {s.progs.page_added, s.progs.page_get_pages, s.progs.page_map_pages, s.progs.page_fault,
+                              s.progs.page_accessed, s.progs.page_dirtied})
+      bpf_program__set_autoload(prog, options.page_cache);
+    for (bpf_program* prog : {s.progs.llc_reference, s.progs.llc_miss}) bpf_program__set_autoload(prog, options.llc);
+    bpf_program__set_autoload(s.progs.app_cache, !probes->usdt_caches_.empty());
     if (Result<void> r = set_max_entries(s.maps.counts, 2 * probes->slots_); !r) return r;
     return set_max_entries(s.maps.app_counts, 2 * app_caches);
-  });
+  }, probes->rejected_);
   if (!skel) return skel.error();
   probes->skel_ = std::move(*skel);
   auto sync = RcuSync::create();
@@ -51,8 +57,10 @@ Result<std::unique_ptr<CacheProbes>> CacheProbes::create(int watched_map_fd, Cac
   probes->log_unsupported_ = options.log_unsupported;
   if (options.page_cache) probes->attach_page_cache(options.filemap_lookups);
   if (options.llc) probes->attach_llc(options.llc_sample_period);
+  if (!probes->usdt_caches_.empty())
+    probes->usdt_ = probes->rejection(probes->skel_->progs.app_cache).value_or("USDT probes in each watched process");
   log::info("cache probes loaded", {{"page_cache", probes->page_cache_.text}, {"llc", probes->llc_.text},
-                                    {"usdt_caches", probes->usdt_caches_.size()}});
+                                    {"usdt_caches", probes->usdt_state().text()}});
   return probes;
 }
 
@@ -68,7 +76,26 @@ void CacheProbes::unsupported(const char* what, const std::string& state) const 
     log::debug(what, {{"state", state}});
 }
 
+std::optional<std::string> CacheProbes::rejection(const bpf_program* prog) const {
+  if (loaded(prog)) return std::nullopt;
+  auto it = rejected_.find(bpf_program__name(prog));
+  return "the kernel rejected " + (it == rejected_.end() ? std::string(bpf_program__name(prog)) : it->second);
+}
+
+profile::ProbeState CacheProbes::usdt_state() const {
+  const profile::ProbeFamily family = profile::ProbeFamily::usdt_caches;
+  if (usdt_caches_.empty()) return {family, profile::ProbeStatus::off, ""};
+  if (!loaded(skel_->progs.app_cache)) return {family, profile::ProbeStatus::failed, usdt_};
+  if (usdt_failures_ == 0) return {family, profile::ProbeStatus::running, usdt_};
+  return {family, profile::ProbeStatus::degraded,
+          usdt_ + "; " + std::to_string(usdt_failures_) + " could not attach, the latest: " + usdt_last_failure_};
+}
+
 bool CacheProbes::attach_named(bpf_program* prog, const char* category, const char* name, bool raw) {
+  if (!loaded(prog)) {
+    log::debug("cache: program not loaded", {{"program", bpf_program__name(prog)}});
+    return false;
+  }
   bpf_link* link = raw ? bpf_program__attach_raw_tracepoint(prog, name)
                        : bpf_program__attach_tracepoint(prog, category, name);
   if (!link) {
@@ -86,6 +113,11 @@ bool CacheProbes::attach_named(bpf_program* prog, const char* category, const ch
 // a dirtying tracepoint exists.
 void CacheProbes::attach_page_cache(bool filemap_lookups) {
   auto& progs = skel_->progs;
+  if (auto rejected = rejection(progs.page_added)) {
+    page_cache_ = {false, "failed: " + *rejected};
+    unsupported("page cache hit rates cannot be measured: the kernel rejected their program", page_cache_.text);
+    return;
+  }
   if (!attach_named(progs.page_added, "filemap", "mm_filemap_add_to_page_cache", false)) {
     page_cache_ = {false, "unsupported: no filemap:mm_filemap_add_to_page_cache tracepoint"};
     unsupported("page cache hit rates unsupported on this kernel", page_cache_.text);
@@ -99,6 +131,7 @@ void CacheProbes::attach_page_cache(bool filemap_lookups) {
     lookups = "filemap:" + join(used, "+");
   } else {
     for (const char* function : {"folio_mark_accessed", "mark_page_accessed"}) {
+      if (!loaded(progs.page_accessed)) break;
       if (bpf_link* link = bpf_program__attach_kprobe(progs.page_accessed, false, function)) {
         global_links_.emplace_back(link);
         lookups = std::string("kprobe:") + function + " (read/write accesses; mmap not seen)";
@@ -124,6 +157,13 @@ void CacheProbes::attach_page_cache(bool filemap_lookups) {
 
 // As libbpf-tools' llcstat: one sample every sample_period events, attributed to the task on the CPU.
 void CacheProbes::attach_llc(std::uint64_t sample_period) {
+  for (const bpf_program* prog : {skel_->progs.llc_reference, skel_->progs.llc_miss}) {
+    if (auto rejected = rejection(prog)) {
+      llc_ = {false, "failed: " + *rejected};
+      unsupported("CPU cache (LLC) hit rates cannot be measured: the kernel rejected their program", llc_.text);
+      return;
+    }
+  }
   std::vector<Link> links;
   for (auto [prog, config, what] : {std::tuple{skel_->progs.llc_reference, PERF_COUNT_HW_CACHE_REFERENCES, "LLC references"},
                                     {skel_->progs.llc_miss, PERF_COUNT_HW_CACHE_MISSES, "LLC misses"}}) {
@@ -144,6 +184,7 @@ void CacheProbes::attach_llc(std::uint64_t sample_period) {
 }
 
 void CacheProbes::watch(std::int32_t pid, std::uint32_t target) {
+  if (!loaded(skel_->progs.app_cache)) return;
   Process process;
   process.target = target;
   for (std::size_t i = 0; i < usdt_caches_.size(); ++i)
@@ -170,6 +211,8 @@ bool CacheProbes::attach_usdt(std::int32_t pid, std::size_t probe, Process& proc
   const UsdtProbe& usdt = probe % 2 ? cache.miss : cache.hit;
   const std::string spec = usdt.text();
   auto fail = [&](const std::string& what) {
+    ++usdt_failures_;
+    usdt_last_failure_ = spec + " in pid " + std::to_string(pid) + ": " + what;
     if (reported_.insert(spec + ":" + what).second)
       log::warn("cache: cannot attach USDT probe", {{"pid", pid}, {"probe", spec}, {"error", what}});
     return true;
