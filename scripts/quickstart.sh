@@ -45,6 +45,7 @@ if ! running_pid "$state/demo.pid" perfwatch-demo >/dev/null; then
   echo $! >"$state/demo.pid"
 fi
 
+started=$(date +%s)
 if [ -d /run/systemd/system ]; then
   logs="journalctl -u perfwatchd"
   alive() { systemctl is-active --quiet perfwatchd.service; }
@@ -77,7 +78,9 @@ echo "waiting for the first stored window (up to ${wait_s}s)..."
 stored=false
 for _ in $(seq 1 "$wait_s"); do
   alive || fail "perfwatchd exited"
-  targets=$(/usr/local/bin/perfwatch --config "$config" targets --format json 2>/dev/null || true)
+  # Only windows that started after this perfwatchd did: not those of an earlier run.
+  since=$(($(date +%s) - started + 1))s
+  targets=$(/usr/local/bin/perfwatch --config "$config" targets --since "$since" --format json 2>/dev/null || true)
   if grep -q '"windows": [1-9]' <<<"$targets"; then
     stored=true
     break
