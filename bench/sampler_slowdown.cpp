@@ -25,6 +25,7 @@
 
 #include "collector/oncpu_sampler.h"
 #include "collector/python_interpreter.h"
+#include "collector/watched_map.h"
 #include "spawn.h"
 
 namespace {
@@ -63,11 +64,18 @@ struct Run {
 };
 
 std::optional<Run> run_once(const Mode& mode, const std::string& python, int loops, int cpu) {
+  std::unique_ptr<collector::WatchedMap> watched_map;
   std::unique_ptr<collector::OncpuSampler> sampler;
   if (mode.hz) {
     collector::OncpuOptions options;
     options.frequency_hz = mode.hz;
-    auto created = collector::OncpuSampler::create(options);
+    auto map = collector::WatchedMap::create(64);
+    if (!map) {
+      std::fprintf(stderr, "%s\n", map.error().message.c_str());
+      return std::nullopt;
+    }
+    watched_map = std::move(*map);
+    auto created = collector::OncpuSampler::create(watched_map->fd(), options);
     if (!created) {
       std::fprintf(stderr, "sampler: %s\n", created.error().message.c_str());
       return std::nullopt;
@@ -80,7 +88,7 @@ std::optional<Run> run_once(const Mode& mode, const std::string& python, int loo
   bool watched = true;
   if (sampler) {
     std::this_thread::sleep_for(200ms);  // the interpreter is loaded and sleeping by now
-    watched = sampler->watch(pid, 1, 0).ok();
+    watched = watched_map->watch(pid, 1, 0, true).ok();
     if (watched && mode.python) {
       collector::PythonDetector detector;
       auto found = detector.detect(pid);

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "collector/latency_probes.h"
-#include "collector/oncpu_sampler.h"
+#include "collector/watched_map.h"
 #include "spawn.h"
 
 extern "C" __attribute__((noinline, used)) int pw_bench_op(int x) {
@@ -123,14 +123,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bpf_enable_stats: %s (run as root)\n", std::strerror(-stats_fd));
     return 1;
   }
-  auto sampler = collector::OncpuSampler::create({});
-  if (!sampler) {
-    std::fprintf(stderr, "on-CPU sampler: %s\n", sampler.error().message.c_str());
+  auto watched = collector::WatchedMap::create(64);
+  if (!watched) {
+    std::fprintf(stderr, "%s\n", watched.error().message.c_str());
     return 1;
   }
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   auto probes = collector::LatencyProbes::create(
-      (*sampler)->watched_map_fd(),
+      (*watched)->fd(),
       {{"op", 0, profile::OperationSource::uprobe, self + ":pw_bench_op", 0, "", true, 100'000'000}});
   if (!probes) {
     std::fprintf(stderr, "latency probes: %s\n", probes.error().message.c_str());

@@ -54,9 +54,9 @@ struct CacheDrain {
 
 class CacheProbes {
  public:
-  // watched_map_fd: OncpuSampler::watched_map_fd(). Loads only the programs the options ask for; a
-  // program the kernel rejects, or an attach point it lacks, selects a fallback or marks what it
-  // measures as failed or unsupported. Fails only when nothing can load (the maps).
+  // watched_map_fd: WatchedMap::fd(). Loads only the programs the options ask for; a program the kernel
+  // rejects, or an attach point it lacks, selects a fallback or marks what it measures as failed or
+  // unsupported. Fails only when nothing can load (the maps).
   static Result<std::unique_ptr<CacheProbes>> create(int watched_map_fd, CacheProbeOptions options);
   ~CacheProbes();
   CacheProbes(const CacheProbes&) = delete;

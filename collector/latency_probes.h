@@ -60,10 +60,10 @@ enum class SyscallAttach { automatic, raw_syscalls };
 
 class LatencyProbes {
  public:
-  // watched_map_fd: OncpuSampler::watched_map_fd(). Loads only the programs the operations' sources
-  // need; a source whose programs the kernel rejects, or whose syscall tracepoints cannot attach, is
-  // reported by state() and the others measure. Fails only when nothing can load (the maps). A function
-  // that cannot be found in a process is logged and counted (state(): degraded), not fatal.
+  // watched_map_fd: WatchedMap::fd(). Loads only the programs the operations' sources need; a source
+  // whose programs the kernel rejects, or whose syscall tracepoints cannot attach, is reported by
+  // state() and the others measure. Fails only when nothing can load (the maps). A function that
+  // cannot be found in a process is logged and counted (state(): degraded), not fatal.
   static Result<std::unique_ptr<LatencyProbes>> create(int watched_map_fd, std::vector<LatencyOperation> operations,
                                                        SyscallAttach syscall_attach = SyscallAttach::automatic);
   ~LatencyProbes();

@@ -14,7 +14,6 @@
 namespace perfwatch::collector {
 namespace {
 
-static_assert(sizeof(watch_value) == 8);
 static_assert(sizeof(count_key) == 24);
 static_assert(sizeof(oncpu_counters) == 8 * (std::size_t{ONCPU_COUNTER_MAX} + PY_COUNTER_MAX));
 static_assert(sizeof(py_layout) == 40);
@@ -45,7 +44,7 @@ RawPythonStack to_raw(const py_stack& s) {
 
 }  // namespace
 
-Result<std::unique_ptr<OncpuSampler>> OncpuSampler::create(const OncpuOptions& options) {
+Result<std::unique_ptr<OncpuSampler>> OncpuSampler::create(int watched_map_fd, const OncpuOptions& options) {
   if (options.frequency_hz == 0) return make_error("oncpu: frequency_hz must be > 0");
   if (options.python_max_depth == 0 || options.python_max_depth > PY_MAX_DEPTH)
     return make_error("oncpu: python_max_depth must be 1 to " + std::to_string(PY_MAX_DEPTH));
@@ -55,12 +54,12 @@ Result<std::unique_ptr<OncpuSampler>> OncpuSampler::create(const OncpuOptions& o
   sampler->counts_map_entries_ = options.counts_map_entries;
 
   auto skel = open_and_load<oncpu_bpf>("oncpu", [&](oncpu_bpf& s) -> Result<void> {
-    for (auto [map, entries] : {std::pair{s.maps.watched, options.watched_map_entries},
-                                {s.maps.counts_0, options.counts_map_entries},
+    if (int err = bpf_map__reuse_fd(s.maps.watched, watched_map_fd)) return libbpf_error("oncpu: reuse watched map", err);
+    for (auto [map, entries] : {std::pair{s.maps.counts_0, options.counts_map_entries},
                                 {s.maps.counts_1, options.counts_map_entries},
                                 {s.maps.stacks_0, options.stack_map_entries},
                                 {s.maps.stacks_1, options.stack_map_entries},
-                                {s.maps.py_procs, options.watched_map_entries},
+                                {s.maps.py_procs, options.python_process_entries},
                                 {s.maps.py_threads, options.python_thread_entries},
                                 {s.maps.py_stacks_0, options.python_stack_entries},
                                 {s.maps.py_stacks_1, options.python_stack_entries},
@@ -109,23 +108,6 @@ OncpuSampler::Counters OncpuSampler::read_counters(std::uint32_t parity) const {
   // oncpu_counters is c[] then py[] (static_assert above): one flat array of counters per CPU.
   return sum_per_cpu<std::tuple_size_v<Counters>>(skel_->maps.counters, parity);
 }
-
-Result<void> OncpuSampler::watch(std::int32_t tgid, std::uint32_t generation, std::uint32_t target) {
-  auto key = static_cast<std::uint32_t>(tgid);
-  watch_value value{generation, target};
-  if (int err = bpf_map__update_elem(skel_->maps.watched, &key, sizeof(key), &value, sizeof(value), BPF_ANY))
-    return libbpf_error("oncpu: watch pid " + std::to_string(tgid), err);
-  return {};
-}
-
-void OncpuSampler::unwatch(std::int32_t tgid) {
-  auto key = static_cast<std::uint32_t>(tgid);
-  // ENOENT is fine: the exit probe removes a process that is gone.
-  int err = bpf_map__delete_elem(skel_->maps.watched, &key, sizeof(key), 0);
-  if (err && err != -ENOENT) log::warn("oncpu: unwatch", {{"pid", tgid}, {"error", std::strerror(-err)}});
-}
-
-int OncpuSampler::watched_map_fd() const { return bpf_map__fd(skel_->maps.watched); }
 
 Result<void> OncpuSampler::watch_python(std::int32_t tgid, std::uint32_t generation, std::uint32_t layout,
                                         std::uint64_t runtime) {
@@ -183,6 +165,7 @@ DrainResult OncpuSampler::drain() {
   result.stats.lost_stack_error = now[ONCPU_STACK_ERROR] - before[ONCPU_STACK_ERROR];
   result.stats.lost_map_full = now[ONCPU_MAP_FULL] - before[ONCPU_MAP_FULL];
   result.not_watched = now[ONCPU_NOT_WATCHED] - before[ONCPU_NOT_WATCHED];
+  result.not_profiled = now[ONCPU_NOT_PROFILED] - before[ONCPU_NOT_PROFILED];
   auto python = [&](py_counter c) {
     std::size_t i = std::size_t{ONCPU_COUNTER_MAX} + c;
     return now[i] - before[i];

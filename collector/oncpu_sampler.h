@@ -31,7 +31,7 @@ struct OncpuOptions {
   std::uint32_t frequency_hz = 99;
   std::uint32_t stack_map_entries = 16384;   // per window parity
   std::uint32_t counts_map_entries = 65536;  // per window parity
-  std::uint32_t watched_map_entries = 8192;
+  std::uint32_t python_process_entries = 8192;     // processes whose Python frames are walked
   std::uint32_t python_max_depth = 64;            // Python frames recorded per sample, 1 to PY_MAX_DEPTH
   std::uint32_t python_stack_entries = 4096;      // per window parity
   std::uint32_t python_thread_entries = 16384;    // threads whose thread state is cached (LRU)
@@ -71,20 +71,17 @@ struct DrainResult {
   std::vector<RawStack> stacks;
   profile::SamplerStats stats;
   PythonSamplerStats python;
-  std::uint64_t not_watched = 0;  // samples of processes not watched, idle included
+  std::uint64_t not_watched = 0;   // samples of processes not watched, idle included
+  std::uint64_t not_profiled = 0;  // samples of watched processes without WATCH_PROFILE (`profile: false`)
 };
 
 class OncpuSampler {
  public:
-  static Result<std::unique_ptr<OncpuSampler>> create(const OncpuOptions& options);
+  // watched_map_fd: WatchedMap::fd(); only its processes with WATCH_PROFILE are sampled.
+  static Result<std::unique_ptr<OncpuSampler>> create(int watched_map_fd, const OncpuOptions& options);
   ~OncpuSampler();
   OncpuSampler(const OncpuSampler&) = delete;
   OncpuSampler& operator=(const OncpuSampler&) = delete;
-
-  // watch/unwatch only touch the kernel map, so they may run concurrently with drain().
-  Result<void> watch(std::int32_t tgid, std::uint32_t generation, std::uint32_t target);
-  void unwatch(std::int32_t tgid);
-  int watched_map_fd() const;
 
   // Walk the Python frames of a watched process's samples: layout is its CPython version's index in
   // python_walker_layouts(), runtime the address of _PyRuntime in the process.

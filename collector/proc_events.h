@@ -35,7 +35,7 @@ struct ProcEventStats {
 
 class ProcEvents {
  public:
-  // watched_map_fd: OncpuSampler::watched_map_fd(), shared so fork/exit update the sampler's filter.
+  // watched_map_fd: WatchedMap::fd(), shared so that fork and exit update what every collector filters on.
   static Result<std::unique_ptr<ProcEvents>> create(int watched_map_fd, std::uint32_t ringbuf_bytes = 256 * 1024);
   ~ProcEvents();
   ProcEvents(const ProcEvents&) = delete;

@@ -26,6 +26,7 @@
 #include "collector/statsd.h"
 #include "collector/symbolizer.h"
 #include "collector/tracefs.h"
+#include "collector/watched_map.h"
 #include "common/log.h"
 #include "daemon/alert_metrics.h"
 #include "daemon/deploy_tracker.h"
@@ -70,26 +71,33 @@ int checked(int fd, const char* what) {
 
 collector::ProcessKey to_collector(ProcessKey k) { return {k.pid, k.generation}; }
 
+// Processes of every target watched at once (the BPF `watched` map's size).
+constexpr std::uint32_t kWatchedProcesses = 8192;
+
 // Routes the registry's decisions to the BPF watched map, the symbolizer, the Python tracker and the
-// per-process probes. The sampler and the tracker are absent when the CPU sampler could not start; the
-// probe set is the running one, which a reload may replace (hence the reference to its pointer).
+// per-process probes. The map is absent when it could not be created and the tracker when the CPU sampler
+// could not start; the probe set is the running one, which a reload may replace (hence the reference to
+// its pointer).
 class SamplerSink final : public ProcessSink {
  public:
-  SamplerSink(collector::OncpuSampler* sampler, collector::Symbolizer& symbolizer, PythonTracker* python,
+  SamplerSink(collector::WatchedMap* watched, collector::Symbolizer& symbolizer, PythonTracker* python,
               const std::vector<config::Target>& targets, std::unique_ptr<ProbeSet>& probes)
-      : sampler_(sampler), symbolizer_(symbolizer), python_(python), targets_(targets), probes_(probes) {}
+      : watched_(watched), symbolizer_(symbolizer), python_(python), targets_(targets), probes_(probes) {}
 
-  void watch(ProcessKey key, std::size_t target) override {
-    if (sampler_)
-      if (auto r = sampler_->watch(key.pid, key.generation, static_cast<std::uint32_t>(target)); !r)
+  void watch(ProcessKey key, std::size_t target, bool profiled) override {
+    if (watched_)
+      if (auto r = watched_->watch(key.pid, key.generation, static_cast<std::uint32_t>(target), profiled); !r)
         log::warn("cannot watch process", {{"pid", key.pid}, {"error", r.error().message}});
-    if (auto r = symbolizer_.add_process(to_collector(key)); !r)
-      log::debug("process gone before its maps were read", {{"pid", key.pid}, {"error", r.error().message}});
-    if (python_ && target < targets_.size()) python_->watch(key, targets_[target].python);
+    // Symbols and Python frames are only for CPU samples, which unprofiled processes have none of.
+    if (profiled) {
+      if (auto r = symbolizer_.add_process(to_collector(key)); !r)
+        log::debug("process gone before its maps were read", {{"pid", key.pid}, {"error", r.error().message}});
+      if (python_ && target < targets_.size()) python_->watch(key, targets_[target].python);
+    }
     probes_->watch(key.pid, static_cast<std::uint32_t>(target));
   }
   void unwatch(ProcessKey key) override {
-    if (sampler_) sampler_->unwatch(key.pid);
+    if (watched_) watched_->unwatch(key.pid);
     probes_->unwatch(key.pid);
   }
   void retire(ProcessKey key) override {
@@ -101,7 +109,7 @@ class SamplerSink final : public ProcessSink {
   void release(ProcessKey) override {}
 
  private:
-  collector::OncpuSampler* sampler_;
+  collector::WatchedMap* watched_;
   collector::Symbolizer& symbolizer_;
   PythonTracker* python_;
   const std::vector<config::Target>& targets_;
@@ -183,6 +191,7 @@ class Daemon {
 
     start_storage();
     // From here on, a probe family that cannot load or attach costs only what it measures.
+    start_watched_map();
     start_sampler();
     start_process_events();
     start_dashboard();
@@ -193,7 +202,7 @@ class Daemon {
       python_ = std::make_unique<PythonTracker>(*sampler_, *python_symbolizer_, python_detector_, cfg_.sampling.window);
     probes_ = ProbeSet::build(cfg_, watched_map_fd(), bpf_unavailable_, /*first=*/true);
     apply_statsd();
-    sink_ = std::make_unique<SamplerSink>(sampler_.get(), *symbolizer_, python_.get(), cfg_.targets, probes_);
+    sink_ = std::make_unique<SamplerSink>(watched_.get(), *symbolizer_, python_.get(), cfg_.targets, probes_);
     registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
     apply_targets();
     code_watcher_ = std::make_unique<CodeWatcher>(code_reader_);
@@ -209,17 +218,28 @@ class Daemon {
                                      {"window", format_duration(cfg_.sampling.window)}, {"probes", status}});
   }
 
+  // The map of watched processes every BPF collector shares; without it (BPF unusable) only StatsD measures.
+  void start_watched_map() {
+    auto watched = collector::WatchedMap::create(kWatchedProcesses);
+    if (!watched) {
+      bpf_unavailable_ = "cannot create the BPF watched map: " + watched.error().message;
+      log::error("no BPF program can run; only StatsD is measured", {{"error", bpf_unavailable_}});
+      return;
+    }
+    watched_ = std::move(*watched);
+  }
+
   // The CPU sampler; without it (the kernel refused its program or its perf events) everything else runs.
   void start_sampler() {
     collector::OncpuOptions options;
     options.frequency_hz = cfg_.sampling.frequency_hz;
     options.python_max_depth = cfg_.sampling.python_max_depth;
-    auto sampler = collector::OncpuSampler::create(options);
+    auto sampler = watched_map_fd() >= 0 ? collector::OncpuSampler::create(watched_map_fd(), options)
+                                         : Result<std::unique_ptr<collector::OncpuSampler>>(make_error(bpf_unavailable_));
     if (!sampler) {
       log::error("the CPU sampler cannot start; no CPU stacks are sampled, everything else is measured",
                  {{"error", sampler.error().message}});
       host_states_.set(profile::ProbeFamily::cpu_sampler, profile::ProbeStatus::failed, sampler.error().message);
-      bpf_unavailable_ = "no BPF watched map: the CPU sampler, which holds it, cannot start: " + sampler.error().message;
       return;
     }
     sampler_ = std::move(*sampler);
@@ -244,7 +264,7 @@ class Daemon {
                      "exec, fork and exit from raw tracepoints");
   }
 
-  int watched_map_fd() const { return sampler_ ? sampler_->watched_map_fd() : -1; }
+  int watched_map_fd() const { return watched_ ? watched_->fd() : -1; }
 
   // Python frames come from the sampler's walker: they run where it does and some target asks for them.
   profile::ProbeState python_stacks_state() const {
@@ -714,6 +734,7 @@ class Daemon {
   std::unique_ptr<dashboard::Api> api_;
   std::unique_ptr<dashboard::Router> router_;
   std::unique_ptr<dashboard::Server> server_;
+  std::unique_ptr<collector::WatchedMap> watched_;
   std::unique_ptr<collector::OncpuSampler> sampler_;
   std::unique_ptr<collector::ProcEvents> events_;
   std::string bpf_unavailable_;  // why there is no BPF watched map, when there is none

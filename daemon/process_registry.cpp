@@ -20,11 +20,7 @@ void ProcessRegistry::set_targets(TargetMatcher matcher, std::vector<bool> profi
   rescan();
 }
 
-std::optional<std::size_t> ProcessRegistry::match(const ProcessInfo& info) const {
-  auto target = matcher_.match(info);
-  if (target && *target < profiled_.size() && profiled_[*target]) return target;
-  return std::nullopt;
-}
+bool ProcessRegistry::profiled(std::size_t target) const { return target < profiled_.size() && profiled_[target]; }
 
 void ProcessRegistry::start_watching(const ProcessInfo& info, std::size_t target) {
   Watched w{next_generation_++, target, info.start_time};
@@ -32,7 +28,7 @@ void ProcessRegistry::start_watching(const ProcessInfo& info, std::size_t target
   live_[info.pid] = w;
   unmatched_.erase(info.pid);
   ++stats_.matched;
-  sink_.watch({info.pid, w.generation}, target);
+  sink_.watch({info.pid, w.generation}, target, profiled(target));
   log::debug("watching process", {{"pid", info.pid}, {"target", target}, {"generation", w.generation}});
 }
 
@@ -57,7 +53,7 @@ void ProcessRegistry::consider(std::int32_t pid) {
     ++stats_.races;
     return;
   }
-  if (auto target = match(*info)) {
+  if (auto target = matcher_.match(*info)) {
     start_watching(*info, *target);
   } else {
     unmatched_[pid] = info->start_time;
@@ -107,7 +103,7 @@ void ProcessRegistry::on_fork(std::int32_t pid, std::int32_t ppid, std::uint32_t
   live_[pid] = Watched{generation, parent->second.target, *start};
   unmatched_.erase(pid);
   ++stats_.matched;
-  sink_.watch({pid, generation}, parent->second.target);
+  sink_.watch({pid, generation}, parent->second.target, profiled(parent->second.target));
 }
 
 void ProcessRegistry::on_exit(std::int32_t pid, std::uint32_t generation) {

@@ -25,7 +25,8 @@ struct ProcessKey {
 class ProcessSink {
  public:
   virtual ~ProcessSink() = default;
-  virtual void watch(ProcessKey key, std::size_t target) = 0;
+  // profiled: the target's `profile:`; every target's processes are watched, only profiled ones sampled.
+  virtual void watch(ProcessKey key, std::size_t target, bool profiled) = 0;
   // The PID no longer belongs to this key (exec into a non-target, reload, exit seen by rescan).
   virtual void unwatch(ProcessKey key) = 0;
   // The process is gone; its symbols are still needed until its last window is closed.
@@ -46,6 +47,8 @@ class ProcessRegistry {
   ProcessRegistry(ProcSource& proc, ProcessSink& sink, std::int32_t self_pid);
 
   // Installs new targets (start-up or reload) and re-evaluates every live process against them.
+  // Every target's processes are watched; profiled (per target, its `profile:`) only says which
+  // of them the sink samples.
   void set_targets(TargetMatcher matcher, std::vector<bool> profiled);
 
   void rescan();
@@ -84,7 +87,7 @@ class ProcessRegistry {
   void consider(std::int32_t pid);
   void start_watching(const ProcessInfo& info, std::size_t target);
   void stop_watching(std::int32_t pid, bool exited);
-  std::optional<std::size_t> match(const ProcessInfo& info) const;
+  bool profiled(std::size_t target) const;
 
   ProcSource& proc_;
   ProcessSink& sink_;

@@ -17,6 +17,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/usdt.bpf.h>
 #include "cache.h"
+#include "watched.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -27,14 +28,6 @@ const volatile __u32 page_shift = 12;
 
 /* Written by user space through the mmapped .bss. */
 __u32 epoch;
-
-/* Shared with the sampler (reused fd). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct watch_value);
-} watched SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

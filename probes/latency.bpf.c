@@ -17,6 +17,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/usdt.bpf.h>
 #include "latency.h"
+#include "watched.bpf.h"
 
 #define S_IFMT 00170000
 #define S_IFREG 0100000
@@ -30,14 +31,6 @@ const volatile __u32 max_ops = 1;
 
 /* Written by user space through the mmapped .bss. */
 __u32 epoch;
-
-/* Shared with the sampler (reused fd). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct watch_value);
-} watched SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

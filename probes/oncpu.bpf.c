@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* On-CPU stack sampler: a perf_event (cpu-clock) program that counts (tgid, generation, user
- * stack, kernel stack, Python stack) for watched processes only. The Python stack of a sample is
- * walked by pystack.bpf.h for processes user space registered in py_procs.
+ * stack, kernel stack, Python stack) for watched processes with WATCH_PROFILE only. The Python
+ * stack of a sample is walked by pystack.bpf.h for processes user space registered in py_procs.
  *
  * Windows are double-buffered: samples go to the maps of parity `epoch & 1`. At window close
  * user space increments `epoch`, waits until every program that may still have read the old
@@ -15,6 +15,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include "oncpu.h"
+#include "watched.bpf.h"
 
 #define EEXIST 17
 #define EFAULT 14
@@ -24,13 +25,6 @@ char LICENSE[] SEC("license") = "GPL";
 #include "pystack.bpf.h"
 
 /* All max_entries below are set by user space before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct watch_value);
-} watched SEC(".maps");
-
 #define COUNTS_MAP(name)                        \
 	struct {                                \
 		__uint(type, BPF_MAP_TYPE_HASH); \
@@ -129,6 +123,10 @@ int oncpu_sample(struct bpf_perf_event_data *ctx)
 	w = tgid ? bpf_map_lookup_elem(&watched, &tgid) : NULL;
 	if (!w) {
 		ctr->c[ONCPU_NOT_WATCHED]++;
+		return 0;
+	}
+	if (!(w->flags & WATCH_PROFILE)) {
+		ctr->c[ONCPU_NOT_PROFILED]++;
 		return 0;
 	}
 	if (parity)

@@ -24,7 +24,8 @@ enum oncpu_counter {
 	ONCPU_STACK_ERROR = 2,     /* bpf_get_stackid: any other error, sample dropped */
 	ONCPU_MAP_FULL = 3,        /* counts map had no room, sample dropped */
 	ONCPU_NOT_WATCHED = 4,     /* sample of a process that is not watched (idle included) */
-	ONCPU_COUNTER_MAX = 5,
+	ONCPU_NOT_PROFILED = 5,    /* sample of a watched process whose target has `profile: false` */
+	ONCPU_COUNTER_MAX = 6,
 };
 
 /* Value of the per-CPU `counters` array, indexed by window parity (epoch & 1), so a window's

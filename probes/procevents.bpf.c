@@ -8,16 +8,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "procevents.h"
+#include "watched.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-/* Shared with the sampler: user space reuses its fd before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct watch_value);
-} watched SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -67,7 +60,8 @@ int handle_exec(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /* TP_PROTO(struct task_struct *parent, struct task_struct *child). Fires before the child is
- * first woken, so it is watched from its first instruction. */
+ * first woken, so it is watched from its first instruction, with its parent's whole value: the same
+ * generation, target and flags (profiled or not). */
 SEC("raw_tp/sched_process_fork")
 int handle_fork(struct bpf_raw_tracepoint_args *ctx)
 {

@@ -56,16 +56,14 @@ class LatencyProbesTest : public test::BpfTest {
   void SetUp() override {
     test::BpfTest::SetUp();
     if (HasFatalFailure()) return;
-    auto sampler = OncpuSampler::create({});
-    ASSERT_TRUE(sampler.ok()) << sampler.error().message;
-    sampler_ = std::move(*sampler);
+    watched_ = test::create_watched_map();
   }
   std::unique_ptr<LatencyProbes> probes(std::vector<LatencyOperation> ops, SyscallAttach how = SyscallAttach::automatic) {
-    auto created = LatencyProbes::create(sampler_->watched_map_fd(), std::move(ops), how);
+    auto created = LatencyProbes::create(watched_->fd(), std::move(ops), how);
     EXPECT_TRUE(created.ok()) << created.error().message;
     return created.ok() ? std::move(*created) : nullptr;
   }
-  std::unique_ptr<OncpuSampler> sampler_;
+  std::unique_ptr<WatchedMap> watched_;
 };
 
 double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
@@ -231,7 +229,7 @@ TEST_P(LatencySyscallTest, FileReadsUnderAndOutsideAPathPrefix) {
     int fds[2];
     if (pipe(fds) != 0 || write(fds[1], buf, 10) != 10 || read(fds[0], buf, 10) != 10) _exit(5);
   });
-  ASSERT_TRUE(sampler_->watch(child.pid(), 1, 0).ok());
+  ASSERT_TRUE(watched_->watch(child.pid(), 1, 0, true).ok());
   p->drain();
   gate.open_in_parent();
   ASSERT_EQ(child.wait(), 0);

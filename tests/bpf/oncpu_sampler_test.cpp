@@ -26,11 +26,13 @@ class OncpuSamplerTest : public test::BpfTest {
     if (HasFatalFailure()) return;
     OncpuOptions options;
     options.frequency_hz = kHz;
-    auto created = OncpuSampler::create(options);
+    watched_ = test::create_watched_map();
+    auto created = OncpuSampler::create(watched_->fd(), options);
     ASSERT_TRUE(created.ok()) << created.error().message;
     sampler_ = std::move(*created);
   }
 
+  std::unique_ptr<WatchedMap> watched_;
   std::unique_ptr<OncpuSampler> sampler_;
 };
 
@@ -47,7 +49,7 @@ TEST(ParseCpuList, RangesAndSingles) {
 
 TEST_F(OncpuSamplerTest, SamplesWatchedBusyChildAtTheRequestedRate) {
   Child child([] { pw_test_spin(); });
-  ASSERT_TRUE(sampler_->watch(child.pid(), 7, 0).ok());
+  ASSERT_TRUE(watched_->watch(child.pid(), 7, 0, true).ok());
   sampler_->drain();  // start a clean window
   std::uint64_t cpu_before = test::cpu_time_ns(child.pid());
   std::this_thread::sleep_for(2s);
@@ -75,7 +77,7 @@ TEST_F(OncpuSamplerTest, SamplesWatchedBusyChildAtTheRequestedRate) {
 
 TEST_F(OncpuSamplerTest, KernelStacksForChildInSyscalls) {
   Child child([] { pw_test_read_zero(1 << 20); });
-  ASSERT_TRUE(sampler_->watch(child.pid(), 1, 0).ok());
+  ASSERT_TRUE(watched_->watch(child.pid(), 1, 0, true).ok());
   sampler_->drain();
   std::this_thread::sleep_for(1s);
   DrainResult drained = sampler_->drain();
@@ -98,7 +100,7 @@ TEST_F(OncpuSamplerTest, KernelStacksForChildInSyscalls) {
 TEST_F(OncpuSamplerTest, UnwatchedProcessGetsNoSamples) {
   Child watched([] { pw_test_spin(); });
   Child unwatched([] { pw_test_spin(); });
-  ASSERT_TRUE(sampler_->watch(watched.pid(), 3, 0).ok());
+  ASSERT_TRUE(watched_->watch(watched.pid(), 3, 0, true).ok());
   sampler_->drain();
   std::this_thread::sleep_for(1s);
   DrainResult drained = sampler_->drain();
@@ -107,18 +109,41 @@ TEST_F(OncpuSamplerTest, UnwatchedProcessGetsNoSamples) {
   EXPECT_EQ(test::total_count(drained, unwatched.pid()), 0u);
   EXPECT_GT(drained.not_watched, kHz / 4) << "the unwatched child's samples are counted as skipped";
 
-  sampler_->unwatch(watched.pid());
+  watched_->unwatch(watched.pid());
   sampler_->drain();
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(test::total_count(sampler_->drain(), watched.pid()), 0u) << "unwatch stops sampling";
+}
+
+// A target with `profile: false` is watched (its other measurements filter on it) but never sampled.
+TEST_F(OncpuSamplerTest, WatchedButUnprofiledProcessIsCountedNotSampled) {
+  Child profiled([] { pw_test_spin(); });
+  Child unprofiled([] { pw_test_spin(); });
+  ASSERT_TRUE(watched_->watch(profiled.pid(), 1, 0, true).ok());
+  ASSERT_TRUE(watched_->watch(unprofiled.pid(), 2, 1, false).ok());
+  sampler_->drain();
+  const std::uint64_t profiled_cpu = test::cpu_time_ns(profiled.pid());
+  const std::uint64_t unprofiled_cpu = test::cpu_time_ns(unprofiled.pid());
+  std::this_thread::sleep_for(1s);
+  DrainResult drained = sampler_->drain();
+  // Samples follow CPU time (a busy machine may leave the children little of it).
+  const double profiled_expected = static_cast<double>(test::cpu_time_ns(profiled.pid()) - profiled_cpu) * kHz / 1e9;
+  const double unprofiled_expected = static_cast<double>(test::cpu_time_ns(unprofiled.pid()) - unprofiled_cpu) * kHz / 1e9;
+
+  ASSERT_GT(unprofiled_expected, 20) << "the unprofiled child barely ran";
+  EXPECT_NEAR(static_cast<double>(test::total_count(drained, profiled.pid())), profiled_expected,
+              0.15 * profiled_expected + 20);
+  EXPECT_EQ(test::total_count(drained, unprofiled.pid()), 0u);
+  EXPECT_NEAR(static_cast<double>(drained.not_profiled), unprofiled_expected, 0.15 * unprofiled_expected + 20)
+      << "the unprofiled child's samples, and only those, are counted as skipped";
 }
 
 // Epoch flips race real samples on both CPUs: whatever was counted is drained exactly once.
 TEST_F(OncpuSamplerTest, WindowBoundariesLoseAndDuplicateNothing) {
   Child spinner([] { pw_test_spin(); });
   Child reader([] { pw_test_read_zero(1 << 20); });
-  ASSERT_TRUE(sampler_->watch(spinner.pid(), 1, 0).ok());
-  ASSERT_TRUE(sampler_->watch(reader.pid(), 2, 0).ok());
+  ASSERT_TRUE(watched_->watch(spinner.pid(), 1, 0, true).ok());
+  ASSERT_TRUE(watched_->watch(reader.pid(), 2, 0, true).ok());
 
   // Stack-map hash collisions are a normal (counted) loss; nothing else may go missing.
   std::uint64_t drained_counts = 0, window_samples = 0, windows = 0, lost = 0;
@@ -138,8 +163,8 @@ TEST_F(OncpuSamplerTest, WindowBoundariesLoseAndDuplicateNothing) {
   }
   spinner.kill();
   reader.kill();
-  sampler_->unwatch(spinner.pid());
-  sampler_->unwatch(reader.pid());
+  watched_->unwatch(spinner.pid());
+  watched_->unwatch(reader.pid());
   account(sampler_->drain());
 
   EXPECT_GT(drained_counts, 3 * kHz / 2);
@@ -165,7 +190,7 @@ RunStats run_stats(int prog_fd) {
 // forked from. Runs that skip an unwatched process (idle, other load on this machine) cost
 // much less and would dilute the average, so their cost is measured first (same children,
 // unwatched) and taken out.
-double ns_per_watched_sample(OncpuSampler& sampler, std::size_t read_bytes) {
+double ns_per_watched_sample(WatchedMap& watched_map, OncpuSampler& sampler, std::size_t read_bytes) {
   std::vector<std::unique_ptr<Child>> children;
   for (int i = 0; i < 2; ++i) children.push_back(std::make_unique<Child>([=] { pw_test_read_zero(read_bytes); }));
 
@@ -179,7 +204,7 @@ double ns_per_watched_sample(OncpuSampler& sampler, std::size_t read_bytes) {
   };
   RunStats unwatched_runs, runs;
   measure(1s, unwatched_runs);
-  for (const auto& child : children) EXPECT_TRUE(sampler.watch(child->pid(), 1, 0).ok());
+  for (const auto& child : children) EXPECT_TRUE(watched_map.watch(child->pid(), 1, 0, true).ok());
   DrainResult drained = measure(3s, runs);
 
   double unwatched_ns = static_cast<double>(unwatched_runs.run_time_ns) / static_cast<double>(unwatched_runs.run_cnt);
@@ -203,8 +228,8 @@ double ns_per_watched_sample(OncpuSampler& sampler, std::size_t read_bytes) {
 TEST_F(OncpuSamplerTest, CostPerSampleWithBothStacks) {
   int stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
   ASSERT_GE(stats_fd, 0) << "BPF_ENABLE_STATS failed";
-  double ns = ns_per_watched_sample(*sampler_, 64 << 10);
-  double cache_thrashing_ns = ns_per_watched_sample(*sampler_, 1 << 20);
+  double ns = ns_per_watched_sample(*watched_, *sampler_, 64 << 10);
+  double cache_thrashing_ns = ns_per_watched_sample(*watched_, *sampler_, 1 << 20);
   close(stats_fd);
   RecordProperty("ns_per_sample", static_cast<int>(ns));
   RecordProperty("ns_per_sample_cache_thrashing", static_cast<int>(cache_thrashing_ns));

@@ -31,10 +31,11 @@ class ProcEventsTest : public test::BpfTest {
     if (HasFatalFailure()) return;
     OncpuOptions options;
     options.frequency_hz = 999;
-    auto sampler = OncpuSampler::create(options);
+    watched_map_ = test::create_watched_map();
+    auto sampler = OncpuSampler::create(watched_map_->fd(), options);
     ASSERT_TRUE(sampler.ok()) << sampler.error().message;
     sampler_ = std::move(*sampler);
-    auto events = ProcEvents::create(sampler_->watched_map_fd());
+    auto events = ProcEvents::create(watched_map_->fd());
     ASSERT_TRUE(events.ok()) << events.error().message;
     events_ = std::move(*events);
   }
@@ -43,7 +44,7 @@ class ProcEventsTest : public test::BpfTest {
   std::optional<watch_value> watched_value(pid_t pid) {
     auto key = static_cast<std::uint32_t>(pid);
     watch_value value{};
-    if (bpf_map_lookup_elem(sampler_->watched_map_fd(), &key, &value) != 0) return std::nullopt;
+    if (bpf_map_lookup_elem(watched_map_->fd(), &key, &value) != 0) return std::nullopt;
     return value;
   }
   // The watched generation of pid, or nothing.
@@ -68,6 +69,7 @@ class ProcEventsTest : public test::BpfTest {
     return seen;
   }
 
+  std::unique_ptr<WatchedMap> watched_map_;
   std::unique_ptr<OncpuSampler> sampler_;
   std::unique_ptr<ProcEvents> events_;
 };
@@ -107,7 +109,7 @@ TEST_F(ProcEventsTest, ForkExecExitOfWatchedProcess) {
     waitpid(child, nullptr, 0);
   });
   const pid_t parent_pid = parent.pid();
-  ASSERT_TRUE(sampler_->watch(parent_pid, 42, 3).ok());
+  ASSERT_TRUE(watched_map_->watch(parent_pid, 42, 3, true).ok());
   write_byte(go[1]);
 
   // The parent does not exec, so the first event about it is the fork.
@@ -122,6 +124,7 @@ TEST_F(ProcEventsTest, ForkExecExitOfWatchedProcess) {
   auto child_value = watched_value(child);
   ASSERT_TRUE(child_value.has_value());
   EXPECT_EQ(child_value->target, 3u) << "the child belongs to its parent's target";
+  EXPECT_EQ(child_value->flags, WATCH_PROFILE) << "and is profiled as its parent is";
 
   write_byte(grandchild_go[1]);
   seen = poll_until({parent_pid, child}, [&](const auto& s) {
@@ -168,7 +171,7 @@ TEST_F(ProcEventsTest, ExitOnlyWhenTheWholeThreadGroupIsDead) {
     last.detach();
     syscall(SYS_exit, 0);  // the main thread exits first
   });
-  ASSERT_TRUE(sampler_->watch(process.pid(), 5, 0).ok());
+  ASSERT_TRUE(watched_map_->watch(process.pid(), 5, 0, true).ok());
 
   auto deadline = std::chrono::steady_clock::now() + 5s;
   while (leader_state(process.pid()) != 'Z' && std::chrono::steady_clock::now() < deadline)
@@ -199,7 +202,7 @@ std::unique_ptr<Child> fork_with_pid(pid_t pid) {
 TEST_F(ProcEventsTest, ReusedPidIsNotSampledUnderTheOldGeneration) {
   auto old_process = std::make_unique<Child>([] { pw_test_spin(); });
   pid_t pid = old_process->pid();
-  ASSERT_TRUE(sampler_->watch(pid, 1, 0).ok());
+  ASSERT_TRUE(watched_map_->watch(pid, 1, 0, true).ok());
   std::this_thread::sleep_for(200ms);
   old_process->kill();
   EXPECT_FALSE(watched(pid).has_value()) << "the exit probe removes the process from `watched`";
@@ -211,7 +214,7 @@ TEST_F(ProcEventsTest, ReusedPidIsNotSampledUnderTheOldGeneration) {
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ(test::total_count(sampler_->drain(), pid), 0u) << "the new process is not watched yet";
 
-  ASSERT_TRUE(sampler_->watch(pid, 2, 0).ok());
+  ASSERT_TRUE(watched_map_->watch(pid, 2, 0, true).ok());
   std::this_thread::sleep_for(500ms);
   DrainResult drained = sampler_->drain();
   EXPECT_GT(test::total_count(drained, pid), 100u);

@@ -26,7 +26,8 @@ class PythonWalkerTest : public test::BpfTest {
     options.frequency_hz = 999;
     options.python_max_depth = max_depth;
     options.python_stack_entries = stack_entries;
-    auto created = OncpuSampler::create(options);
+    watched_ = test::create_watched_map();
+    auto created = OncpuSampler::create(watched_->fd(), options);
     ASSERT_TRUE(created.ok()) << created.error().message;
     sampler_ = std::move(*created);
   }
@@ -42,7 +43,7 @@ class PythonWalkerTest : public test::BpfTest {
     auto detection = detector_.detect(target->pid());
     EXPECT_TRUE(detection && detection->interpreter);
     if (!detection || !detection->interpreter) return target;
-    EXPECT_TRUE(sampler_->watch(target->pid(), generation, 0).ok());
+    EXPECT_TRUE(watched_->watch(target->pid(), generation, 0, true).ok());
     EXPECT_TRUE(sampler_->watch_python(target->pid(), generation, detection->interpreter->walker_index,
                                        detection->interpreter->runtime)
                     .ok());
@@ -56,6 +57,7 @@ class PythonWalkerTest : public test::BpfTest {
     return sampler_->drain();
   }
 
+  std::unique_ptr<WatchedMap> watched_;
   std::unique_ptr<OncpuSampler> sampler_;
   PythonDetector detector_;
 };
@@ -197,12 +199,12 @@ TEST_F(PythonWalkerTest, WalksOnlyProcessesRegisteredForTheirGeneration) {
   auto target = run(test::kDebianPython, {"split", "30"}, /*generation=*/3);
   ASSERT_FALSE(HasFailure());
   // The PID now belongs to another generation (as after PID reuse): never walked as the old one.
-  ASSERT_TRUE(sampler_->watch(target->pid(), 4, 0).ok());
+  ASSERT_TRUE(watched_->watch(target->pid(), 4, 0, true).ok());
   DrainResult d = window(500ms);
   EXPECT_GT(test::total_count(d, target->pid()), 100u);
   EXPECT_EQ(with_python_frames(d), 0u);
   sampler_->unwatch_python(target->pid());
-  ASSERT_TRUE(sampler_->watch(target->pid(), 3, 0).ok());
+  ASSERT_TRUE(watched_->watch(target->pid(), 3, 0, true).ok());
   d = window(500ms);
   EXPECT_EQ(with_python_frames(d), 0u) << "unwatch_python did not stop the walk";
 }

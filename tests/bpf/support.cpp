@@ -95,4 +95,10 @@ std::uint64_t total_count(const collector::DrainResult& drained, pid_t pid) {
   return total;
 }
 
+std::unique_ptr<collector::WatchedMap> create_watched_map() {
+  auto watched = collector::WatchedMap::create(1024);
+  if (!watched) throw std::runtime_error(watched.error().message);
+  return std::move(*watched);
+}
+
 }  // namespace perfwatch::test

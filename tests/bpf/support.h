@@ -7,8 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 
 #include "collector/oncpu_sampler.h"
+#include "collector/watched_map.h"
 
 extern "C" {
 [[noreturn]] void pw_test_spin();       // user-mode busy loop
@@ -53,5 +55,8 @@ AddressRange function_range(const void* fn);
 std::uint64_t cpu_time_ns(pid_t pid);
 
 std::uint64_t total_count(const collector::DrainResult& drained, pid_t pid);
+
+// A `watched` map for the collectors under test; throws (failing the test) when it cannot be created.
+std::unique_ptr<collector::WatchedMap> create_watched_map();
 
 }  // namespace perfwatch::test

@@ -44,8 +44,12 @@ class FakeProc : public ProcSource {
 class FakeSink : public ProcessSink {
  public:
   std::map<std::int32_t, std::pair<std::uint32_t, std::size_t>> watched;  // the BPF map
+  std::map<std::int32_t, bool> profiled;                                   // its WATCH_PROFILE flags
   std::vector<ProcessKey> retired, released;
-  void watch(ProcessKey k, std::size_t target) override { watched[k.pid] = {k.generation, target}; }
+  void watch(ProcessKey k, std::size_t target, bool profile) override {
+    watched[k.pid] = {k.generation, target};
+    profiled[k.pid] = profile;
+  }
   void unwatch(ProcessKey k) override {
     if (auto it = watched.find(k.pid); it != watched.end() && it->second.first == k.generation) watched.erase(it);
   }
@@ -163,11 +167,30 @@ TEST_F(RegistryTest, ForkOfWatchedParentInheritsTarget) {
   EXPECT_EQ(registry.target_of({61, parent.generation}), 0u);
 }
 
-TEST_F(RegistryTest, UnprofiledTargetsAreNotWatched) {
+// `profile: false` only stops CPU sampling: the target's processes (and the children they fork) are
+// watched, so that its latency and cache probes see them, without the profile flag.
+TEST_F(RegistryTest, UnprofiledTargetsAreWatchedWithoutProfiling) {
   proc.add(70, "api");
-  std::vector<config::Target> targets{target("api", "api")};
-  registry.set_targets(TargetMatcher(targets), {false});
-  EXPECT_TRUE(sink.watched.empty());
+  proc.add(71, "worker");
+  std::vector<config::Target> targets{target("api", "api"), target("worker", "worker")};
+  registry.set_targets(TargetMatcher(targets), {false, true});
+  ASSERT_TRUE(sink.watched.contains(70));
+  ASSERT_TRUE(sink.watched.contains(71));
+  EXPECT_EQ(sink.watched[70].second, 0u);
+  EXPECT_FALSE(sink.profiled[70]);
+  EXPECT_TRUE(sink.profiled[71]);
+
+  ProcessKey parent = *registry.key_of(70);
+  proc.add(72, "api");
+  registry.on_fork(72, 70, parent.generation);
+  EXPECT_EQ(registry.target_of({72, parent.generation}), 0u);
+  EXPECT_FALSE(sink.profiled[72]) << "a child is profiled as its parent's target is";
+
+  // A reload that turns profiling on watches the live processes again, now profiled.
+  registry.set_targets(TargetMatcher(targets), {true, true});
+  EXPECT_TRUE(sink.profiled[70]);
+  EXPECT_TRUE(sink.profiled[72]);
+  EXPECT_NE(sink.watched[70].first, parent.generation) << "a new generation";
 }
 
 TEST_F(RegistryTest, ReloadMovesProcessesToNewTargets) {
