@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs tests/quickstart/check.sh on this host without touching it: in a private mount and network
 # namespace (loopback only, so ports 7460 and 8125 are its own), with tmpfs over /usr/local,
-# /var/lib/perfwatch and /var/log and a writable overlay over /etc (the perfwatch user and
-# /etc/perfwatch go into it), all gone when it ends. The host has no systemd as PID 1 here, so the
+# /var/lib/perfwatch, /var/lib/perfwatch-demo (the demo's documents) and /var/log and a writable overlay
+# over /etc (the perfwatch user and /etc/perfwatch go into it), all gone when it ends. The host has no systemd as PID 1 here, so the
 # quick-start's container branch runs (the systemd branch runs in a kernel-matrix guest).
 #   in_namespace.sh REPO BUILD_DIR
 set -euo pipefail
@@ -11,7 +11,7 @@ build=$(cd "$2" && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "in_namespace.sh: run as root" >&2; exit 1; }
 scratch=$(mktemp -d /tmp/pw-quickstart-ns.XXXXXX)
 made=()
-for dir in /var/lib/perfwatch; do
+for dir in /var/lib/perfwatch /var/lib/perfwatch-demo; do
   [ -d "$dir" ] || { mkdir -p "$dir"; made+=("$dir"); }
 done
 cleanup() {
@@ -25,7 +25,7 @@ unshare --mount --net --propagation private bash -euo pipefail -c '
   ip link set lo up
   mkdir -p "$scratch/etc-upper" "$scratch/etc-work"
   mount -t overlay overlay -o "lowerdir=/etc,upperdir=$scratch/etc-upper,workdir=$scratch/etc-work" /etc
-  for dir in /usr/local /var/lib/perfwatch /var/log; do mount -t tmpfs -o mode=0755 tmpfs "$dir"; done
+  for dir in /usr/local /var/lib/perfwatch /var/lib/perfwatch-demo /var/log; do mount -t tmpfs -o mode=0755 tmpfs "$dir"; done
   # Whatever the quick-start started stops with the test, before its mounts go.
   stop_all() {
     for pidfile in /var/lib/perfwatch/perfwatchd.pid /var/lib/perfwatch/demo.pid; do
