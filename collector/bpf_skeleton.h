@@ -58,6 +58,22 @@ std::array<std::uint64_t, N> sum_per_cpu(const bpf_map* map, std::uint32_t key) 
   return sum;
 }
 
+// Programs a collector leaves out of its skeleton's load (bpf_program__set_autoload(false)), by name,
+// with the reason: the running kernel lacks their attach point, or the configuration does not use
+// them. Deciding before load means one absent attach point never fails the whole skeleton.
+using SkippedPrograms = std::map<std::string, std::string>;
+
+// Before load, where set_autoload cannot fail.
+inline void skip_program(bpf_program* prog, std::string reason, SkippedPrograms& skipped) {
+  bpf_program__set_autoload(prog, false);
+  skipped.emplace(bpf_program__name(prog), std::move(reason));
+}
+
+inline void log_skipped(std::string_view collector, const SkippedPrograms& skipped) {
+  for (const auto& [program, reason] : skipped)
+    log::debug(std::string(collector) + ": program not loaded", {{"program", program}, {"reason", reason}});
+}
+
 // Why a load failed, from libbpf's warnings during it: the program it failed on ("" when libbpf named
 // none: a map, BTF) and the reason (for a program the verifier rejected, the verifier's last message).
 struct LoadFailure {

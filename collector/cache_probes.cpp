@@ -9,6 +9,7 @@
 #include "collector/elf_symbols.h"
 #include "collector/files.h"
 #include "collector/perf_events.h"
+#include "collector/tracefs.h"
 #include "common/log.h"
 #include "cache.skel.h"
 
@@ -24,29 +25,86 @@ std::string join(const std::vector<std::string>& parts, const char* separator) {
   return out;
 }
 
+PageCachePlan plan_page_cache(const CacheProbeOptions& options) {
+  PageCachePlan plan;
+  plan.added = has_tracepoint("filemap", "mm_filemap_add_to_page_cache");
+  if (!plan.added) return plan;
+  if (options.filemap_lookups && has_tracepoint("filemap", "mm_filemap_get_pages")) {
+    plan.get_pages = true;
+    plan.map_pages = has_tracepoint("filemap", "mm_filemap_map_pages");
+    plan.fault = has_tracepoint("filemap", "mm_filemap_fault");
+  } else {
+    for (const char* function : {"folio_mark_accessed", "mark_page_accessed"})
+      if (has_kprobe(function)) {
+        plan.accessed_kprobe = function;
+        break;
+      }
+  }
+  for (const char* name : {"writeback_dirty_folio", "writeback_dirty_page"})
+    if (has_tracepoint("writeback", name)) {
+      plan.dirtied = name;
+      break;
+    }
+  return plan;
+}
+
 }  // namespace
+
+Result<CacheSetup> configure_cache(cache_bpf& s, int watched_map_fd, const CacheProbeOptions& options) {
+  const auto app_caches = static_cast<std::uint32_t>(std::max<std::size_t>(1, options.usdt_caches.size()));
+  if (int err = bpf_map__reuse_fd(s.maps.watched, watched_map_fd)) return libbpf_error("cache: reuse watched map", err);
+  s.rodata->max_targets = options.targets;
+  s.rodata->max_app_caches = app_caches;
+  s.rodata->page_shift = static_cast<std::uint32_t>(__builtin_ctzl(static_cast<unsigned long>(sysconf(_SC_PAGESIZE))));
+  if (Result<void> r = set_max_entries(s.maps.counts, 2 * (options.targets + 1)); !r) return r.error();
+  if (Result<void> r = set_max_entries(s.maps.app_counts, 2 * app_caches); !r) return r.error();
+
+  CacheSetup setup;
+  auto& progs = s.progs;
+  auto skip = [&](bpf_program* prog, const std::string& reason) { skip_program(prog, reason, setup.skipped); };
+  if (options.page_cache) {
+    const PageCachePlan& plan = setup.page_cache = plan_page_cache(options);
+    const std::string unused = plan.added ? "" : "no filemap:mm_filemap_add_to_page_cache tracepoint on this kernel";
+    auto need = [&](bpf_program* prog, bool used, const std::string& otherwise) {
+      if (!plan.added)
+        skip(prog, unused);
+      else if (!used)
+        skip(prog, otherwise);
+    };
+    need(progs.page_added, true, "");
+    const std::string filemap = options.filemap_lookups ? "no filemap:mm_filemap_get_pages tracepoint on this kernel"
+                                                        : "filemap lookups turned off (tests of the fallback)";
+    need(progs.page_get_pages, plan.get_pages, filemap);
+    need(progs.page_map_pages, plan.map_pages, plan.get_pages ? "no filemap:mm_filemap_map_pages tracepoint on this kernel" : filemap);
+    need(progs.page_fault, plan.fault, plan.get_pages ? "no filemap:mm_filemap_fault tracepoint on this kernel" : filemap);
+    need(progs.page_accessed, !plan.accessed_kprobe.empty(),
+         plan.get_pages ? "lookups come from the filemap tracepoints"
+                        : "no kprobe on folio_mark_accessed or mark_page_accessed on this kernel");
+    need(progs.page_dirtied, !plan.dirtied.empty(), "no writeback:writeback_dirty_folio or _page tracepoint on this kernel");
+  } else {
+    for (bpf_program* prog : {progs.page_added, progs.page_get_pages, progs.page_map_pages, progs.page_fault,
+                              progs.page_accessed, progs.page_dirtied})
+      skip(prog, "page cache not measured (configuration)");
+  }
+  if (!options.llc)
+    for (bpf_program* prog : {progs.llc_reference, progs.llc_miss}) skip(prog, "LLC not measured (configuration)");
+  if (options.usdt_caches.empty()) skip(progs.app_cache, "no USDT application cache in the configuration");
+  return setup;
+}
 
 Result<std::unique_ptr<CacheProbes>> CacheProbes::create(int watched_map_fd, CacheProbeOptions options) {
   std::unique_ptr<CacheProbes> probes(new CacheProbes());
   probes->slots_ = options.targets + 1;
-  probes->usdt_caches_ = std::move(options.usdt_caches);
-  const auto app_caches = static_cast<std::uint32_t>(std::max<std::size_t>(1, probes->usdt_caches_.size()));
-
+  PageCachePlan plan;
   auto skel = open_and_load_each<cache_bpf>("cache", [&](cache_bpf& s) -> Result<void> {
-    if (int err = bpf_map__reuse_fd(s.maps.watched, watched_map_fd)) return libbpf_error("cache: reuse watched map", err);
-    s.rodata->max_targets = options.targets;
-    s.rodata->max_app_caches = app_caches;
-    s.rodata->page_shift = static_cast<std::uint32_t>(__builtin_ctzl(static_cast<unsigned long>(sysconf(_SC_PAGESIZE))));
-    // Only what is asked for, so that a program the kernel rejects costs only what it measures.
-    for (bpf_program* prog : {s.progs.page_added, s.progs.page_get_pages, s.progs.page_map_pages, s.progs.page_fault,
-                              s.progs.page_accessed, s.progs.page_dirtied})
-      bpf_program__set_autoload(prog, options.page_cache);
-    for (bpf_program* prog : {s.progs.llc_reference, s.progs.llc_miss}) bpf_program__set_autoload(prog, options.llc);
-    bpf_program__set_autoload(s.progs.app_cache, !probes->usdt_caches_.empty());
-    if (Result<void> r = set_max_entries(s.maps.counts, 2 * probes->slots_); !r) return r;
-    return set_max_entries(s.maps.app_counts, 2 * app_caches);
+    auto setup = configure_cache(s, watched_map_fd, options);
+    if (!setup) return setup.error();
+    log_skipped("cache", setup->skipped);
+    plan = std::move(setup->page_cache);
+    return {};
   }, probes->rejected_);
   if (!skel) return skel.error();
+  probes->usdt_caches_ = std::move(options.usdt_caches);
   probes->skel_ = std::move(*skel);
   auto sync = RcuSync::create();
   if (!sync) return make_error("cache: " + sync.error().message);
@@ -55,7 +113,7 @@ Result<std::unique_ptr<CacheProbes>> CacheProbes::create(int watched_map_fd, Cac
   for (auto& drained : probes->drained_usdt_) drained.resize(probes->usdt_caches_.size());
 
   probes->log_unsupported_ = options.log_unsupported;
-  if (options.page_cache) probes->attach_page_cache(options.filemap_lookups);
+  if (options.page_cache) probes->attach_page_cache(plan);
   if (options.llc) probes->attach_llc(options.llc_sample_period);
   if (!probes->usdt_caches_.empty())
     probes->usdt_ = probes->rejection(probes->skel_->progs.app_cache).value_or("USDT probes in each watched process");
@@ -91,13 +149,13 @@ profile::ProbeState CacheProbes::usdt_state() const {
           usdt_ + "; " + std::to_string(usdt_failures_) + " could not attach, the latest: " + usdt_last_failure_};
 }
 
-bool CacheProbes::attach_named(bpf_program* prog, const char* category, const char* name, bool raw) {
+bool CacheProbes::attach_named(bpf_program* prog, const char* category, const std::string& name, bool raw) {
   if (!loaded(prog)) {
     log::debug("cache: program not loaded", {{"program", bpf_program__name(prog)}});
     return false;
   }
-  bpf_link* link = raw ? bpf_program__attach_raw_tracepoint(prog, name)
-                       : bpf_program__attach_tracepoint(prog, category, name);
+  bpf_link* link = raw ? bpf_program__attach_raw_tracepoint(prog, name.c_str())
+                       : bpf_program__attach_tracepoint(prog, category, name.c_str());
   if (!link) {
     log::debug("cache: attach point unavailable", {{"tracepoint", std::string(category) + ":" + name},
                                                    {"error", std::strerror(errno)}});
@@ -107,45 +165,37 @@ bool CacheProbes::attach_named(bpf_program* prog, const char* category, const ch
   return true;
 }
 
-// Misses first: without mm_filemap_add_to_page_cache nothing is measured. Lookups from the 6.10
-// filemap tracepoints, else cachestat's kprobe on folio_mark_accessed (mark_page_accessed before
-// 5.16), which sees read() and write() but not mmap; else misses only. Writes are told apart where
-// a dirtying tracepoint exists.
-void CacheProbes::attach_page_cache(bool filemap_lookups) {
+// Each planned attach point is attached and checked; the state says what measures the page cache.
+void CacheProbes::attach_page_cache(const PageCachePlan& plan) {
   auto& progs = skel_->progs;
-  if (auto rejected = rejection(progs.page_added)) {
+  if (auto rejected = rejection(progs.page_added); rejected && plan.added) {
     page_cache_ = {false, "failed: " + *rejected};
     unsupported("page cache hit rates cannot be measured: the kernel rejected their program", page_cache_.text);
     return;
   }
-  if (!attach_named(progs.page_added, "filemap", "mm_filemap_add_to_page_cache", false)) {
+  if (!plan.added || !attach_named(progs.page_added, "filemap", "mm_filemap_add_to_page_cache", false)) {
     page_cache_ = {false, "unsupported: no filemap:mm_filemap_add_to_page_cache tracepoint"};
     unsupported("page cache hit rates unsupported on this kernel", page_cache_.text);
     return;
   }
   std::string lookups;
-  if (filemap_lookups && attach_named(progs.page_get_pages, "filemap", "mm_filemap_get_pages", true)) {
+  if (plan.get_pages && attach_named(progs.page_get_pages, "filemap", "mm_filemap_get_pages", true)) {
     std::vector<std::string> used{"mm_filemap_get_pages"};
-    if (attach_named(progs.page_map_pages, "filemap", "mm_filemap_map_pages", false)) used.push_back("mm_filemap_map_pages");
-    if (attach_named(progs.page_fault, "filemap", "mm_filemap_fault", false)) used.push_back("mm_filemap_fault");
+    if (plan.map_pages && attach_named(progs.page_map_pages, "filemap", "mm_filemap_map_pages", false))
+      used.push_back("mm_filemap_map_pages");
+    if (plan.fault && attach_named(progs.page_fault, "filemap", "mm_filemap_fault", false)) used.push_back("mm_filemap_fault");
     lookups = "filemap:" + join(used, "+");
-  } else {
-    for (const char* function : {"folio_mark_accessed", "mark_page_accessed"}) {
-      if (!loaded(progs.page_accessed)) break;
-      if (bpf_link* link = bpf_program__attach_kprobe(progs.page_accessed, false, function)) {
-        global_links_.emplace_back(link);
-        lookups = std::string("kprobe:") + function + " (read/write accesses; mmap not seen)";
-        break;
-      }
-      log::debug("cache: kprobe unavailable", {{"function", function}, {"error", std::strerror(errno)}});
+  } else if (!plan.accessed_kprobe.empty() && loaded(progs.page_accessed)) {
+    if (bpf_link* link = bpf_program__attach_kprobe(progs.page_accessed, false, plan.accessed_kprobe.c_str())) {
+      global_links_.emplace_back(link);
+      lookups = "kprobe:" + plan.accessed_kprobe + " (read/write accesses; mmap not seen)";
+    } else {
+      log::debug("cache: kprobe unavailable", {{"function", plan.accessed_kprobe}, {"error", std::strerror(errno)}});
     }
   }
   std::string writes = "none (pages written count as misses)";
-  for (const char* name : {"writeback_dirty_folio", "writeback_dirty_page"})
-    if (attach_named(progs.page_dirtied, "writeback", name, true)) {
-      writes = std::string("writeback:") + name;
-      break;
-    }
+  if (!plan.dirtied.empty() && attach_named(progs.page_dirtied, "writeback", plan.dirtied, true))
+    writes = "writeback:" + plan.dirtied;
   if (lookups.empty()) {
     page_cache_ = {true, "misses only (no lookup attach point: neither filemap:mm_filemap_get_pages nor a kprobe on "
                          "folio_mark_accessed); lookups and hit ratios unknown"};

@@ -52,6 +52,28 @@ struct CacheDrain {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> usdt;  // (hits, misses) by USDT cache index
 };
 
+// Where the page cache is measured on this kernel, chosen before load from the attach points it has.
+// Misses need filemap:mm_filemap_add_to_page_cache; lookups come from the 6.10 filemap tracepoints,
+// else cachestat's kprobe on folio_mark_accessed (mark_page_accessed before 5.16), else go unseen;
+// pages a write adds are told apart where a dirtying tracepoint exists.
+struct PageCachePlan {
+  bool added = false;
+  bool get_pages = false;  // raw tracepoint filemap:mm_filemap_get_pages
+  bool map_pages = false;  // with it: filemap:mm_filemap_map_pages
+  bool fault = false;      // and filemap:mm_filemap_fault
+  std::string accessed_kprobe;  // else: the function for the kprobe, or ""
+  std::string dirtied;          // writeback:writeback_dirty_folio or _page, or ""
+};
+
+struct CacheSetup {
+  PageCachePlan page_cache;
+  SkippedPrograms skipped;
+};
+
+// Between open and load, all the set-up CacheProbes gives its skeleton: the shared watched map, map
+// sizes, read-only data, and which programs load. Also what the verifier test loads with.
+Result<CacheSetup> configure_cache(cache_bpf& skel, int watched_map_fd, const CacheProbeOptions& options);
+
 class CacheProbes {
  public:
   // watched_map_fd: WatchedMap::fd(). Loads only the programs the options ask for; a program the kernel
@@ -88,12 +110,12 @@ class CacheProbes {
   using Counters = std::array<std::uint64_t, CACHE_COUNTER_MAX>;
 
   CacheProbes() = default;
-  void attach_page_cache(bool filemap_lookups);
+  void attach_page_cache(const PageCachePlan& plan);
   void attach_llc(std::uint64_t sample_period);
   // true when done (attached, or failed for good); false to retry later.
   bool attach_usdt(std::int32_t pid, std::size_t probe, Process& process);
   void attach_pending(std::int32_t pid, Process& process);
-  bool attach_named(bpf_program* prog, const char* category, const char* name, bool raw);
+  bool attach_named(bpf_program* prog, const char* category, const std::string& name, bool raw);
   void unsupported(const char* what, const std::string& state) const;
   // Why the program is not loaded ("the kernel rejected NAME: ..."); nullopt when it is.
   std::optional<std::string> rejection(const bpf_program* prog) const;

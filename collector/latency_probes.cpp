@@ -27,10 +27,12 @@ static_assert(std::size(syscall_numbers) == LAT_SYS_COUNT);
 static_assert(std::ranges::all_of(syscall_numbers, [](std::uint32_t nr) { return nr < LAT_SYS_NR_MAX; }));
 
 // Kernels built without CONFIG_FTRACE_SYSCALLS have raw_syscalls but no syscalls:sys_enter_NAME.
-bool has_syscall_tracepoints() {
-  for (const char* root : {kTracefsPath, kDebugfsTracingPath})
-    if (::access((std::string(root) + "/events/syscalls/sys_enter_read").c_str(), F_OK) == 0) return true;
-  return false;
+bool per_syscall_tracepoints(SyscallAttach how) {
+  return how == SyscallAttach::automatic && has_tracepoint("syscalls", "sys_enter_read");
+}
+
+bool uses(const std::vector<LatencyOperation>& operations, profile::OperationSource source) {
+  return std::ranges::any_of(operations, [source](const LatencyOperation& op) { return op.source == source; });
 }
 
 static_assert(sizeof(lat_op) == 8);
@@ -66,8 +68,14 @@ std::uint32_t kernel_dev(dev_t dev) { return (major(dev) << 20) | minor(dev); }
 }  // namespace
 
 std::uint64_t python_name_hash(std::string_view name) {
+  name = name.substr(0, LAT_PY_NAME_LEN - 1);
   std::uint64_t hash = LAT_FNV_OFFSET;
-  for (char c : name.substr(0, LAT_PY_NAME_LEN - 1)) hash = lat_fnv_step(hash, static_cast<unsigned char>(c));
+  for (std::size_t i = 0; i < name.size(); i += 8) {
+    std::uint64_t word = 0;  // little-endian, as the probe loads it
+    for (std::size_t b = 0; b < 8 && i + b < name.size(); ++b)
+      word |= std::uint64_t{static_cast<unsigned char>(name[i + b])} << (8 * b);
+    hash = lat_fnv_word(hash, word);
+  }
   return hash;
 }
 
@@ -95,42 +103,59 @@ PythonMatch python_match(const std::string& spec) {
   return match;
 }
 
-Result<std::unique_ptr<LatencyProbes>> LatencyProbes::create(int watched_map_fd,
-                                                             std::vector<LatencyOperation> operations,
-                                                             SyscallAttach syscall_attach) {
-  std::unique_ptr<LatencyProbes> probes(new LatencyProbes());
-  probes->operations_ = std::move(operations);
-  const auto& ops = probes->operations_;
+Result<SkippedPrograms> configure_latency(latency_bpf& s, int watched_map_fd, const std::vector<LatencyOperation>& ops,
+                                          SyscallAttach syscall_attach) {
   const auto op_count = static_cast<std::uint32_t>(std::max<std::size_t>(1, ops.size()));
   std::uint32_t python_keys = 1, syscall_keys = 1;
   for (const LatencyOperation& op : ops) {
     if (op.source == profile::OperationSource::python) python_keys += python_match(op.spec).module_hashes.size();
     if (op.source == profile::OperationSource::syscall) ++syscall_keys;
   }
+  if (int err = bpf_map__reuse_fd(s.maps.watched, watched_map_fd)) return libbpf_error("latency: reuse watched map", err);
+  s.rodata->max_ops = op_count;
+  for (auto [map, entries] : {std::pair{s.maps.ops, op_count},
+                              {s.maps.hists, 2 * op_count},
+                              {s.maps.py_names, python_keys},
+                              {s.maps.py_ops, python_keys},
+                              {s.maps.sys_ops, syscall_keys}}) {
+    if (Result<void> r = set_max_entries(map, entries); !r) return r.error();
+  }
 
-  std::array<bool, 3> needed{};  // by source: uprobe, python, syscall
-  for (const LatencyOperation& op : ops)
-    if (op.source != profile::OperationSource::statsd) needed[static_cast<std::size_t>(op.source)] = true;
-  // Both kinds of syscall tracepoint, and has_syscall_tracepoints(), need tracefs: mounted at start-up.
-  const bool per_syscall = syscall_attach == SyscallAttach::automatic && has_syscall_tracepoints();
+  SkippedPrograms skipped;
+  const std::string unused = "no operation of this source in the configuration";
+  if (!uses(ops, profile::OperationSource::uprobe))
+    for (bpf_program* prog : {s.progs.uprobe_entry, s.progs.uprobe_return}) skip_program(prog, unused, skipped);
+  if (!uses(ops, profile::OperationSource::python))
+    for (bpf_program* prog : {s.progs.python_entry, s.progs.python_return}) skip_program(prog, unused, skipped);
+  if (!uses(ops, profile::OperationSource::syscall)) {
+    for (bpf_program* prog : {s.progs.sys_enter, s.progs.sys_exit, s.progs.raw_sys_enter, s.progs.raw_sys_exit})
+      skip_program(prog, unused, skipped);
+  } else if (per_syscall_tracepoints(syscall_attach)) {
+    for (bpf_program* prog : {s.progs.raw_sys_enter, s.progs.raw_sys_exit})
+      skip_program(prog, "the fallback for kernels without syscalls:sys_enter_* tracepoints; this one has them", skipped);
+  } else {
+    const std::string why = syscall_attach == SyscallAttach::raw_syscalls ? "raw_syscalls asked for"
+                                                                          : "no syscalls:sys_enter_* tracepoints on this kernel";
+    for (bpf_program* prog : {s.progs.sys_enter, s.progs.sys_exit}) skip_program(prog, why, skipped);
+  }
+  return skipped;
+}
+
+Result<std::unique_ptr<LatencyProbes>> LatencyProbes::create(int watched_map_fd,
+                                                             std::vector<LatencyOperation> operations,
+                                                             SyscallAttach syscall_attach) {
+  std::unique_ptr<LatencyProbes> probes(new LatencyProbes());
+  probes->operations_ = std::move(operations);
+  const auto& ops = probes->operations_;
+  // Both kinds of syscall tracepoint, and per_syscall_tracepoints(), need tracefs: mounted at start-up.
+  const bool per_syscall = per_syscall_tracepoints(syscall_attach);
+  // Only the programs the operations need load (configure_latency), so that one the kernel rejects
+  // costs only its own source.
   std::map<std::string, std::string> rejected;
   auto skel = open_and_load_each<latency_bpf>("latency", [&](latency_bpf& s) -> Result<void> {
-    if (int err = bpf_map__reuse_fd(s.maps.watched, watched_map_fd)) return libbpf_error("latency: reuse watched map", err);
-    s.rodata->max_ops = op_count;
-    for (auto [map, entries] : {std::pair{s.maps.ops, op_count},
-                                {s.maps.hists, 2 * op_count},
-                                {s.maps.py_names, python_keys},
-                                {s.maps.py_ops, python_keys},
-                                {s.maps.sys_ops, syscall_keys}}) {
-      if (Result<void> r = set_max_entries(map, entries); !r) return r;
-    }
-    // Only the programs the operations need, so that one the kernel rejects costs only its own source.
-    for (auto [prog, wanted] : {std::pair{s.progs.uprobe_entry, needed[0]}, {s.progs.uprobe_return, needed[0]},
-                                {s.progs.python_entry, needed[1]}, {s.progs.python_return, needed[1]},
-                                {s.progs.sys_enter, needed[2] && per_syscall}, {s.progs.sys_exit, needed[2] && per_syscall},
-                                {s.progs.raw_sys_enter, needed[2] && !per_syscall},
-                                {s.progs.raw_sys_exit, needed[2] && !per_syscall}})
-      bpf_program__set_autoload(prog, wanted);
+    auto skipped = configure_latency(s, watched_map_fd, ops, syscall_attach);
+    if (!skipped) return skipped.error();
+    log_skipped("latency", *skipped);
     return {};
   }, rejected);
   if (!skel) return skel.error();
@@ -145,7 +170,7 @@ Result<std::unique_ptr<LatencyProbes>> LatencyProbes::create(int watched_map_fd,
       per_syscall ? "tracepoints syscalls:sys_enter_*/sys_exit_*" : "tracepoints raw_syscalls:sys_enter/sys_exit"};
   for (std::size_t source = 0; source < programs.size(); ++source) {
     SourceState& state = probes->sources_[source];
-    if (!needed[source]) continue;
+    if (!uses(ops, static_cast<profile::OperationSource>(source))) continue;
     state = {profile::ProbeStatus::running, running[source]};
     for (const bpf_program* prog : programs[source])
       if (auto it = rejected.find(bpf_program__name(prog)); it != rejected.end())
@@ -282,7 +307,8 @@ Result<void> LatencyProbes::attach_syscalls(bool per_syscall) {
     syscall_links_.emplace_back(link);
   }
   log::warn("latency: syscall operations measured through raw_syscalls, which run on every system call",
-            {{"reason", has_syscall_tracepoints() ? "asked for" : "the kernel has no syscalls:sys_enter_* tracepoints"}});
+            {{"reason", has_tracepoint("syscalls", "sys_enter_read") ? "asked for"
+                                                                     : "the kernel has no syscalls:sys_enter_* tracepoints"}});
   return {};
 }
 

@@ -58,6 +58,12 @@ std::uint64_t python_module_hash(std::string_view module);
 // kernel has them, else raw_syscalls:sys_enter/sys_exit, which run for every system call.
 enum class SyscallAttach { automatic, raw_syscalls };
 
+// Between open and load, all the set-up LatencyProbes gives its skeleton: the shared watched map, map
+// sizes, read-only data, and which programs load (those of the operations' sources; of the syscall
+// programs, the pair this kernel attaches). Also what the verifier test loads with.
+Result<SkippedPrograms> configure_latency(latency_bpf& skel, int watched_map_fd,
+                                          const std::vector<LatencyOperation>& operations, SyscallAttach syscall_attach);
+
 class LatencyProbes {
  public:
   // watched_map_fd: WatchedMap::fd(). Loads only the programs the operations' sources need; a source

@@ -44,34 +44,36 @@ RawPythonStack to_raw(const py_stack& s) {
 
 }  // namespace
 
+Result<void> configure_oncpu(oncpu_bpf& s, int watched_map_fd, const OncpuOptions& options) {
+  if (int err = bpf_map__reuse_fd(s.maps.watched, watched_map_fd)) return libbpf_error("oncpu: reuse watched map", err);
+  for (auto [map, entries] : {std::pair{s.maps.counts_0, options.counts_map_entries},
+                              {s.maps.counts_1, options.counts_map_entries},
+                              {s.maps.stacks_0, options.stack_map_entries},
+                              {s.maps.stacks_1, options.stack_map_entries},
+                              {s.maps.py_procs, options.python_process_entries},
+                              {s.maps.py_threads, options.python_thread_entries},
+                              {s.maps.py_stacks_0, options.python_stack_entries},
+                              {s.maps.py_stacks_1, options.python_stack_entries},
+                              {s.maps.py_events, options.python_events_bytes}}) {
+    if (Result<void> r = set_max_entries(map, entries); !r) return r;
+  }
+  s.rodata->py_max_depth = options.python_max_depth;
+  auto layouts = python_walker_layouts();
+  if (layouts.size() > PY_MAX_LAYOUTS) return make_error("oncpu: too many CPython layouts");
+  for (std::size_t i = 0; i < layouts.size(); ++i)
+    const_cast<py_layout&>(s.rodata->py_layouts[i]) = layouts[i]->walker;
+  return {};
+}
+
 Result<std::unique_ptr<OncpuSampler>> OncpuSampler::create(int watched_map_fd, const OncpuOptions& options) {
   if (options.frequency_hz == 0) return make_error("oncpu: frequency_hz must be > 0");
   if (options.python_max_depth == 0 || options.python_max_depth > PY_MAX_DEPTH)
     return make_error("oncpu: python_max_depth must be 1 to " + std::to_string(PY_MAX_DEPTH));
-  if (python_walker_layouts().size() > PY_MAX_LAYOUTS) return make_error("oncpu: too many CPython layouts");
   std::unique_ptr<OncpuSampler> sampler(new OncpuSampler());
   sampler->stack_map_entries_ = options.stack_map_entries;
   sampler->counts_map_entries_ = options.counts_map_entries;
 
-  auto skel = open_and_load<oncpu_bpf>("oncpu", [&](oncpu_bpf& s) -> Result<void> {
-    if (int err = bpf_map__reuse_fd(s.maps.watched, watched_map_fd)) return libbpf_error("oncpu: reuse watched map", err);
-    for (auto [map, entries] : {std::pair{s.maps.counts_0, options.counts_map_entries},
-                                {s.maps.counts_1, options.counts_map_entries},
-                                {s.maps.stacks_0, options.stack_map_entries},
-                                {s.maps.stacks_1, options.stack_map_entries},
-                                {s.maps.py_procs, options.python_process_entries},
-                                {s.maps.py_threads, options.python_thread_entries},
-                                {s.maps.py_stacks_0, options.python_stack_entries},
-                                {s.maps.py_stacks_1, options.python_stack_entries},
-                                {s.maps.py_events, options.python_events_bytes}}) {
-      if (Result<void> r = set_max_entries(map, entries); !r) return r;
-    }
-    s.rodata->py_max_depth = options.python_max_depth;
-    auto layouts = python_walker_layouts();
-    for (std::size_t i = 0; i < layouts.size(); ++i)
-      const_cast<py_layout&>(s.rodata->py_layouts[i]) = layouts[i]->walker;
-    return {};
-  });
+  auto skel = open_and_load<oncpu_bpf>("oncpu", [&](oncpu_bpf& s) { return configure_oncpu(s, watched_map_fd, options); });
   if (!skel) return skel.error();
   sampler->skel_ = std::move(*skel);
 

@@ -75,6 +75,10 @@ struct DrainResult {
   std::uint64_t not_profiled = 0;  // samples of watched processes without WATCH_PROFILE (`profile: false`)
 };
 
+// Between open and load, all the set-up the sampler gives its skeleton: the shared watched map, map
+// sizes and read-only data. Also what the verifier test (tests/bpf/verifier_test.cpp) loads with.
+Result<void> configure_oncpu(oncpu_bpf& skel, int watched_map_fd, const OncpuOptions& options);
+
 class OncpuSampler {
  public:
   // watched_map_fd: WatchedMap::fd(); only its processes with WATCH_PROFILE are sampled.

@@ -12,13 +12,15 @@ namespace perfwatch::collector {
 
 static_assert(sizeof(procev_event) == 16 + PROCEV_COMM_LEN);
 
+Result<void> configure_procevents(procevents_bpf& skel, int watched_map_fd, std::uint32_t ringbuf_bytes) {
+  if (int err = bpf_map__reuse_fd(skel.maps.watched, watched_map_fd)) return libbpf_error("procevents: reuse watched map", err);
+  return set_max_entries(skel.maps.events, ringbuf_bytes);
+}
+
 Result<std::unique_ptr<ProcEvents>> ProcEvents::create(int watched_map_fd, std::uint32_t ringbuf_bytes) {
   std::unique_ptr<ProcEvents> events(new ProcEvents());
-  auto skel = open_and_load<procevents_bpf>("procevents", [&](procevents_bpf& s) -> Result<void> {
-    if (int err = bpf_map__reuse_fd(s.maps.watched, watched_map_fd))
-      return libbpf_error("procevents: reuse watched map", err);
-    return set_max_entries(s.maps.events, ringbuf_bytes);
-  });
+  auto skel = open_and_load<procevents_bpf>(
+      "procevents", [&](procevents_bpf& s) { return configure_procevents(s, watched_map_fd, ringbuf_bytes); });
   if (!skel) return skel.error();
   events->skel_ = std::move(*skel);
 

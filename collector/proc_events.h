@@ -33,6 +33,10 @@ struct ProcEventStats {
   std::uint64_t inherit_failed = 0;  // children of watched processes not added to `watched`
 };
 
+// Between open and load, all the set-up ProcEvents gives its skeleton (also what the verifier test
+// loads with).
+Result<void> configure_procevents(procevents_bpf& skel, int watched_map_fd, std::uint32_t ringbuf_bytes);
+
 class ProcEvents {
  public:
   // watched_map_fd: WatchedMap::fd(), shared so that fork and exit update what every collector filters on.

@@ -141,12 +141,20 @@ int BPF_PROG(page_get_pages, struct address_space *mapping, unsigned long index,
 
 /* filemap_map_pages(): fault-around maps the cached pages of [index, last_index] (all hits); the
  * kernel clamps the window to the end of the file. It fires only when it mapped at least one page; the
- * whole window is counted, an upper bound of what it mapped. */
+ * whole window is counted, an upper bound of what it mapped.
+ * The tracepoint and its record type came in 6.10. The context is untyped, and the record read only
+ * where the kernel has the type, so that the program still loads on older kernels (the verifier test
+ * loads it there; CacheProbes does not). */
 SEC("tracepoint")
-int page_map_pages(struct trace_event_raw_mm_filemap_op_page_cache_range *ctx)
+int page_map_pages(void *ctx)
 {
-	__u64 first = BPF_CORE_READ(ctx, index), last = BPF_CORE_READ(ctx, last_index);
+	struct trace_event_raw_mm_filemap_op_page_cache_range *record = ctx;
+	__u64 first, last;
 
+	if (!bpf_core_type_exists(struct trace_event_raw_mm_filemap_op_page_cache_range))
+		return 0;
+	first = record->index;
+	last = record->last_index;
 	if (last >= first)
 		add(CACHE_PAGE_LOOKUPS, last - first + 1);
 	return 0;

@@ -111,6 +111,7 @@ struct {
 struct lat_py_scratch {
 	char name[LAT_PY_NAME_LEN];
 	char path[LAT_PY_PATH_LEN];
+	__u64 depth; /* module components looked up so far (see module_step) */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -274,12 +275,14 @@ struct module_walk {
 	long len;
 	__u64 hash;
 	long op;
-	int depth;
 };
 
 /* One character of the walk back from the end of the module path: the module's characters are
  * hashed in reverse ('/' as '.'), and at each component boundary the module made of the last 1,
- * 2, ... components is looked up. A bpf_loop callback, so the verifier checks the body once. */
+ * 2, ... components is looked up. A bpf_loop callback, so the verifier checks the body once.
+ * The components are counted in the scratch map value, not in `w` on the stack: a counter there is
+ * tracked exactly from one call of the callback to the next, and one kernel build
+ * (6.18.44-fc-v1300) walked that past a million instructions; what a map value holds is not tracked. */
 static long module_step(__u32 i, void *ctx)
 {
 	struct module_walk *w = ctx;
@@ -299,10 +302,23 @@ static long module_step(__u32 i, void *ctx)
 			return 1;
 		}
 	}
-	if (pos < 0 || ++w->depth >= LAT_PY_MAX_MODULE_DEPTH)
+	if (pos < 0 || ++w->s->depth >= LAT_PY_MAX_MODULE_DEPTH)
 		return 1;
 	w->hash = lat_fnv_step(w->hash, '.');
 	return 0;
+}
+
+/* Eight characters, the first lowest: the 64-bit word they make in memory (x86-64 is little-endian). */
+#define LAT_WORD8(a, b, c, d, e, f, g, h)                                                        \
+	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 | \
+	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+
+/* The 8 bytes of the path before offset `end` (3 <= end < LAT_PY_PATH_LEN) as one word. Where end < 8
+ * the low bytes are the end of `name`, which precedes `path` in the scratch value; callers compare
+ * only the bytes of the path. One load instead of a compare per character. */
+static __always_inline __u64 path_word(const struct lat_py_scratch *s, long end)
+{
+	return *(const __u64 *)(s->path + (end & (LAT_PY_PATH_LEN - 1)) - 8);
 }
 
 /* The operation a Python call belongs to, or -1. Costs one string read, a hash and a lookup for
@@ -323,10 +339,19 @@ static __always_inline long python_op(__u32 target, const char *file, const char
 	n = bpf_probe_read_user_str(s->name, sizeof(s->name), name);
 	if (n <= 1)
 		return -1;
-	for (i = 0; i < LAT_PY_NAME_LEN - 1; i++) {
-		if (i >= n - 1)
+	/* 8 bytes at a time, the last word masked to the name's end: at most 8 steps, which the verifier
+	 * walks at most 8 times, and as cheap as the module walk's bpf_loop is not (its call per step costs
+	 * ~20 ns, on every Python call). */
+	for (i = 0; i < LAT_PY_NAME_LEN / 8; i++) {
+		long left = n - 1 - i * 8;
+		__u64 word;
+
+		if (left <= 0)
 			break;
-		hash = lat_fnv_step(hash, s->name[i]);
+		word = *(__u64 *)&s->name[i * 8];
+		if (left < 8)
+			word &= (1ull << (left * 8)) - 1;
+		hash = lat_fnv_word(hash, word);
 	}
 	name_key.name_hash = hash;
 	if (!bpf_map_lookup_elem(&py_names, &name_key))
@@ -337,19 +362,14 @@ static __always_inline long python_op(__u32 target, const char *file, const char
 		return -1;
 	len = n - 1;
 	/* "pkg/mod.py" is module pkg.mod, "pkg/__init__.py" is pkg, a script "bin/tool" is tool. */
-	if (len >= 12 && s->path[(len - 12) & (LAT_PY_PATH_LEN - 1)] == '/' &&
-	    s->path[(len - 11) & (LAT_PY_PATH_LEN - 1)] == '_' && s->path[(len - 10) & (LAT_PY_PATH_LEN - 1)] == '_' &&
-	    s->path[(len - 9) & (LAT_PY_PATH_LEN - 1)] == 'i' && s->path[(len - 8) & (LAT_PY_PATH_LEN - 1)] == 'n' &&
-	    s->path[(len - 7) & (LAT_PY_PATH_LEN - 1)] == 'i' && s->path[(len - 6) & (LAT_PY_PATH_LEN - 1)] == 't' &&
-	    s->path[(len - 5) & (LAT_PY_PATH_LEN - 1)] == '_' && s->path[(len - 4) & (LAT_PY_PATH_LEN - 1)] == '_' &&
-	    s->path[(len - 3) & (LAT_PY_PATH_LEN - 1)] == '.' && s->path[(len - 2) & (LAT_PY_PATH_LEN - 1)] == 'p' &&
-	    s->path[(len - 1) & (LAT_PY_PATH_LEN - 1)] == 'y')
+	if (len >= 12 && path_word(s, len - 4) == LAT_WORD8('/', '_', '_', 'i', 'n', 'i', 't', '_') &&
+	    path_word(s, len) >> 32 == LAT_WORD8('_', '.', 'p', 'y', 0, 0, 0, 0))
 		len -= 12;
-	else if (len >= 3 && s->path[(len - 3) & (LAT_PY_PATH_LEN - 1)] == '.' &&
-		 s->path[(len - 2) & (LAT_PY_PATH_LEN - 1)] == 'p' && s->path[(len - 1) & (LAT_PY_PATH_LEN - 1)] == 'y')
+	else if (len >= 3 && path_word(s, len) >> 40 == LAT_WORD8('.', 'p', 'y', 0, 0, 0, 0, 0))
 		len -= 3;
 
 	op_key.name_hash = hash;
+	s->depth = 0;
 	walk.s = s;
 	walk.len = len;
 	walk.key = &op_key;
@@ -440,34 +460,74 @@ static __always_inline struct file *fd_file(__u64 fd)
 	return file;
 }
 
-/* Whether the file is the directory (dev, ino) or below it, crossing mount points upwards. */
+/* A dentry's first bytes, enough to hold d_parent, d_inode and d_sb (CO-RE offsets) on every kernel:
+ * one read per directory level instead of one per field. */
+#define LAT_DENTRY_HEAD 192
+
+struct prefix_walk {
+	struct dentry *d;
+	struct mount *mnt;
+	struct dentry *mnt_root; /* mnt's */
+	__u64 ino;
+	__u32 dev;
+	__u32 found;
+	__u8 head[LAT_DENTRY_HEAD];
+};
+
+#define LAT_DENTRY_FIELD(w, field) \
+	(*(typeof(((struct dentry *)0)->field) *)((w)->head + bpf_core_field_offset(struct dentry, field)))
+
+/* One directory level up from a file, crossing mount points, looking for (dev, ino). A bpf_loop
+ * callback: an open-coded loop was verified once per level, for each operation of a system call
+ * (most of sys_enter's 86,000 processed instructions). */
+static long prefix_step(__u32 i, void *ctx)
+{
+	struct prefix_walk *w = ctx;
+	struct dentry *d = w->d, *parent;
+	struct mount *mnt = w->mnt, *up;
+	struct inode *inode;
+	struct super_block *sb;
+	__u32 size = bpf_core_field_offset(struct dentry, d_sb) + sizeof(sb);
+
+	if (!d || size > LAT_DENTRY_HEAD || bpf_probe_read_kernel(w->head, size, d))
+		return 1;
+	/* Locals: BPF_CORE_READ would relocate an access to w's fields too. */
+	inode = LAT_DENTRY_FIELD(w, d_inode);
+	sb = LAT_DENTRY_FIELD(w, d_sb);
+	if (BPF_CORE_READ(inode, i_ino) == w->ino && BPF_CORE_READ(sb, s_dev) == w->dev) {
+		w->found = 1;
+		return 1;
+	}
+	if (d == w->mnt_root) {
+		up = BPF_CORE_READ(mnt, mnt_parent);
+		if (up == mnt)
+			return 1;
+		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = up;
+		w->mnt_root = BPF_CORE_READ(up, mnt.mnt_root);
+		return 0;
+	}
+	parent = LAT_DENTRY_FIELD(w, d_parent);
+	if (parent == d)
+		return 1;
+	w->d = parent;
+	return 0;
+}
+
+/* Whether the file is the directory (dev, ino) or below it, at most LAT_PATH_MAX_DEPTH levels up. */
 static __always_inline bool under_prefix(struct file *file, __u32 dev, __u64 ino)
 {
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
-	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
-	int i;
+	struct mount *mnt = container_of(BPF_CORE_READ(file, f_path.mnt), struct mount, mnt);
+	struct prefix_walk walk = {
+		.d = BPF_CORE_READ(file, f_path.dentry),
+		.mnt = mnt,
+		.mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root),
+		.ino = ino,
+		.dev = dev,
+	};
 
-	for (i = 0; i < LAT_PATH_MAX_DEPTH && d; i++) {
-		struct dentry *parent;
-
-		if (BPF_CORE_READ(d, d_inode, i_ino) == ino && BPF_CORE_READ(d, d_sb, s_dev) == dev)
-			return true;
-		if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
-			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-
-			if (up == mnt)
-				return false;
-			d = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = up;
-			continue;
-		}
-		parent = BPF_CORE_READ(d, d_parent);
-		if (parent == d)
-			return false;
-		d = parent;
-	}
-	return false;
+	bpf_loop(LAT_PATH_MAX_DEPTH, prefix_step, &walk, 0);
+	return walk.found;
 }
 
 static __always_inline bool file_matches(struct file *file, const struct lat_sys_filter *f)

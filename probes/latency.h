@@ -92,11 +92,18 @@ struct lat_counters {
 	__u64 c[LAT_COUNTER_MAX];
 };
 
-/* FNV-1a, 64 bits: the Python name and module hashes, computed the same way in BPF and C++. */
+/* FNV-1a, 64 bits: the Python name and module hashes, computed the same way in BPF and C++. Modules
+ * are hashed a character at a time (in reverse, as the probe walks the path back); function names, on
+ * every call, 8 bytes at a time: little-endian words of the name, the last one zero-padded. */
 #define LAT_FNV_OFFSET 0xcbf29ce484222325ull
 #define LAT_FNV_PRIME 0x100000001b3ull
 
 static inline __u64 lat_fnv_step(__u64 hash, unsigned char c)
 {
 	return (hash ^ c) * LAT_FNV_PRIME;
+}
+
+static inline __u64 lat_fnv_word(__u64 hash, __u64 word)
+{
+	return (hash ^ word) * LAT_FNV_PRIME;
 }

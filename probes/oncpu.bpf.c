@@ -14,6 +14,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 #include "oncpu.h"
 #include "watched.bpf.h"
 
@@ -66,10 +67,13 @@ static __always_inline void count_sample(struct bpf_perf_event_data *ctx, void *
 	long err;
 
 	key.user_stack_id = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK);
-	/* Interrupted in user mode (CPL 3): there is no kernel stack to walk. Skipping the helper
-	 * saves its fixed cost on most samples of compute-bound code. The context only allows
-	 * full-width loads of regs, hence the volatile. */
-	if ((*(volatile __u64 *)&ctx->regs.cs & 3) == 3)
+	/* Interrupted in user mode: there is no kernel stack to walk. Skipping the helper saves its
+	 * fixed cost on most samples of compute-bound code. Told from the interrupted IP, not from
+	 * CS's privilege level: x86-64 user addresses lie in the canonical lower half (sign bit clear,
+	 * 4- and 5-level paging alike) and kernel text in the upper one, while pt_regs.cs is a u16
+	 * before 6.9 and the context only allows full-width loads of regs, which no CO-RE read of cs
+	 * can give on every kernel. */
+	if ((long)PT_REGS_IP(&ctx->regs) >= 0)
 		key.kernel_stack_id = -EFAULT;
 	else
 		key.kernel_stack_id = bpf_get_stackid(ctx, stacks, 0);

@@ -175,20 +175,28 @@ static __always_inline __u64 py_thread_state(const volatile struct py_layout *l,
 	return fresh.tstate;
 }
 
+/* What py_walk_step carries from one step to the next. The frame count is s->stack.depth, in the
+ * scratch map value rather than here on the stack: kernels before 6.7 verify a bpf_loop callback once,
+ * with the values of its first call, and remove the branches those make look dead; with the count on
+ * the stack (0 at the first call), 6.1 dropped the depth limit. */
 struct py_walk {
 	struct py_scratch *s;
 	const volatile struct py_layout *l;
 	__u64 frame; /* next frame to read */
 	__u64 h1, h2;
-	__u32 depth;
 	bool error;
 	bool truncated;
 };
 
 static __always_inline void py_set_entry(struct py_stack *stack, __u32 i)
 {
-	if (i < PY_MAX_DEPTH)
-		stack->entry[i / 64] |= 1ULL << (i % 64);
+	if (i >= PY_MAX_DEPTH)
+		return;
+	/* The mask changes nothing past the check, but 6.1's verifier may not know that: it does not carry
+	 * a 32-bit check's bound over to another copy of the value (a spilled one). The barrier keeps
+	 * clang from dropping the mask as redundant. */
+	barrier_var(i);
+	stack->entry[(i / 64) & (PY_MAX_DEPTH / 64 - 1)] |= 1ULL << (i % 64);
 }
 
 /* One bpf_loop step: reads one frame. Returns 1 to stop. */
@@ -199,7 +207,7 @@ static long py_walk_step(__u32 index, void *arg)
 	const volatile struct py_layout *l = w->l;
 	struct py_frame *out;
 	__u64 code, previous, instr;
-	__u32 depth = w->depth, size;
+	__u32 depth = s->stack.depth, size;
 	__s32 lasti;
 
 	if (!w->frame)
@@ -243,7 +251,7 @@ static long py_walk_step(__u32 index, void *arg)
 		py_set_entry(&s->stack, depth);
 	w->h1 = py_mix(py_mix(w->h1, code), (__u32)lasti);
 	w->h2 = py_mix(py_mix(w->h2 ^ 0x5bd1e995, (__u64)(__u32)lasti << 32), code);
-	w->depth = depth + 1;
+	s->stack.depth = depth + 1;
 	w->frame = previous;
 	return 0;
 }
@@ -283,7 +291,7 @@ static __always_inline __u64 py_collect(void *py_stacks, struct oncpu_counters *
 	struct py_proc *proc;
 	struct py_walk w = {};
 	__u64 tstate, holder, key;
-	__u32 zero = 0, size;
+	__u32 zero = 0, size, depth;
 	long err;
 
 	proc = bpf_map_lookup_elem(&py_procs, &tgid);
@@ -311,37 +319,38 @@ static __always_inline __u64 py_collect(void *py_stacks, struct oncpu_counters *
 	w.h2 = 0x84222325cbf29ce4ULL ^ (((__u64)tgid << 32) | generation);
 	w.s->stack.entry[0] = 0;
 	w.s->stack.entry[1] = 0;
+	w.s->stack.depth = 0;
 	/* Each recorded frame may follow a shim; one more step tells a full stack from a truncated one. */
 	bpf_loop(2 * PY_MAX_DEPTH + 2, py_walk_step, &w, 0);
+	depth = w.s->stack.depth;
 	if (w.frame && !w.truncated && !w.error)
 		w.truncated = true; /* ran out of steps */
 	if (w.error) {
 		ctr->py[PY_READ_ERROR]++;
 		return PY_STACK_LOST;
 	}
-	if (w.depth == 0 || w.depth > PY_MAX_DEPTH)
+	if (depth == 0 || depth > PY_MAX_DEPTH)
 		return PY_STACK_NONE;
 
 	w.s->stack.tgid = tgid;
 	w.s->stack.generation = generation;
-	w.s->stack.depth = w.depth;
 	w.s->stack.flags = w.truncated ? PY_STACK_TRUNCATED : 0;
 	w.h1 = py_mix(py_mix(py_mix(w.h1, w.s->stack.entry[0]), w.s->stack.entry[1]), w.s->stack.flags);
-	w.h2 = py_mix(py_mix(py_mix(w.h2, w.s->stack.entry[1]), w.s->stack.entry[0]), w.depth);
+	w.h2 = py_mix(py_mix(py_mix(w.h2, w.s->stack.entry[1]), w.s->stack.entry[0]), depth);
 	key = w.h1 > PY_STACK_LOST ? w.h1 : w.h1 + 2;
 	w.s->stack.check = w.h2;
 
 	stored = bpf_map_lookup_elem(py_stacks, &key);
 	if (!stored) {
 		/* New in this window: only now are the code objects' tags read. */
-		bpf_loop(w.depth, py_tag_step, &w, 0);
+		bpf_loop(depth, py_tag_step, &w, 0);
 		if (w.error) {
 			ctr->py[PY_READ_ERROR]++;
 			return PY_STACK_LOST;
 		}
 		err = bpf_map_update_elem(py_stacks, &key, &w.s->stack, BPF_NOEXIST);
 		if (!err) {
-			size = offsetof(struct py_stack, frames) + w.depth * sizeof(struct py_frame);
+			size = offsetof(struct py_stack, frames) + depth * sizeof(struct py_frame);
 			if (size > sizeof(struct py_stack) ||
 			    bpf_ringbuf_output(&py_events, &w.s->stack, size, 0))
 				ctr->py[PY_EVENT_DROPS]++;

@@ -152,11 +152,20 @@ TEST_F(LatencyProbesTest, PythonFunctionThroughUsdt) {
   const fs::path dir = fs::temp_directory_path() / ("pw-latency-py-" + std::to_string(getpid()));
   fs::create_directories(dir / "pwapp");
   std::ofstream(dir / "pwapp" / "__init__.py") << "";
-  std::ofstream(dir / "pwapp" / "work.py") << "import time\n"
-                                              "def measured(ms):\n    time.sleep(ms / 1000)\n"
-                                              "def other(ms):\n    time.sleep(ms / 1000)\n";
-  auto p = probes({{"measured", 0, profile::OperationSource::python, "pwapp.work.measured", 0, "", true, 100'000'000},
-                   {"other_module", 0, profile::OperationSource::python, "elsewhere:measured", 0, "", true, 1}});
+  // The probe hashes names 8 bytes at a time: names that end inside, at and past a word, and one longer
+  // than the LAT_PY_NAME_LEN - 1 bytes it reads, which both sides cut there.
+  const std::vector<std::string> names{"f", "seven_c", "nine_char", "sixteen_chars_ab", std::string(70, 'n')};
+  std::ofstream work(dir / "pwapp" / "work.py");
+  work << "import time\n"
+          "def measured(ms):\n    time.sleep(ms / 1000)\n"
+          "def other(ms):\n    time.sleep(ms / 1000)\n";
+  for (const std::string& name : names) work << "def " << name << "(ms):\n    time.sleep(ms / 1000)\n";
+  work.close();
+  std::vector<LatencyOperation> ops{{"measured", 0, profile::OperationSource::python, "pwapp.work.measured", 0, "", true, 100'000'000},
+                                    {"other_module", 0, profile::OperationSource::python, "elsewhere:measured", 0, "", true, 1}};
+  for (const std::string& name : names)
+    ops.push_back({name, 0, profile::OperationSource::python, "pwapp.work." + name, 0, "", true, 100'000'000});
+  auto p = probes(ops);
   ASSERT_TRUE(p);
   struct Run {
     std::string call;
@@ -164,10 +173,12 @@ TEST_F(LatencyProbesTest, PythonFunctionThroughUsdt) {
     std::unique_ptr<Child> child;
   };
   std::vector<Run> runs;
-  for (const char* call : {"measured(40)", "measured(40)", "measured(200)", "other(40)"}) {
+  std::vector<std::string> calls{"measured(40)", "measured(40)", "measured(200)", "other(40)"};
+  for (const std::string& name : names) calls.push_back(name + "(1)");
+  for (const std::string& call : calls) {
     int in[2];
     ASSERT_EQ(pipe(in), 0);
-    const std::string code = "import sys, pwapp.work as w\nsys.stdin.read()\nsys.setprofile(slice)\nw." + std::string(call);
+    const std::string code = "import sys, pwapp.work as w\nsys.stdin.read()\nsys.setprofile(slice)\nw." + call;
     auto child = std::make_unique<Child>([&] {
       dup2(in[0], 0);
       close(in[1]);
@@ -193,6 +204,8 @@ TEST_F(LatencyProbesTest, PythonFunctionThroughUsdt) {
   EXPECT_NEAR(ms(profile::percentile(h, 0.5)), 40, 40 * 0.05 + 2);
   EXPECT_NEAR(ms(h.max_ns), 200, 200 * 0.05);
   EXPECT_EQ(drained.histograms[1].count, 0u) << "same function name, other module";
+  for (std::size_t i = 0; i < names.size(); ++i)
+    EXPECT_EQ(drained.histograms[2 + i].count, 1u) << "a name of " << names[i].size() << " bytes";
 }
 
 // Per-system-call tracepoints, and the raw_syscalls fallback of kernels built without them.

@@ -126,16 +126,22 @@ TEST_F(OncpuSamplerTest, WatchedButUnprofiledProcessIsCountedNotSampled) {
   const std::uint64_t unprofiled_cpu = test::cpu_time_ns(unprofiled.pid());
   std::this_thread::sleep_for(1s);
   DrainResult drained = sampler_->drain();
-  // Samples follow CPU time (a busy machine may leave the children little of it).
-  const double profiled_expected = static_cast<double>(test::cpu_time_ns(profiled.pid()) - profiled_cpu) * kHz / 1e9;
-  const double unprofiled_expected = static_cast<double>(test::cpu_time_ns(unprofiled.pid()) - unprofiled_cpu) * kHz / 1e9;
+  const double profiled_s = static_cast<double>(test::cpu_time_ns(profiled.pid()) - profiled_cpu) / 1e9;
+  const double unprofiled_s = static_cast<double>(test::cpu_time_ns(unprofiled.pid()) - unprofiled_cpu) / 1e9;
+  const auto profiled_samples = static_cast<double>(test::total_count(drained, profiled.pid()));
 
-  ASSERT_GT(unprofiled_expected, 20) << "the unprofiled child barely ran";
-  EXPECT_NEAR(static_cast<double>(test::total_count(drained, profiled.pid())), profiled_expected,
-              0.15 * profiled_expected + 20);
   EXPECT_EQ(test::total_count(drained, unprofiled.pid()), 0u);
-  EXPECT_NEAR(static_cast<double>(drained.not_profiled), unprofiled_expected, 0.15 * unprofiled_expected + 20)
-      << "the unprofiled child's samples, and only those, are counted as skipped";
+  ASSERT_GT(profiled_samples, 20) << "the profiled child barely ran";
+  ASSERT_GT(unprofiled_s, 0.02) << "the unprofiled child barely ran";
+  // Both children spin alike: the skipped samples come at about the profiled child's rate per CPU
+  // second (a rate, not kHz: a busy machine delivers fewer samples than CPU time x kHz). Within a few
+  // percent on real CPUs; the bounds are wide for emulated ones (the kernel matrix's TCG guests), which
+  // deliver cpu-clock samples unevenly, and still tell the child's samples from none or from every
+  // other process's (those of idle CPUs included, counted as not watched).
+  const double profiled_rate = profiled_samples / profiled_s;
+  const double skipped_rate = static_cast<double>(drained.not_profiled) / unprofiled_s;
+  EXPECT_GT(skipped_rate, 0.25 * profiled_rate) << "the unprofiled child's samples are counted as skipped";
+  EXPECT_LT(skipped_rate, 2.5 * profiled_rate) << "only the unprofiled child's samples are counted as skipped";
 }
 
 // Epoch flips race real samples on both CPUs: whatever was counted is drained exactly once.

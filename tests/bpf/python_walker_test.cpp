@@ -70,7 +70,7 @@ std::uint64_t with_python_frames(const DrainResult& d) {
 }
 
 TEST_F(PythonWalkerTest, RecordsTheFramesOfEveryInterpreter) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   auto interpreters = test::test_interpreters();
   ASSERT_FALSE(interpreters.empty()) << "Debian's " << test::kDebianPython << " is required";
   for (const auto& interpreter : interpreters) {
@@ -113,7 +113,7 @@ TEST_F(PythonWalkerTest, RecordsTheFramesOfEveryInterpreter) {
 }
 
 TEST_F(PythonWalkerTest, ThreadsThatComeAndGoKeepTheirFrames) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   auto target = run(test::kDebianPython, {"thread_churn", "30"});
   ASSERT_FALSE(HasFailure());
   // About ten threads, each new, each found without anyone telling the walker about it.
@@ -132,7 +132,7 @@ TEST_F(PythonWalkerTest, ThreadsThatComeAndGoKeepTheirFrames) {
 }
 
 TEST_F(PythonWalkerTest, DeepStacksAreTruncatedAtTheDepthLimitAndMarked) {
-  start(/*max_depth=*/16);
+  ASSERT_NO_FATAL_FAILURE(start(/*max_depth=*/16));
   auto target = run(test::kDebianPython, {"recurse", "30", "100"});
   ASSERT_FALSE(HasFailure());
   DrainResult d = window(1000ms);
@@ -151,7 +151,7 @@ TEST_F(PythonWalkerTest, DeepStacksAreTruncatedAtTheDepthLimitAndMarked) {
 }
 
 TEST_F(PythonWalkerTest, AnnouncesEachNewStackOncePerWindow) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   auto target = run(test::kDebianPython, {"split", "30"});
   ASSERT_FALSE(HasFailure());
   sampler_->drain();
@@ -183,7 +183,7 @@ TEST_F(PythonWalkerTest, AnnouncesEachNewStackOncePerWindow) {
 }
 
 TEST_F(PythonWalkerTest, AFullStackMapIsCountedAndItsSamplesMarkedLost) {
-  start(64, /*stack_entries=*/1);
+  ASSERT_NO_FATAL_FAILURE(start(64, /*stack_entries=*/1));
   auto target = run(test::kDebianPython, {"split", "30"});
   ASSERT_FALSE(HasFailure());
   DrainResult d = window(1000ms);
@@ -195,7 +195,7 @@ TEST_F(PythonWalkerTest, AFullStackMapIsCountedAndItsSamplesMarkedLost) {
 }
 
 TEST_F(PythonWalkerTest, WalksOnlyProcessesRegisteredForTheirGeneration) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   auto target = run(test::kDebianPython, {"split", "30"}, /*generation=*/3);
   ASSERT_FALSE(HasFailure());
   // The PID now belongs to another generation (as after PID reuse): never walked as the old one.

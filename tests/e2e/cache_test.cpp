@@ -29,70 +29,12 @@ using nlohmann::json;
 const std::string reader_path = CACHE_READER_PATH;
 constexpr int window_seconds = 2;
 
-// tests/workloads/cache_reader: commands on its stdin, "done" on its stdout for each.
-class Reader {
- public:
-  Reader() {
-    int in[2], out[2];
-    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
-    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(in[0], STDIN_FILENO);
-      dup2(out[1], STDOUT_FILENO);
-      execl(reader_path.c_str(), reader_path.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    ::close(in[0]);
-    ::close(out[1]);
-    to_ = in[1];
-    from_ = fdopen(out[0], "r");
-  }
-  ~Reader() {
-    if (to_ >= 0) ::close(to_);
-    if (from_) std::fclose(from_);
-    if (pid_ > 0) wait_exit(pid_);
-  }
-  pid_t pid() const { return pid_; }
-  // Sends the command and waits for its answer.
-  std::string run(const std::string& command) {
-    const std::string line = command + "\n";
-    EXPECT_EQ(::write(to_, line.data(), line.size()), static_cast<ssize_t>(line.size()));
-    char answer[64] = {};
-    if (!std::fgets(answer, sizeof answer, from_)) return "eof";
-    return std::string(answer, strcspn(answer, "\n"));
-  }
-
- private:
-  pid_t pid_ = -1;
-  int to_ = -1;
-  std::FILE* from_ = nullptr;
-};
-
 // Sleeps until `margin` after the next window boundary (windows end on multiples of their length).
 void sleep_into_next_window(std::chrono::milliseconds margin = 300ms) {
   const auto now = std::chrono::system_clock::now().time_since_epoch();
   const auto window = std::chrono::seconds(window_seconds);
   const auto next = (now / window + 1) * window;
   std::this_thread::sleep_for(next - now + margin);
-}
-
-// A file on a disk-backed filesystem (/var/tmp: never tmpfs, whose pages are not in the page cache's
-// filemap paths), written and synced so that POSIX_FADV_DONTNEED can drop it.
-fs::path make_file(const std::string& name, std::size_t bytes) {
-  const fs::path path = fs::path("/var/tmp") / (name + "-" + std::to_string(getpid()));
-  std::string data(bytes, '\0');
-  for (std::size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(i * 2654435761u >> 24);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  EXPECT_GE(fd, 0);
-  // Page by page: small folios. A file written in large writes gets large folios, which a fault may
-  // map whole (a PMD) without any filemap tracepoint firing: such mmap lookups go unseen.
-  for (std::size_t off = 0; off < bytes; off += 4096)
-    EXPECT_EQ(::write(fd, data.data() + off, std::min<std::size_t>(4096, bytes - off)),
-              static_cast<ssize_t>(std::min<std::size_t>(4096, bytes - off)));
-  EXPECT_EQ(::fsync(fd), 0);
-  ::close(fd);
-  return path;
 }
 
 class CacheE2E : public ::testing::Test {
@@ -109,13 +51,7 @@ class CacheE2E : public ::testing::Test {
     EXPECT_EQ(code, 0) << slurp((daemon_->dir() / "cli.log").string());
     return code == 0 ? json::parse(out) : json::object();
   }
-  static const json* find_cache(const json& doc, const std::string& name) {
-    auto caches = doc.find("caches");
-    if (caches == doc.end()) return nullptr;
-    for (const json& c : *caches)
-      if (c.at("name") == name) return &c;
-    return nullptr;
-  }
+  static const json* find_cache(const json& doc, const std::string& name) { return find_named(doc, "caches", name); }
   void wait_for_log(const std::string& what, pid_t pid, int count) { e2e::wait_for_log(*daemon_, what, pid, count); }
   std::unique_ptr<Daemon> daemon_;
 };
@@ -124,9 +60,9 @@ class CacheE2E : public ::testing::Test {
 TEST_F(CacheE2E, PageCacheColdReadMissesAndWarmReadHits) {
   constexpr std::size_t bytes = 8 << 20;
   const double pages = static_cast<double>(bytes / static_cast<std::size_t>(sysconf(_SC_PAGESIZE)));
-  const fs::path file = make_file("pw-e2e-cache", bytes);
+  const fs::path file = make_cache_file("pw-e2e-cache", bytes);
   start("targets:\n  - name: reader\n    match: {comm: cache_reader}\n");
-  Reader reader;
+  CacheReader reader(reader_path);
   std::this_thread::sleep_for(1s);  // watched through its exec event; the tracepoints are global
   sleep_into_next_window();
   ASSERT_EQ(reader.run("cold " + file.string()), "done");
@@ -172,10 +108,10 @@ TEST_F(CacheE2E, PageCacheColdReadMissesAndWarmReadHits) {
 TEST_F(CacheE2E, MappedFilePagesAreLookedUpByFaults) {
   constexpr std::size_t bytes = 4 << 20;
   const double pages = static_cast<double>(bytes / static_cast<std::size_t>(sysconf(_SC_PAGESIZE)));
-  const fs::path file = make_file("pw-e2e-cache-mmap", bytes);
-  // make_file leaves the file in the page cache: the faults hit.
+  const fs::path file = make_cache_file("pw-e2e-cache-mmap", bytes);
+  // make_cache_file leaves the file in the page cache: the faults hit.
   start("targets:\n  - name: mapper\n    match: {comm: cache_reader}\n");
-  Reader reader;
+  CacheReader reader(reader_path);
   std::this_thread::sleep_for(1s);
   sleep_into_next_window();
   ASSERT_EQ(reader.run("mmap " + file.string()), "done");
@@ -245,7 +181,7 @@ TEST_F(CacheE2E, ApplicationCacheFromUsdtProbes) {
         "      - name: block_cache\n"
         "        hit_usdt: \"cache_reader:pwcache:hit\"\n"
         "        miss_usdt: \"" + reader_path + ":pwcache:miss\"\n");
-  Reader reader;
+  CacheReader reader(reader_path);
   wait_for_log("cache: usdt attached", reader.pid(), 2);
   ASSERT_EQ(reader.run("usdt 6 2"), "done");
   wait_for_windows();
@@ -274,14 +210,14 @@ bool hardware_cache_events_available() {
 // every window, the CLI shows it, and everything else is measured; a reload does not repeat it.
 TEST_F(CacheE2E, LlcUnsupportedIsReportedOnceAndTheRestIsMeasured) {
   const bool available = hardware_cache_events_available();
-  const fs::path file = make_file("pw-e2e-cache-llc", 1 << 20);
+  const fs::path file = make_cache_file("pw-e2e-cache-llc", 1 << 20);
   const std::string config = "targets:\n  - name: reader\n    match: {comm: cache_reader}\n";
   start(config);
   daemon_->write_config(slurp(daemon_->config_path()).substr(slurp(daemon_->config_path()).find('\n') + 1));
   daemon_->reload();
   for (int i = 0; i < 100 && daemon_->log().find("config reloaded") == std::string::npos; ++i)
     std::this_thread::sleep_for(100ms);
-  Reader reader;
+  CacheReader reader(reader_path);
   std::this_thread::sleep_for(1s);
   ASSERT_EQ(reader.run("cold " + file.string()), "done");
   wait_for_windows();

@@ -41,13 +41,7 @@ class LatencyE2E : public ::testing::Test {
     EXPECT_EQ(code, 0) << slurp((daemon_->dir() / "cli.log").string());
     return code == 0 ? json::parse(out) : json::object();
   }
-  static const json* find_op(const json& doc, const std::string& name) {
-    auto ops = doc.find("operations");
-    if (ops == doc.end()) return nullptr;
-    for (const json& op : *ops)
-      if (op.at("name") == name) return &op;
-    return nullptr;
-  }
+  static const json* find_op(const json& doc, const std::string& name) { return find_named(doc, "operations", name); }
   std::unique_ptr<Daemon> daemon_;
 };
 

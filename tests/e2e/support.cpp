@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -212,6 +214,61 @@ std::string Daemon::folded(const std::string& target, const std::string& since) 
   auto [code, out] = cli({"flame", "--target", target, "--since", since, "--format", "folded"});
   EXPECT_EQ(code, 0) << slurp((dir_ / "cli.log").string());
   return out;
+}
+
+CacheReader::CacheReader(const std::string& path) {
+  int in[2], out[2];
+  EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+  EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(in[0], STDIN_FILENO);
+    dup2(out[1], STDOUT_FILENO);
+    execl(path.c_str(), path.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  to_ = in[1];
+  from_ = fdopen(out[0], "r");
+}
+
+CacheReader::~CacheReader() {
+  if (to_ >= 0) ::close(to_);
+  if (from_) std::fclose(from_);
+  if (pid_ > 0) wait_exit(pid_);
+}
+
+std::string CacheReader::run(const std::string& command) {
+  const std::string line = command + "\n";
+  EXPECT_EQ(::write(to_, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  char answer[64] = {};
+  if (!std::fgets(answer, sizeof answer, from_)) return "eof";
+  return std::string(answer, strcspn(answer, "\n"));
+}
+
+fs::path make_cache_file(const std::string& name, std::size_t bytes) {
+  const fs::path path = fs::path("/var/tmp") / (name + "-" + std::to_string(getpid()));
+  std::string data(bytes, '\0');
+  for (std::size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(i * 2654435761u >> 24);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  EXPECT_GE(fd, 0);
+  // Page by page: small folios. A file written in large writes gets large folios, which a fault may
+  // map whole (a PMD) without any filemap tracepoint firing: such mmap lookups go unseen.
+  for (std::size_t off = 0; off < bytes; off += 4096)
+    EXPECT_EQ(::write(fd, data.data() + off, std::min<std::size_t>(4096, bytes - off)),
+              static_cast<ssize_t>(std::min<std::size_t>(4096, bytes - off)));
+  EXPECT_EQ(::fsync(fd), 0);
+  ::close(fd);
+  return path;
+}
+
+const nlohmann::json* find_named(const nlohmann::json& doc, const std::string& list, const std::string& name) {
+  auto items = doc.find(list);
+  if (items == doc.end()) return nullptr;
+  for (const nlohmann::json& item : *items)
+    if (item.at("name") == name) return &item;
+  return nullptr;
 }
 
 double cpu_seconds(const std::string& out) {

@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <cstdio>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,6 +88,31 @@ class Daemon {
   std::vector<std::string> launcher_;
   pid_t pid_ = -1;
 };
+
+// tests/workloads/cache_reader (at path): commands on its stdin, "done" on its stdout for each.
+class CacheReader {
+ public:
+  explicit CacheReader(const std::string& path);
+  ~CacheReader();  // closes its stdin (it exits) and reaps it
+  CacheReader(const CacheReader&) = delete;
+  CacheReader& operator=(const CacheReader&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Sends the command and waits for its answer.
+  std::string run(const std::string& command);
+
+ private:
+  pid_t pid_ = -1;
+  int to_ = -1;
+  std::FILE* from_ = nullptr;
+};
+
+// A file of `bytes` on a disk-backed filesystem (/var/tmp: never tmpfs, whose pages are not in the page
+// cache's filemap paths), written page by page and synced, so that POSIX_FADV_DONTNEED can drop it.
+std::filesystem::path make_cache_file(const std::string& name, std::size_t bytes);
+
+// The element of doc[list] (a CLI JSON document: "operations", "caches") named `name`, or nullptr.
+const nlohmann::json* find_named(const nlohmann::json& doc, const std::string& list, const std::string& name);
 
 // The "cpu_ns N" line tests/workloads/cpu_split prints at exit, in seconds (0 without one).
 double cpu_seconds(const std::string& out);
