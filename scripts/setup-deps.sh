@@ -24,6 +24,10 @@ test_pkgs=(
   python3-statsd bpftrace libbpf-tools linux-perf
   prometheus prometheus-alertmanager golang-go
   chromium wrk hyperfine curl systemd openssl
+  # The kernel matrix (scripts/kernel-matrix.sh): Debian's kernels booted under qemu, an initramfs made of
+  # busybox and their modules (kmod: depmod, modprobe --show-depends; xz-utils: 6.12's modules are .ko.xz),
+  # the guest's writable layer an ext4 image (e2fsprogs).
+  qemu-system-x86 busybox-static kmod xz-utils e2fsprogs
 )
 # Node.js and npm build the dashboard's UI (npm ci + esbuild, dashboard/CMakeLists.txt) and run its browser
 # tests (playwright-core driving Debian's chromium). They may already come from another repository (with

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds perfwatch and runs every test (unit, db, bpf, browser labels) on a Debian 12 machine, as root.
+# Builds perfwatch and runs every test (unit, db, bpf, browser labels) on a Debian 12 machine, as root,
+# then the kernel matrix: the BPF tests, an end-to-end run and the shipped systemd unit inside Debian 12's
+# own kernels under qemu (scripts/kernel-matrix.sh; PERFWATCH_KERNEL_MATRIX=0 leaves it out).
 # Installs what it needs, starts the system PostgreSQL cluster for the tests that use an external
 # database (the others start perfwatch's embedded cluster themselves).
 set -euo pipefail
@@ -11,4 +13,9 @@ source scripts/test-postgres.sh   # exports PERFWATCH_TEST_PG
 
 cmake -G Ninja -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$build_dir" -j "$(nproc)"
-ctest --test-dir "$build_dir" --output-on-failure --timeout 600 "$@"
+status=0
+ctest --test-dir "$build_dir" --output-on-failure --timeout 600 "$@" || status=$?
+if [ "${PERFWATCH_KERNEL_MATRIX:-1}" != 0 ]; then
+  bash scripts/kernel-matrix.sh ci "$build_dir" || status=1
+fi
+exit "$status"

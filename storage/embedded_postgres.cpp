@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,6 +90,30 @@ void write_file(const fs::path& path, const std::string& content) {
   if (!out.flush()) fail("cannot write " + path.string());
 }
 
+// While alive, this thread reaches files as the server's user (fsuid/fsgid, which are per thread). The
+// cluster's directories belong to that user and are private to it: root would need CAP_DAC_OVERRIDE
+// and CAP_FOWNER, which the systemd unit does not grant, to write there as itself.
+class AsUser {
+ public:
+  AsUser(uid_t uid, gid_t gid, bool active) : active_(active) {
+    if (!active_) return;
+    old_gid_ = static_cast<gid_t>(::setfsgid(gid));
+    old_uid_ = static_cast<uid_t>(::setfsuid(uid));
+  }
+  ~AsUser() {
+    if (!active_) return;
+    ::setfsuid(old_uid_);
+    ::setfsgid(old_gid_);
+  }
+  AsUser(const AsUser&) = delete;
+  AsUser& operator=(const AsUser&) = delete;
+
+ private:
+  bool active_;
+  uid_t old_uid_ = 0;
+  gid_t old_gid_ = 0;
+};
+
 std::string tail_of_file(const std::string& path, std::size_t max_bytes = 2000) {
   std::ifstream in(path, std::ios::binary);
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -163,13 +188,15 @@ void EmbeddedPostgres::prepare_directories(const std::string& state_dir) {
 
   std::error_code ec;
   fs::create_directories(state_dir, ec);
-  for (const std::string& dir : {root_dir_, socket_dir_}) {
-    fs::create_directory(dir, ec);
-    if (ec) fail("cannot create " + dir + ": " + ec.message());
-    // Private to the server's user: the socket directory is the only access control (trust auth).
-    if (::chown(dir.c_str(), run_as_.uid, run_as_.gid) != 0 || ::chmod(dir.c_str(), 0700) != 0)
-      fail("cannot give " + dir + " to user " + run_as_.name + ": " + std::strerror(errno));
+  fs::create_directory(root_dir_, ec);
+  if (ec) fail("cannot create " + root_dir_ + ": " + ec.message());
+  give_to_server_user(root_dir_);
+  {
+    AsUser as_server(run_as_.uid, run_as_.gid, run_as_.switch_user);
+    fs::create_directory(socket_dir_, ec);
+    if (ec) fail("cannot create " + socket_dir_ + ": " + ec.message());
   }
+  give_to_server_user(socket_dir_);
   try {
     run_pg("/usr/bin/test", {"-w", root_dir_, "-a", "-x", root_dir_}, "access check");
   } catch (const std::runtime_error&) {
@@ -178,7 +205,20 @@ void EmbeddedPostgres::prepare_directories(const std::string& state_dir) {
   }
 }
 
+// Private to the server's user: the directory is the only access control of the socket in it (trust
+// auth). Changing the mode needs ownership (or CAP_FOWNER): take the directory, set it, give it away.
+void EmbeddedPostgres::give_to_server_user(const std::string& dir) const {
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) fail("cannot stat " + dir + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) fail(dir + " is not a directory");
+  if (st.st_uid == run_as_.uid && st.st_gid == run_as_.gid && (st.st_mode & 07777) == 0700) return;
+  if (::chown(dir.c_str(), ::geteuid(), ::getegid()) != 0 || ::chmod(dir.c_str(), 0700) != 0 ||
+      ::chown(dir.c_str(), run_as_.uid, run_as_.gid) != 0)
+    fail("cannot give " + dir + " to user " + run_as_.name + ": " + std::strerror(errno));
+}
+
 void EmbeddedPostgres::init_cluster() {
+  AsUser as_server(run_as_.uid, run_as_.gid, run_as_.switch_user);
   // initdb into a scratch directory and rename it, so a crash mid-initdb leaves no half cluster.
   const std::string scratch = data_dir_ + ".initdb";
   fs::remove_all(scratch);
@@ -194,14 +234,15 @@ void EmbeddedPostgres::init_cluster() {
 }
 
 // Rewritten at every start so that moving state_dir keeps the socket path right.
+// The socket itself is open to all (0777): perfwatchd connects as root without CAP_DAC_OVERRIDE under its
+// unit, and only the server's user and root can pass the 0700 directories above it.
 void EmbeddedPostgres::write_settings() {
-  const std::string path = data_dir_ + "/perfwatch.conf";
-  write_file(path,
+  AsUser as_server(run_as_.uid, run_as_.gid, run_as_.switch_user);
+  write_file(data_dir_ + "/perfwatch.conf",
              "# written by perfwatchd at every start\n"
              "listen_addresses = ''\n"
              "unix_socket_directories = " + conf_quote(socket_dir_) + "\n"
-             "unix_socket_permissions = 0700\n");
-  if (::chown(path.c_str(), run_as_.uid, run_as_.gid) != 0) fail("cannot chown " + path);
+             "unix_socket_permissions = 0777\n");
 }
 
 // A postmaster.pid whose process is not a server running in this data directory is stale (a
@@ -212,6 +253,7 @@ bool EmbeddedPostgres::adopt_running_server() {
     log::info("adopting the embedded PostgreSQL server left running", {{"pid", server_pid()}});
     return true;
   }
+  AsUser as_server(run_as_.uid, run_as_.gid, run_as_.switch_user);
   std::error_code ec;
   if (fs::remove(pid_file, ec)) log::warn("removed a stale postmaster.pid", {{"data_dir", data_dir_}});
   // No server of ours runs, so socket lock files left in the private socket directory are stale too.

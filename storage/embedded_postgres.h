@@ -64,6 +64,7 @@ class EmbeddedPostgres {
 
   EmbeddedPostgres() = default;
   void prepare_directories(const std::string& state_dir);
+  void give_to_server_user(const std::string& dir) const;
   void init_cluster();
   void write_settings();
   bool adopt_running_server();
