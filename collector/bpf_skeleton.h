@@ -1,6 +1,7 @@
 #pragma once
 // The one open -> configure (rodata, map sizes, reused fds) -> load sequence for bpftool
-// skeletons, whose C++ API provides Skel::open/load/destroy. libbpf errors become Results.
+// skeletons, whose C++ API provides Skel::open/load/destroy. libbpf errors become Results that say
+// why, in the kernel's words where it gave them.
 #include <bpf/libbpf.h>
 
 #include <array>
@@ -73,14 +74,70 @@ inline void log_skipped(std::string_view collector, const SkippedPrograms& skipp
     log::debug(std::string(collector) + ": program not loaded", {{"program", program}, {"reason", reason}});
 }
 
-// configure(Skel&) -> Result<void> runs between open and load.
+// Why a load failed, from libbpf's warnings during it: the program it failed on ("" when libbpf named
+// none: a map, BTF) and the reason (for a program the verifier rejected, the verifier's last message).
+struct LoadFailure {
+  std::string program;
+  std::string reason;
+};
+LoadFailure explain_load_failure(const std::vector<std::string>& warnings);
+
+// Test-only fault point (README, "Degraded probes"): PERFWATCH_TEST_REJECT_PROGRAMS lists
+// "skeleton/program" or "skeleton" (all its programs) separated by commas; read at each load. Each
+// program it names is loaded as a socket filter, so that the kernel's verifier really rejects it, with
+// its own reason.
+void apply_test_rejections(std::string_view skeleton, bpf_object* obj);
+
+// configure(Skel&) -> Result<void> runs between open and load. The error says why, as libbpf and the
+// kernel told it.
 template <typename Skel, typename Configure>
 Result<SkeletonPtr<Skel>> open_and_load(std::string_view name, Configure&& configure) {
   SkeletonPtr<Skel> skel(Skel::open());
   if (!skel) return libbpf_error(std::string(name) + ": open", -errno);
   if (Result<void> r = configure(*skel); !r) return r.error();
-  if (int err = Skel::load(skel.get())) return libbpf_error(std::string(name) + ": load", err);
+  apply_test_rejections(name, skel->obj);
+  log::LibbpfWarnings warnings;
+  if (int err = Skel::load(skel.get())) {
+    const LoadFailure why = explain_load_failure(warnings.lines());
+    Error e = libbpf_error(std::string(name) + ": load", err);
+    if (!why.reason.empty()) e.message += " (" + why.reason + ")";
+    return e;
+  }
   return skel;
 }
+
+// open_and_load that leaves out what the kernel rejects: when a load fails on a program, that program
+// is left out and the skeleton opened and loaded again without it, so one program the kernel refuses
+// costs only what it measures. `rejected` gets each program left out and why; callers attach only
+// programs that loaded (loaded()). Fails when a load fails on no program in particular.
+template <typename Skel, typename Configure>
+Result<SkeletonPtr<Skel>> open_and_load_each(std::string_view name, Configure&& configure,
+                                             std::map<std::string, std::string>& rejected) {
+  for (;;) {
+    SkeletonPtr<Skel> skel(Skel::open());
+    if (!skel) return libbpf_error(std::string(name) + ": open", -errno);
+    if (Result<void> r = configure(*skel); !r) return r.error();
+    apply_test_rejections(name, skel->obj);
+    for (const auto& [program, reason] : rejected)
+      if (bpf_program* prog = bpf_object__find_program_by_name(skel->obj, program.c_str()))
+        bpf_program__set_autoload(prog, false);
+    log::LibbpfWarnings warnings;
+    const int err = Skel::load(skel.get());
+    if (err == 0) return skel;
+    LoadFailure why = explain_load_failure(warnings.lines());
+    bpf_program* failed = why.program.empty() ? nullptr : bpf_object__find_program_by_name(skel->obj, why.program.c_str());
+    if (!failed || !bpf_program__autoload(failed) || rejected.count(why.program)) {
+      Error e = libbpf_error(std::string(name) + ": load", err);
+      if (!why.reason.empty()) e.message += " (" + why.reason + ")";
+      return e;
+    }
+    log::warn("the kernel rejected a BPF program; loading the others without it",
+              {{"object", name}, {"program", why.program}, {"reason", why.reason}});
+    rejected.emplace(std::move(why.program), std::move(why.reason));
+  }
+}
+
+// Whether a program of a loaded skeleton was loaded (open_and_load_each may have left it out).
+inline bool loaded(const bpf_program* prog) { return bpf_program__fd(prog) >= 0; }
 
 }  // namespace perfwatch::collector

@@ -96,13 +96,13 @@ Result<std::unique_ptr<CacheProbes>> CacheProbes::create(int watched_map_fd, Cac
   std::unique_ptr<CacheProbes> probes(new CacheProbes());
   probes->slots_ = options.targets + 1;
   PageCachePlan plan;
-  auto skel = open_and_load<cache_bpf>("cache", [&](cache_bpf& s) -> Result<void> {
+  auto skel = open_and_load_each<cache_bpf>("cache", [&](cache_bpf& s) -> Result<void> {
     auto setup = configure_cache(s, watched_map_fd, options);
     if (!setup) return setup.error();
     log_skipped("cache", setup->skipped);
     plan = std::move(setup->page_cache);
     return {};
-  });
+  }, probes->rejected_);
   if (!skel) return skel.error();
   probes->usdt_caches_ = std::move(options.usdt_caches);
   probes->skel_ = std::move(*skel);
@@ -115,8 +115,10 @@ Result<std::unique_ptr<CacheProbes>> CacheProbes::create(int watched_map_fd, Cac
   probes->log_unsupported_ = options.log_unsupported;
   if (options.page_cache) probes->attach_page_cache(plan);
   if (options.llc) probes->attach_llc(options.llc_sample_period);
+  if (!probes->usdt_caches_.empty())
+    probes->usdt_ = probes->rejection(probes->skel_->progs.app_cache).value_or("USDT probes in each watched process");
   log::info("cache probes loaded", {{"page_cache", probes->page_cache_.text}, {"llc", probes->llc_.text},
-                                    {"usdt_caches", probes->usdt_caches_.size()}});
+                                    {"usdt_caches", probes->usdt_state().text()}});
   return probes;
 }
 
@@ -132,7 +134,26 @@ void CacheProbes::unsupported(const char* what, const std::string& state) const 
     log::debug(what, {{"state", state}});
 }
 
+std::optional<std::string> CacheProbes::rejection(const bpf_program* prog) const {
+  if (loaded(prog)) return std::nullopt;
+  auto it = rejected_.find(bpf_program__name(prog));
+  return "the kernel rejected " + (it == rejected_.end() ? std::string(bpf_program__name(prog)) : it->second);
+}
+
+profile::ProbeState CacheProbes::usdt_state() const {
+  const profile::ProbeFamily family = profile::ProbeFamily::usdt_caches;
+  if (usdt_caches_.empty()) return {family, profile::ProbeStatus::off, ""};
+  if (!loaded(skel_->progs.app_cache)) return {family, profile::ProbeStatus::failed, usdt_};
+  if (usdt_failures_ == 0) return {family, profile::ProbeStatus::running, usdt_};
+  return {family, profile::ProbeStatus::degraded,
+          usdt_ + "; " + std::to_string(usdt_failures_) + " could not attach, the latest: " + usdt_last_failure_};
+}
+
 bool CacheProbes::attach_named(bpf_program* prog, const char* category, const std::string& name, bool raw) {
+  if (!loaded(prog)) {
+    log::debug("cache: program not loaded", {{"program", bpf_program__name(prog)}});
+    return false;
+  }
   bpf_link* link = raw ? bpf_program__attach_raw_tracepoint(prog, name.c_str())
                        : bpf_program__attach_tracepoint(prog, category, name.c_str());
   if (!link) {
@@ -147,6 +168,11 @@ bool CacheProbes::attach_named(bpf_program* prog, const char* category, const st
 // Each planned attach point is attached and checked; the state says what measures the page cache.
 void CacheProbes::attach_page_cache(const PageCachePlan& plan) {
   auto& progs = skel_->progs;
+  if (auto rejected = rejection(progs.page_added); rejected && plan.added) {
+    page_cache_ = {false, "failed: " + *rejected};
+    unsupported("page cache hit rates cannot be measured: the kernel rejected their program", page_cache_.text);
+    return;
+  }
   if (!plan.added || !attach_named(progs.page_added, "filemap", "mm_filemap_add_to_page_cache", false)) {
     page_cache_ = {false, "unsupported: no filemap:mm_filemap_add_to_page_cache tracepoint"};
     unsupported("page cache hit rates unsupported on this kernel", page_cache_.text);
@@ -159,7 +185,7 @@ void CacheProbes::attach_page_cache(const PageCachePlan& plan) {
       used.push_back("mm_filemap_map_pages");
     if (plan.fault && attach_named(progs.page_fault, "filemap", "mm_filemap_fault", false)) used.push_back("mm_filemap_fault");
     lookups = "filemap:" + join(used, "+");
-  } else if (!plan.accessed_kprobe.empty()) {
+  } else if (!plan.accessed_kprobe.empty() && loaded(progs.page_accessed)) {
     if (bpf_link* link = bpf_program__attach_kprobe(progs.page_accessed, false, plan.accessed_kprobe.c_str())) {
       global_links_.emplace_back(link);
       lookups = "kprobe:" + plan.accessed_kprobe + " (read/write accesses; mmap not seen)";
@@ -181,6 +207,13 @@ void CacheProbes::attach_page_cache(const PageCachePlan& plan) {
 
 // As libbpf-tools' llcstat: one sample every sample_period events, attributed to the task on the CPU.
 void CacheProbes::attach_llc(std::uint64_t sample_period) {
+  for (const bpf_program* prog : {skel_->progs.llc_reference, skel_->progs.llc_miss}) {
+    if (auto rejected = rejection(prog)) {
+      llc_ = {false, "failed: " + *rejected};
+      unsupported("CPU cache (LLC) hit rates cannot be measured: the kernel rejected their program", llc_.text);
+      return;
+    }
+  }
   std::vector<Link> links;
   for (auto [prog, config, what] : {std::tuple{skel_->progs.llc_reference, PERF_COUNT_HW_CACHE_REFERENCES, "LLC references"},
                                     {skel_->progs.llc_miss, PERF_COUNT_HW_CACHE_MISSES, "LLC misses"}}) {
@@ -201,6 +234,7 @@ void CacheProbes::attach_llc(std::uint64_t sample_period) {
 }
 
 void CacheProbes::watch(std::int32_t pid, std::uint32_t target) {
+  if (!loaded(skel_->progs.app_cache)) return;
   Process process;
   process.target = target;
   for (std::size_t i = 0; i < usdt_caches_.size(); ++i)
@@ -227,6 +261,8 @@ bool CacheProbes::attach_usdt(std::int32_t pid, std::size_t probe, Process& proc
   const UsdtProbe& usdt = probe % 2 ? cache.miss : cache.hit;
   const std::string spec = usdt.text();
   auto fail = [&](const std::string& what) {
+    ++usdt_failures_;
+    usdt_last_failure_ = spec + " in pid " + std::to_string(pid) + ": " + what;
     if (reported_.insert(spec + ":" + what).second)
       log::warn("cache: cannot attach USDT probe", {{"pid", pid}, {"probe", spec}, {"error", what}});
     return true;

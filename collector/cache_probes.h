@@ -18,6 +18,7 @@
 
 #include "collector/bpf_skeleton.h"
 #include "collector/rcu_sync.h"
+#include "common/probe_state.h"
 #include "common/profile.h"
 #include "common/result.h"
 #include "common/usdt.h"
@@ -75,8 +76,9 @@ Result<CacheSetup> configure_cache(cache_bpf& skel, int watched_map_fd, const Ca
 
 class CacheProbes {
  public:
-  // watched_map_fd: WatchedMap::fd(). Fails only when the program cannot load; an
-  // attach point the kernel lacks selects a fallback, or marks what it measures as unsupported.
+  // watched_map_fd: WatchedMap::fd(). Loads only the programs the options ask for; a program the kernel
+  // rejects, or an attach point it lacks, selects a fallback or marks what it measures as failed or
+  // unsupported. Fails only when nothing can load (the maps).
   static Result<std::unique_ptr<CacheProbes>> create(int watched_map_fd, CacheProbeOptions options);
   ~CacheProbes();
   CacheProbes(const CacheProbes&) = delete;
@@ -95,6 +97,8 @@ class CacheProbes {
   const profile::CacheSourceState& page_cache() const { return page_cache_; }
   // Whether the LLC is measured, and how; "unsupported: ..." on machines without the hardware events.
   const profile::CacheSourceState& llc() const { return llc_; }
+  // The USDT application caches: running, degraded (what could not attach), failed, or off without any.
+  profile::ProbeState usdt_state() const;
   std::size_t attached_links() const;
 
  private:
@@ -113,6 +117,8 @@ class CacheProbes {
   void attach_pending(std::int32_t pid, Process& process);
   bool attach_named(bpf_program* prog, const char* category, const std::string& name, bool raw);
   void unsupported(const char* what, const std::string& state) const;
+  // Why the program is not loaded ("the kernel rejected NAME: ..."); nullopt when it is.
+  std::optional<std::string> rejection(const bpf_program* prog) const;
 
   SkeletonPtr<cache_bpf> skel_;
   std::uint32_t slots_ = 1;
@@ -121,6 +127,10 @@ class CacheProbes {
   std::vector<Link> global_links_;
   profile::CacheSourceState page_cache_;
   profile::CacheSourceState llc_;
+  std::map<std::string, std::string> rejected_;  // programs the kernel rejected, and why
+  std::string usdt_;  // how the USDT caches are counted, or why they cannot be
+  std::size_t usdt_failures_ = 0;
+  std::string usdt_last_failure_;
   std::optional<RcuSync> rcu_sync_;
   std::map<std::int32_t, Process> processes_;
   std::set<std::string> reported_;  // problems logged once

@@ -147,28 +147,75 @@ Result<std::unique_ptr<LatencyProbes>> LatencyProbes::create(int watched_map_fd,
   std::unique_ptr<LatencyProbes> probes(new LatencyProbes());
   probes->operations_ = std::move(operations);
   const auto& ops = probes->operations_;
-  auto skel = open_and_load<latency_bpf>("latency", [&](latency_bpf& s) -> Result<void> {
+  // Both kinds of syscall tracepoint, and per_syscall_tracepoints(), need tracefs: mounted at start-up.
+  const bool per_syscall = per_syscall_tracepoints(syscall_attach);
+  // Only the programs the operations need load (configure_latency), so that one the kernel rejects
+  // costs only its own source.
+  std::map<std::string, std::string> rejected;
+  auto skel = open_and_load_each<latency_bpf>("latency", [&](latency_bpf& s) -> Result<void> {
     auto skipped = configure_latency(s, watched_map_fd, ops, syscall_attach);
     if (!skipped) return skipped.error();
     log_skipped("latency", *skipped);
     return {};
-  });
+  }, rejected);
   if (!skel) return skel.error();
   probes->skel_ = std::move(*skel);
+  const auto& progs = probes->skel_->progs;
+  const std::array<std::array<const bpf_program*, 2>, 3> programs{
+      {{progs.uprobe_entry, progs.uprobe_return},
+       {progs.python_entry, progs.python_return},
+       {per_syscall ? progs.sys_enter : progs.raw_sys_enter, per_syscall ? progs.sys_exit : progs.raw_sys_exit}}};
+  const std::array<std::string, 3> running{
+      "uprobes on each watched process's functions", "CPython's USDT probes python:function__entry/__return",
+      per_syscall ? "tracepoints syscalls:sys_enter_*/sys_exit_*" : "tracepoints raw_syscalls:sys_enter/sys_exit"};
+  for (std::size_t source = 0; source < programs.size(); ++source) {
+    SourceState& state = probes->sources_[source];
+    if (!uses(ops, static_cast<profile::OperationSource>(source))) continue;
+    state = {profile::ProbeStatus::running, running[source]};
+    for (const bpf_program* prog : programs[source])
+      if (auto it = rejected.find(bpf_program__name(prog)); it != rejected.end())
+        state = {profile::ProbeStatus::failed, "the kernel rejected " + it->second};
+  }
 
   for (std::uint32_t i = 0; i < ops.size(); ++i) {
     lat_op value{ops[i].threshold_ns};
     if (int err = bpf_map__update_elem(probes->skel_->maps.ops, &i, sizeof(i), &value, sizeof(value), BPF_ANY))
       return libbpf_error("latency: set threshold", err);
   }
-  if (Result<void> r = probes->configure_python(); !r) return r.error();
-  probes->update_syscall_filters();
-  if (Result<void> r = probes->attach_syscalls(syscall_attach); !r) return r.error();
+  SourceState& python = probes->sources_[static_cast<std::size_t>(profile::OperationSource::python)];
+  if (profile::measures(python.status))
+    if (Result<void> r = probes->configure_python(); !r) python = {profile::ProbeStatus::failed, r.error().message};
+  SourceState& syscalls = probes->sources_[static_cast<std::size_t>(profile::OperationSource::syscall)];
+  if (profile::measures(syscalls.status)) {
+    probes->update_syscall_filters();
+    if (Result<void> r = probes->attach_syscalls(per_syscall); !r) {
+      probes->syscall_links_.clear();  // all of them or none: a syscall operation's calls are whole or absent
+      syscalls = {profile::ProbeStatus::failed, r.error().message};
+    }
+  }
   auto sync = RcuSync::create();
   if (!sync) return make_error("latency: " + sync.error().message);
   probes->rcu_sync_ = std::move(*sync);
-  log::info("latency probes loaded", {{"operations", ops.size()}, {"syscall_links", probes->syscall_links_.size()}});
+  log::info("latency probes loaded", {{"operations", ops.size()}, {"syscall_links", probes->syscall_links_.size()},
+                                      {"uprobe", probes->state(profile::OperationSource::uprobe).text()},
+                                      {"python", probes->state(profile::OperationSource::python).text()},
+                                      {"syscall", probes->state(profile::OperationSource::syscall).text()}});
   return probes;
+}
+
+profile::ProbeState LatencyProbes::state(profile::OperationSource source) const {
+  const profile::ProbeFamily family = profile::family_of(source);
+  if (source == profile::OperationSource::statsd) return {family, profile::ProbeStatus::off, ""};
+  const SourceState& s = sources_[static_cast<std::size_t>(source)];
+  if (s.status != profile::ProbeStatus::running || s.attach_failures == 0) return {family, s.status, s.detail};
+  return {family, profile::ProbeStatus::degraded,
+          s.detail + "; " + std::to_string(s.attach_failures) + " could not attach, the latest: " + s.last_failure};
+}
+
+void LatencyProbes::attach_failed(profile::OperationSource source, const std::string& what) {
+  SourceState& s = sources_[static_cast<std::size_t>(source)];
+  ++s.attach_failures;
+  s.last_failure = what;
 }
 
 LatencyProbes::~LatencyProbes() {
@@ -230,13 +277,11 @@ void LatencyProbes::update_syscall_filters() {
   }
 }
 
-Result<void> LatencyProbes::attach_syscalls(SyscallAttach how) {
+Result<void> LatencyProbes::attach_syscalls(bool per_syscall) {
   std::set<std::pair<std::uint32_t, std::string>> syscalls;
   for (const LatencyOperation& op : operations_)
     if (op.source == profile::OperationSource::syscall) syscalls.emplace(op.syscall, op.spec);
-  if (syscalls.empty()) return {};
-  // Both kinds of tracepoint, and per_syscall_tracepoints(), need tracefs: mounted at start-up.
-  if (per_syscall_tracepoints(how)) {
+  if (per_syscall) {
     for (const auto& [kind, name] : syscalls) {
       for (bool enter : {true, false}) {
         LIBBPF_OPTS(bpf_tracepoint_opts, opts, .bpf_cookie = kind);
@@ -262,17 +307,22 @@ Result<void> LatencyProbes::attach_syscalls(SyscallAttach how) {
     syscall_links_.emplace_back(link);
   }
   log::warn("latency: syscall operations measured through raw_syscalls, which run on every system call",
-            {{"reason", how == SyscallAttach::raw_syscalls ? "asked for" : "the kernel has no syscalls:sys_enter_* tracepoints"}});
+            {{"reason", has_tracepoint("syscalls", "sys_enter_read") ? "asked for"
+                                                                     : "the kernel has no syscalls:sys_enter_* tracepoints"}});
   return {};
 }
 
 void LatencyProbes::watch(std::int32_t pid, std::uint32_t target) {
   Process process;
   process.target = target;
+  const auto measured = [&](profile::OperationSource source) {
+    return profile::measures(sources_[static_cast<std::size_t>(source)].status);
+  };
   for (std::size_t i = 0; i < operations_.size(); ++i) {
     if (operations_[i].target != target) continue;
-    if (operations_[i].source == profile::OperationSource::uprobe) process.pending.insert(i);
-    if (operations_[i].source == profile::OperationSource::python) process.python_pending = true;
+    if (operations_[i].source == profile::OperationSource::uprobe && measured(operations_[i].source)) process.pending.insert(i);
+    if (operations_[i].source == profile::OperationSource::python && measured(operations_[i].source))
+      process.python_pending = true;
   }
   if (process.pending.empty() && !process.python_pending) return;
   Process& stored = processes_[pid] = std::move(process);
@@ -312,6 +362,7 @@ bool LatencyProbes::attach_uprobe(std::int32_t pid, std::size_t op_index, Proces
   const auto entry = &*mapped.entry;
 
   auto fail = [&](const std::string& what) {
+    attach_failed(op.source, op.name + " in " + entry->path + ": " + what);
     if (reported_.insert("uprobe:" + op.name + ":" + entry->path + ":" + what).second)
       log::warn("latency: cannot attach uprobe", {{"operation", op.name}, {"pid", pid}, {"binary", entry->path},
                                                   {"symbol", symbol}, {"error", what}});
@@ -372,6 +423,8 @@ bool LatencyProbes::attach_python(std::int32_t pid, Process& process) {
     bpf_link* ret = bpf_program__attach_usdt(skel_->progs.python_return, pid, path.c_str(), "python",
                                              "function__return", &opts);
     if (!ret) {
+      attach_failed(profile::OperationSource::python,
+                    "python:function__return in pid " + std::to_string(pid) + ": " + std::strerror(errno));
       log::warn("latency: cannot attach python function__return", {{"pid", pid}, {"error", std::strerror(errno)}});
       process.links.pop_back();
       return true;
@@ -382,6 +435,8 @@ bool LatencyProbes::attach_python(std::int32_t pid, Process& process) {
   }
   // libpython may not be mapped yet right after exec; after a few windows, give up on this process.
   if (++process.python_attempts < 3) return false;
+  attach_failed(profile::OperationSource::python,
+                "pid " + std::to_string(pid) + ": no CPython USDT probes in its executable or libpython");
   if (reported_.insert("python:" + std::to_string(process.target)).second)
     log::warn("latency: no CPython USDT probes (python:function__entry) in the process's executable or libpython; "
               "its python operations are not measured (Debian's /usr/bin/python3.11 has them)",

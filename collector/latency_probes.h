@@ -18,6 +18,7 @@
 
 #include "collector/bpf_skeleton.h"
 #include "collector/rcu_sync.h"
+#include "common/probe_state.h"
 #include "common/profile.h"
 #include "common/result.h"
 #include "probes/latency.h"
@@ -65,8 +66,10 @@ Result<SkippedPrograms> configure_latency(latency_bpf& skel, int watched_map_fd,
 
 class LatencyProbes {
  public:
-  // watched_map_fd: WatchedMap::fd(). Fails when the program cannot load or no syscall
-  // tracepoint can attach; a function that cannot be found in a process is logged, not fatal.
+  // watched_map_fd: WatchedMap::fd(). Loads only the programs the operations' sources need; a source
+  // whose programs the kernel rejects, or whose syscall tracepoints cannot attach, is reported by
+  // state() and the others measure. Fails only when nothing can load (the maps). A function that
+  // cannot be found in a process is logged and counted (state(): degraded), not fatal.
   static Result<std::unique_ptr<LatencyProbes>> create(int watched_map_fd, std::vector<LatencyOperation> operations,
                                                        SyscallAttach syscall_attach = SyscallAttach::automatic);
   ~LatencyProbes();
@@ -84,6 +87,10 @@ class LatencyProbes {
   // Closes the current window; histograms of every operation, empty ones included.
   LatencyDrain drain();
 
+  // How operations of this source are measured (running, degraded with what could not attach), or why
+  // not (failed with the kernel's reason); off when no operation has this source.
+  profile::ProbeState state(profile::OperationSource source) const;
+
   std::size_t attached_links() const;
   // Program ids, for run-time statistics.
   std::vector<std::uint32_t> prog_ids() const;
@@ -97,10 +104,18 @@ class LatencyProbes {
     int python_attempts = 0;
   };
   using Counters = std::array<std::uint64_t, LAT_COUNTER_MAX>;
+  struct SourceState {
+    profile::ProbeStatus status = profile::ProbeStatus::off;
+    std::string detail;
+    std::size_t attach_failures = 0;
+    std::string last_failure;
+  };
 
   LatencyProbes() = default;
   Result<void> configure_python();
-  Result<void> attach_syscalls(SyscallAttach how);
+  // per_syscall: syscalls:sys_enter_NAME tracepoints, else raw_syscalls.
+  Result<void> attach_syscalls(bool per_syscall);
+  void attach_failed(profile::OperationSource source, const std::string& what);
   void update_syscall_filters();
   // true when done (attached, or failed for good); false to retry later.
   bool attach_uprobe(std::int32_t pid, std::size_t op, Process& process);
@@ -111,6 +126,7 @@ class LatencyProbes {
   SkeletonPtr<latency_bpf> skel_;
   std::vector<LatencyOperation> operations_;
   std::vector<Link> syscall_links_;
+  std::array<SourceState, 3> sources_;  // uprobe, python, syscall
   std::optional<RcuSync> rcu_sync_;
   std::map<std::int32_t, Process> processes_;
   std::set<std::string> reported_;  // problems logged once

@@ -3,6 +3,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <fstream>
 #include <string>
@@ -25,6 +26,17 @@ Result<std::vector<int>> online_cpus() {
   std::string line;
   if (!std::getline(in, line)) return make_error("cannot read /sys/devices/system/cpu/online");
   return parse_cpu_list(line);
+}
+
+// The kernel refuses (EINVAL, without saying why) a sampling frequency above its limit, which it also
+// lowers by itself when sampling interrupts take too long.
+std::string frequency_limit(const perf_event_attr& attr, int err) {
+  if (err != EINVAL || !attr.freq) return "";
+  std::ifstream in("/proc/sys/kernel/perf_event_max_sample_rate");
+  std::uint64_t max_rate = 0;
+  if (!(in >> max_rate) || attr.sample_freq <= max_rate) return "";
+  return " (" + std::to_string(attr.sample_freq) + " Hz is above kernel.perf_event_max_sample_rate, " +
+         std::to_string(max_rate) + ")";
 }
 
 }  // namespace
@@ -55,7 +67,12 @@ Result<std::vector<Link>> attach_perf_event_on_cpus(bpf_program* prog, perf_even
   std::vector<Link> links;
   for (int cpu : *cpus) {
     const int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
-    if (fd < 0) return libbpf_error(std::string(what) + ": perf_event_open on CPU " + std::to_string(cpu), -errno);
+    if (fd < 0) {
+      const int err = errno;
+      Error e = libbpf_error(std::string(what) + ": perf_event_open on CPU " + std::to_string(cpu), -err);
+      e.message += frequency_limit(attr, err);
+      return e;
+    }
     bpf_link* link = bpf_program__attach_perf_event(prog, fd);
     if (!link) {
       const int err = -errno;

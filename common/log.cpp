@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <string>
 
 namespace perfwatch::log {
 namespace {
@@ -50,14 +51,39 @@ void append_value(std::string& line, std::string_view v) {
   line.push_back('"');
 }
 
+thread_local LibbpfWarnings* t_warnings = nullptr;
+
+// libbpf hands a rejected program's whole verifier log (up to megabytes) over in one message; the
+// verifier's reason is at its end. Keeps the message's head line and the log's last lines.
+std::string shorten_load_log(std::string_view text) {
+  constexpr std::string_view begin = "-- BEGIN PROG LOAD LOG --";
+  constexpr std::size_t keep_lines = 12;
+  const std::size_t at = text.find(begin);
+  if (at == std::string_view::npos) return std::string(text.substr(0, 4096));
+  std::size_t start = text.size();
+  for (std::size_t lines = 0; start > at + begin.size() && lines <= keep_lines;)
+    if (text[--start] == '\n') ++lines;
+  std::string out(text.substr(0, at + begin.size()));
+  if (start > at + begin.size()) out += "\n...";
+  out += text.substr(start);
+  return out;
+}
+
 int libbpf_print(enum libbpf_print_level lvl, const char* fmt, va_list args) {
   Level mapped = lvl == LIBBPF_WARN ? Level::warn : lvl == LIBBPF_INFO ? Level::info : Level::debug;
-  if (mapped < g_level.load(std::memory_order_relaxed)) return 0;
-  char buf[1024];
-  int n = vsnprintf(buf, sizeof buf, fmt, args);
-  std::string_view text(buf, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1));
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
-  write(mapped, "libbpf", {{"detail", text}});
+  if (mapped < g_level.load(std::memory_order_relaxed) && !(t_warnings && lvl == LIBBPF_WARN)) return 0;
+  va_list sizing;
+  va_copy(sizing, args);
+  const int n = vsnprintf(nullptr, 0, fmt, sizing);
+  va_end(sizing);
+  if (n <= 0) return 0;
+  std::string full(static_cast<std::size_t>(n) + 1, '\0');
+  vsnprintf(full.data(), full.size(), fmt, args);
+  full.resize(static_cast<std::size_t>(n));
+  while (!full.empty() && (full.back() == '\n' || full.back() == ' ')) full.pop_back();
+  std::string text = shorten_load_log(full);
+  if (t_warnings && lvl == LIBBPF_WARN) t_warnings->add(text);
+  if (mapped >= g_level.load(std::memory_order_relaxed)) write(mapped, "libbpf", {{"detail", text}});
   return 0;
 }
 
@@ -94,5 +120,14 @@ void write(Level level, std::string_view msg, std::initializer_list<Field> field
 }
 
 void route_libbpf() { libbpf_set_print(libbpf_print); }
+
+LibbpfWarnings::LibbpfWarnings() : outer_(t_warnings) { t_warnings = this; }
+LibbpfWarnings::~LibbpfWarnings() { t_warnings = outer_; }
+
+void LibbpfWarnings::add(std::string line) {
+  constexpr std::size_t max_lines = 64;
+  if (lines_.size() < max_lines) lines_.push_back(line);
+  if (outer_) outer_->add(std::move(line));
+}
 
 }  // namespace perfwatch::log

@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace perfwatch::log {
 
@@ -31,7 +32,24 @@ inline void info(std::string_view m, std::initializer_list<Field> f = {}) { writ
 inline void warn(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::warn, m, f); }
 inline void error(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::error, m, f); }
 
-// Routes libbpf's own messages into this log (libbpf_set_print).
+// Routes libbpf's own messages into this log (libbpf_set_print). A failed program's verifier log is
+// logged by its last lines, where the verifier says why.
 void route_libbpf();
+
+// While alive, keeps libbpf's warnings on this thread, whatever the log level (a verifier log by its
+// last lines): what a failed load says about why. Nests; bounded.
+class LibbpfWarnings {
+ public:
+  LibbpfWarnings();
+  ~LibbpfWarnings();
+  LibbpfWarnings(const LibbpfWarnings&) = delete;
+  LibbpfWarnings& operator=(const LibbpfWarnings&) = delete;
+  const std::vector<std::string>& lines() const { return lines_; }
+  void add(std::string line);
+
+ private:
+  std::vector<std::string> lines_;
+  LibbpfWarnings* outer_;
+};
 
 }  // namespace perfwatch::log

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/latency.h"
+#include "common/probe_state.h"
 
 namespace perfwatch::profile {
 
@@ -162,6 +163,7 @@ struct WindowProfile {
   std::vector<DeployMarker> deploys;
   std::vector<CacheWindow> caches;
   CacheStats cache;
+  std::vector<ProbeState> probes;  // the host's probe families during the window (ProbeStates::list())
 };
 
 // Folded stacks as flamegraph.pl reads them: "root;child;leaf COUNT", one stack a line,

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/duration.h"
 #include "common/flame_tree.h"
@@ -64,6 +66,37 @@ Result<Context> open_context(const Options& options) {
   return ctx;
 }
 
+// Each host's probe families as of its newest window: what measures, and why what does not.
+void print_probes(const std::vector<storage::HostProbes>& hosts, std::FILE* out) {
+  for (const storage::HostProbes& h : hosts) {
+    std::fprintf(out, "\nprobes of %s (window ending %s):\n", h.host.c_str(), format_time(h.window_end).c_str());
+    for (const profile::ProbeState& p : h.probes)
+      std::fprintf(out, "  %-16s %s\n", std::string(profile::to_string(p.family)).c_str(), p.text().c_str());
+  }
+}
+
+// The target's configured operations without a stored window in range, as rows without calls, so that
+// an operation nothing measures is listed rather than missing.
+void add_idle_operations(const Options& options, const Context& ctx, std::vector<storage::OperationLatency>& ops) {
+  if (ctx.host.empty()) return;  // the config describes this host only
+  for (const config::Target& t : ctx.config.targets) {
+    if (t.name != options.target) continue;
+    for (const config::Operation& op : t.operations) {
+      if (!options.operation.empty() && op.name != options.operation) continue;
+      if (std::any_of(ops.begin(), ops.end(), [&](const auto& o) { return o.name == op.name; })) continue;
+      storage::OperationLatency idle;
+      idle.target = t.name;
+      idle.name = op.name;
+      idle.source = std::string(profile::to_string(op.source));
+      idle.spec = op.spec;
+      idle.tier = op.tier;
+      idle.threshold_ns = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(ctx.config.threshold_of(op)).count());
+      ops.push_back(std::move(idle));
+    }
+  }
+}
+
 int list_targets(const Options& options, Context& ctx, std::FILE* out, std::FILE* err) {
   auto found = ctx.query->targets(ctx.host, options.range);
   if (!found) {
@@ -77,15 +110,26 @@ int list_targets(const Options& options, Context& ctx, std::FILE* out, std::FILE
       if (std::none_of(rows.begin(), rows.end(), [&](const auto& r) { return r.host == ctx.host && r.name == t.name; }))
         rows.push_back({ctx.host, t.name, {}, 0, 0, std::nullopt});
 
+  auto probes = ctx.query->probe_states(ctx.host, options.range);
+  if (!probes) {
+    std::fprintf(err, "perfwatch: %s\n", probes.error().message.c_str());
+    return 1;
+  }
   if (options.format == "json") {
-    nlohmann::json doc = nlohmann::json::array();
+    nlohmann::json targets = nlohmann::json::array();
     for (const auto& r : rows)
-      doc.push_back({{"host", r.host},
-                     {"name", r.name},
-                     {"pids", r.pids},
-                     {"samples", r.samples},
-                     {"windows", r.windows},
-                     {"last_window_end", r.last_window_end ? nlohmann::json(format_time(*r.last_window_end)) : nullptr}});
+      targets.push_back({{"host", r.host},
+                         {"name", r.name},
+                         {"pids", r.pids},
+                         {"samples", r.samples},
+                         {"windows", r.windows},
+                         {"last_window_end", r.last_window_end ? nlohmann::json(format_time(*r.last_window_end)) : nullptr}});
+    nlohmann::json hosts = nlohmann::json::array();
+    for (const storage::HostProbes& h : *probes) hosts.push_back(storage::to_json(h));
+    nlohmann::json doc = {{"from", format_time(options.range.from)},
+                          {"to", format_time(options.range.to)},
+                          {"targets", std::move(targets)},
+                          {"hosts", std::move(hosts)}};
     std::fprintf(out, "%s\n", doc.dump(2).c_str());
     return 0;
   }
@@ -101,6 +145,7 @@ int list_targets(const Options& options, Context& ctx, std::FILE* out, std::FILE
     std::fprintf(out, "%-*s  %-*s  %-*s  %10llu  %s\n", nw, r.name.c_str(), hw, r.host.c_str(), pw,
                  join_pids(r.pids).c_str(), static_cast<unsigned long long>(r.samples),
                  r.last_window_end ? format_time(*r.last_window_end).c_str() : "-");
+  print_probes(*probes, out);
   return 0;
 }
 
@@ -137,6 +182,12 @@ int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FIL
     std::fprintf(err, "perfwatch: no calls of %s of target '%s' between %s and %s\n",
                  options.operation.empty() ? "any operation" : ("operation '" + options.operation + "'").c_str(),
                  options.target.c_str(), format_time(options.range.from).c_str(), format_time(options.range.to).c_str());
+  add_idle_operations(options, ctx, *ops);
+  auto probes = ctx.query->probe_states(ctx.host, options.range);
+  if (!probes) {
+    std::fprintf(err, "perfwatch: %s\n", probes.error().message.c_str());
+    return 1;
+  }
   auto health = ctx.query->latency_health(ctx.host, options.range);
   if (options.format == "json") {
     nlohmann::json doc = {{"target", options.target},
@@ -145,7 +196,7 @@ int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FIL
                           {"operations", nlohmann::json::array()}};
     auto series = ctx.query->latency_series(ctx.host, options.target, options.operation, options.range);
     for (const auto& op : *ops) {
-      nlohmann::json item = daemon::operation_json(op, ctx.config.tier_thresholds_ns());
+      nlohmann::json item = daemon::operation_json(op, ctx.config.tier_thresholds_ns(), *probes);
       item["buckets"] = daemon::operation_buckets_json(op);
       for (const storage::LatencySeries& s : series ? *series : std::vector<storage::LatencySeries>{}) {
         if (s.name != op.name) continue;
@@ -169,6 +220,13 @@ int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FIL
     const profile::LatencyHistogram& h = op.histogram;
     const profile::Verdict v = profile::judge(h, op.threshold_ns, ctx.config.tier_thresholds_ns());
     const std::string tier = op.tier == profile::Tier::none ? "-" : std::string(profile::to_string(op.tier));
+    if (op.windows == 0) {
+      const auto reason = daemon::not_measured(op.source, *probes);
+      std::fprintf(out, "%-*s  %-7s  %-4s  %9s  %8d  %8s  %8s  %8s  %8s  %6s  %s\n", nw, op.name.c_str(), op.source.c_str(),
+                   tier.c_str(), profile::format_ns(op.threshold_ns).c_str(), 0, "-", "-", "-", "-", "-",
+                   reason ? reason->c_str() : "no calls");
+      continue;
+    }
     char slow[16];
     std::snprintf(slow, sizeof slow, "%.1f%%", h.count ? 100.0 * static_cast<double>(h.slow) / h.count : 0.0);
     std::fprintf(out, "%-*s  %-7s  %-4s  %9s  %8llu  %8s  %8s  %8s  %8s  %6s  %s (p99 in %s)\n", nw, op.name.c_str(),

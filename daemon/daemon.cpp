@@ -12,14 +12,13 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <stdexcept>
 
 #include "alerts/dispatcher.h"
 #include "alerts/engine.h"
 #include "alerts/receivers.h"
 #include "collector/code_identity.h"
-#include "collector/cache_probes.h"
-#include "collector/latency_probes.h"
 #include "collector/oncpu_sampler.h"
 #include "collector/proc_events.h"
 #include "collector/python_code.h"
@@ -34,6 +33,7 @@
 #include "daemon/health.h"
 #include "daemon/latency_metrics.h"
 #include "daemon/proc_reader.h"
+#include "daemon/probe_set.h"
 #include "daemon/process_registry.h"
 #include "daemon/python_tracker.h"
 #include "daemon/window_builder.h"
@@ -71,93 +71,50 @@ int checked(int fd, const char* what) {
 
 collector::ProcessKey to_collector(ProcessKey k) { return {k.pid, k.generation}; }
 
-static_assert(std::size(config::syscall_names) == LAT_SYS_COUNT, "probes/latency.h enumerates the same system calls");
-
 // Processes of every target watched at once (the BPF `watched` map's size).
 constexpr std::uint32_t kWatchedProcesses = 8192;
 
 // Routes the registry's decisions to the BPF watched map, the symbolizer, the Python tracker and the
-// per-process probes (which the daemon replaces on reload, hence the references to its pointers).
+// per-process probes. The map is absent when it could not be created and the tracker when the CPU sampler
+// could not start; the probe set is the running one, which a reload may replace (hence the reference to
+// its pointer).
 class SamplerSink final : public ProcessSink {
  public:
-  SamplerSink(collector::WatchedMap& watched, collector::Symbolizer& symbolizer, PythonTracker& python,
-              const std::vector<config::Target>& targets, std::unique_ptr<collector::LatencyProbes>& latency,
-              std::unique_ptr<collector::CacheProbes>& caches)
-      : watched_(watched),
-        symbolizer_(symbolizer),
-        python_(python),
-        targets_(targets),
-        latency_(latency),
-        caches_(caches) {}
+  SamplerSink(collector::WatchedMap* watched, collector::Symbolizer& symbolizer, PythonTracker* python,
+              const std::vector<config::Target>& targets, std::unique_ptr<ProbeSet>& probes)
+      : watched_(watched), symbolizer_(symbolizer), python_(python), targets_(targets), probes_(probes) {}
 
   void watch(ProcessKey key, std::size_t target, bool profiled) override {
-    if (auto r = watched_.watch(key.pid, key.generation, static_cast<std::uint32_t>(target), profiled); !r)
-      log::warn("cannot watch process", {{"pid", key.pid}, {"error", r.error().message}});
+    if (watched_)
+      if (auto r = watched_->watch(key.pid, key.generation, static_cast<std::uint32_t>(target), profiled); !r)
+        log::warn("cannot watch process", {{"pid", key.pid}, {"error", r.error().message}});
     // Symbols and Python frames are only for CPU samples, which unprofiled processes have none of.
     if (profiled) {
       if (auto r = symbolizer_.add_process(to_collector(key)); !r)
         log::debug("process gone before its maps were read", {{"pid", key.pid}, {"error", r.error().message}});
-      if (target < targets_.size()) python_.watch(key, targets_[target].python);
+      if (python_ && target < targets_.size()) python_->watch(key, targets_[target].python);
     }
-    if (latency_) latency_->watch(key.pid, static_cast<std::uint32_t>(target));
-    if (caches_) caches_->watch(key.pid, static_cast<std::uint32_t>(target));
+    probes_->watch(key.pid, static_cast<std::uint32_t>(target));
   }
   void unwatch(ProcessKey key) override {
-    watched_.unwatch(key.pid);
-    forget(key);
+    if (watched_) watched_->unwatch(key.pid);
+    probes_->unwatch(key.pid);
   }
   void retire(ProcessKey key) override {
     symbolizer_.retire_process(to_collector(key));
-    python_.retire(key);
-    forget(key);
+    if (python_) python_->retire(key);
+    probes_->unwatch(key.pid);
   }
   // The symbolizers release all retired processes at once after each window.
   void release(ProcessKey) override {}
 
  private:
-  void forget(ProcessKey key) {
-    if (latency_) latency_->unwatch(key.pid);
-    if (caches_) caches_->unwatch(key.pid);
-  }
-
-  collector::WatchedMap& watched_;
+  collector::WatchedMap* watched_;
   collector::Symbolizer& symbolizer_;
-  PythonTracker& python_;
+  PythonTracker* python_;
   const std::vector<config::Target>& targets_;
-  std::unique_ptr<collector::LatencyProbes>& latency_;
-  std::unique_ptr<collector::CacheProbes>& caches_;
+  std::unique_ptr<ProbeSet>& probes_;
 };
-
-// Every target's application caches in config order: a cache's position is its index everywhere.
-struct AppCacheRef {
-  std::uint32_t target;
-  config::AppCache cache;
-};
-
-// Every target's operations in config order: an operation's position is its index everywhere.
-struct OperationRef {
-  std::uint32_t target;
-  config::Operation op;
-};
-
-std::vector<OperationRef> operations_of(const config::Config& cfg) {
-  std::vector<OperationRef> ops;
-  for (std::size_t t = 0; t < cfg.targets.size(); ++t)
-    for (const config::Operation& op : cfg.targets[t].operations) ops.push_back({static_cast<std::uint32_t>(t), op});
-  return ops;
-}
-
-std::uint64_t threshold_ns(const config::Config& cfg, const config::Operation& op) {
-  return static_cast<std::uint64_t>(duration_cast<nanoseconds>(cfg.threshold_of(op)).count());
-}
-
-std::string describe(const config::Operation& op) {
-  if (op.source != profile::OperationSource::syscall) return op.spec;
-  std::string text = op.spec;
-  if (!op.path_prefix.empty()) text += " under " + op.path_prefix;
-  if (!op.regular_only) text += " (any file)";
-  return text;
-}
 
 class SymbolizerResolver final : public FrameResolver {
  public:
@@ -233,27 +190,19 @@ class Daemon {
       log::warn("tracefs unavailable; tracepoint-based probes may fail", {{"error", r.error().message}});
 
     start_storage();
-
-    collector::OncpuOptions sampler_options;
-    sampler_options.frequency_hz = cfg_.sampling.frequency_hz;
-    sampler_options.python_max_depth = cfg_.sampling.python_max_depth;
-    auto watched = collector::WatchedMap::create(kWatchedProcesses);
-    if (!watched) throw std::runtime_error(watched.error().message);
-    watched_ = std::move(*watched);
-    auto sampler = collector::OncpuSampler::create(watched_->fd(), sampler_options);
-    if (!sampler) throw std::runtime_error("cannot start the CPU sampler: " + sampler.error().message);
-    sampler_ = std::move(*sampler);
-    auto events = collector::ProcEvents::create(watched_->fd());
-    if (!events) throw std::runtime_error("cannot start process events: " + events.error().message);
-    events_ = std::move(*events);
-
+    // From here on, a probe family that cannot load or attach costs only what it measures.
+    start_watched_map();
+    start_sampler();
+    start_process_events();
     start_dashboard();
 
     symbolizer_ = std::make_unique<collector::Symbolizer>();
     python_symbolizer_ = std::make_unique<collector::PythonSymbolizer>(process_memory_);
-    python_ = std::make_unique<PythonTracker>(*sampler_, *python_symbolizer_, python_detector_, cfg_.sampling.window);
-    start_measurements(/*first=*/true);
-    sink_ = std::make_unique<SamplerSink>(*watched_, *symbolizer_, *python_, cfg_.targets, latency_, caches_);
+    if (sampler_)
+      python_ = std::make_unique<PythonTracker>(*sampler_, *python_symbolizer_, python_detector_, cfg_.sampling.window);
+    probes_ = ProbeSet::build(cfg_, watched_map_fd(), bpf_unavailable_, /*first=*/true);
+    apply_statsd();
+    sink_ = std::make_unique<SamplerSink>(watched_.get(), *symbolizer_, python_.get(), cfg_.targets, probes_);
     registry_ = std::make_unique<ProcessRegistry>(proc_, *sink_, getpid());
     apply_targets();
     code_watcher_ = std::make_unique<CodeWatcher>(code_reader_);
@@ -261,11 +210,91 @@ class Daemon {
 
     window_start_ = system_clock::now();
     setup_fds();
-    sd_notify(0, "READY=1\nSTATUS=sampling");
+    const std::string status = publish_probe_states();
+    sd_notify(0, ("READY=1\nSTATUS=" + status).c_str());
     log::info("perfwatchd started", {{"config", config_path_}, {"host", host_},
                                      {"targets", cfg_.targets.size()}, {"watched", registry_->live_count()},
                                      {"frequency_hz", cfg_.sampling.frequency_hz},
-                                     {"window", format_duration(cfg_.sampling.window)}});
+                                     {"window", format_duration(cfg_.sampling.window)}, {"probes", status}});
+  }
+
+  // The map of watched processes every BPF collector shares; without it (BPF unusable) only StatsD measures.
+  void start_watched_map() {
+    auto watched = collector::WatchedMap::create(kWatchedProcesses);
+    if (!watched) {
+      bpf_unavailable_ = "cannot create the BPF watched map: " + watched.error().message;
+      log::error("no BPF program can run; only StatsD is measured", {{"error", bpf_unavailable_}});
+      return;
+    }
+    watched_ = std::move(*watched);
+  }
+
+  // The CPU sampler; without it (the kernel refused its program or its perf events) everything else runs.
+  void start_sampler() {
+    collector::OncpuOptions options;
+    options.frequency_hz = cfg_.sampling.frequency_hz;
+    options.python_max_depth = cfg_.sampling.python_max_depth;
+    auto sampler = watched_map_fd() >= 0 ? collector::OncpuSampler::create(watched_map_fd(), options)
+                                         : Result<std::unique_ptr<collector::OncpuSampler>>(make_error(bpf_unavailable_));
+    if (!sampler) {
+      log::error("the CPU sampler cannot start; no CPU stacks are sampled, everything else is measured",
+                 {{"error", sampler.error().message}});
+      host_states_.set(profile::ProbeFamily::cpu_sampler, profile::ProbeStatus::failed, sampler.error().message);
+      return;
+    }
+    sampler_ = std::move(*sampler);
+    host_states_.set(profile::ProbeFamily::cpu_sampler, profile::ProbeStatus::running,
+                     std::to_string(cfg_.sampling.frequency_hz) + " Hz per CPU (perf_event cpu-clock)");
+  }
+
+  // Process events; without them the registry's /proc rescan at every window finds new processes (up
+  // to a window late) and children of watched processes.
+  void start_process_events() {
+    auto events = watched_map_fd() >= 0 ? collector::ProcEvents::create(watched_map_fd())
+                                        : Result<std::unique_ptr<collector::ProcEvents>>(make_error(bpf_unavailable_));
+    if (!events) {
+      log::error("process events cannot start; processes are found by a /proc rescan every window instead",
+                 {{"error", events.error().message}});
+      host_states_.set(profile::ProbeFamily::process_events, profile::ProbeStatus::failed,
+                       events.error().message + "; processes are found by a /proc rescan every window instead");
+      return;
+    }
+    events_ = std::move(*events);
+    host_states_.set(profile::ProbeFamily::process_events, profile::ProbeStatus::running,
+                     "exec, fork and exit from raw tracepoints");
+  }
+
+  int watched_map_fd() const { return watched_ ? watched_->fd() : -1; }
+
+  // Python frames come from the sampler's walker: they run where it does and some target asks for them.
+  profile::ProbeState python_stacks_state() const {
+    const profile::ProbeFamily family = profile::ProbeFamily::python_stacks;
+    if (std::none_of(cfg_.targets.begin(), cfg_.targets.end(),
+                     [](const config::Target& t) { return t.profile && t.python != config::PythonMode::off; }))
+      return {family, profile::ProbeStatus::off, ""};
+    if (!sampler_)
+      return {family, profile::ProbeStatus::failed,
+              "the CPU sampler, which walks them, cannot start: " + host_states_[profile::ProbeFamily::cpu_sampler].detail};
+    return {family, profile::ProbeStatus::running, "CPython 3.10 to 3.13, up to " +
+                                                       std::to_string(cfg_.sampling.python_max_depth) + " frames"};
+  }
+
+  profile::ProbeStates probe_states() const {
+    profile::ProbeStates states = host_states_;
+    states[profile::ProbeFamily::python_stacks] = python_stacks_state();
+    probes_->report(states);
+    for (const auto& [family, note] : kept_at_reload_) states[family].detail += note;
+    return states;
+  }
+
+  // Hands the probe families' states to /metrics; returns a summary for systemd's status line.
+  std::string publish_probe_states() {
+    const profile::ProbeStates states = probe_states();
+    health_->set_probes(states.list());
+    std::string failed;
+    for (const profile::ProbeState& p : states.list())
+      if (p.status == profile::ProbeStatus::failed) failed += (failed.empty() ? "" : ", ") + std::string(profile::to_string(p.family));
+    return failed.empty() ? "sampling" : "running without " + failed;
   }
 
   void start_storage() {
@@ -346,144 +375,29 @@ class Daemon {
     return names;
   }
 
-  // Latency and cache probes for the running config, and the StatsD listener when an operation or a
-  // cache counts StatsD metrics. Fatal at start-up, logged on reload.
-  void start_measurements(bool first) {
-    std::vector<collector::StatsdOperation> timers = start_latency();
-    std::vector<collector::StatsdCounter> counters = start_caches(first);
-    if (timers.empty() && counters.empty()) {
+  // The StatsD listener, while the running probe set counts StatsD metrics (bound once: statsd.listen
+  // changes on restart only), fed that set's operations and counters.
+  void apply_statsd() {
+    const profile::ProbeFamily family = profile::ProbeFamily::statsd;
+    if (!probes_->needs_statsd()) {
       statsd_.reset();
+      host_states_.set(family, profile::ProbeStatus::off, "");
       return;
     }
     if (!statsd_) {
       auto listener = collector::StatsdListener::start(
           {cfg_.statsd.listen, cfg_.statsd.receive_buffer_bytes, cfg_.statsd.max_packet_bytes}, {});
-      if (!listener) throw std::runtime_error(listener.error().message);
+      if (!listener) {
+        log::error("the StatsD listener cannot start; StatsD timers and counters are not measured",
+                   {{"listen", cfg_.statsd.listen}, {"error", listener.error().message}});
+        host_states_.set(family, profile::ProbeStatus::failed, listener.error().message);
+        return;
+      }
       statsd_ = std::move(*listener);
     }
-    statsd_->set_operations(std::move(timers));
-    statsd_->set_counters(std::move(counters));
-  }
-
-  // Probes for the running config's operations (none when no operation needs them); returns the
-  // operations timed by StatsD.
-  std::vector<collector::StatsdOperation> start_latency() {
-    operations_ = operations_of(cfg_);
-    std::vector<collector::LatencyOperation> probed;
-    std::vector<collector::StatsdOperation> timers;
-    bool needs_probes = false;
-    for (std::size_t i = 0; i < operations_.size(); ++i) {
-      const auto& [target, op] = operations_[i];
-      collector::LatencyOperation lop{op.name, target, op.source, op.spec, 0, op.path_prefix, op.regular_only,
-                                      threshold_ns(cfg_, op)};
-      if (op.source == profile::OperationSource::syscall)
-        lop.syscall = static_cast<std::uint32_t>(
-            std::find(std::begin(config::syscall_names), std::end(config::syscall_names), op.spec) -
-            std::begin(config::syscall_names));
-      if (op.source == profile::OperationSource::statsd)
-        timers.push_back({i, op.spec, threshold_ns(cfg_, op)});
-      else
-        needs_probes = true;
-      probed.push_back(std::move(lop));
-    }
-    latency_.reset();
-    if (needs_probes) {
-      auto probes = collector::LatencyProbes::create(watched_->fd(), std::move(probed));
-      if (!probes) throw std::runtime_error("cannot start the latency probes: " + probes.error().message);
-      latency_ = std::move(*probes);
-    }
-    return timers;
-  }
-
-  // Probes for the page cache, the LLC and the USDT application caches (none when nothing needs
-  // them); returns the StatsD counters of the other application caches: cache i's hits are counter
-  // 2i, its misses 2i + 1. What the machine cannot measure is logged once, at start-up.
-  std::vector<collector::StatsdCounter> start_caches(bool first) {
-    app_caches_.clear();
-    for (std::size_t t = 0; t < cfg_.targets.size(); ++t)
-      for (const config::AppCache& c : cfg_.targets[t].caches) app_caches_.push_back({static_cast<std::uint32_t>(t), c});
-    collector::CacheProbeOptions options;
-    options.targets = static_cast<std::uint32_t>(cfg_.targets.size());
-    options.page_cache = cfg_.cache.page_cache;
-    options.llc = cfg_.cache.llc;
-    options.llc_sample_period = cfg_.cache.llc_sample_period;
-    options.log_unsupported = first;
-    std::vector<collector::StatsdCounter> counters;
-    usdt_caches_.clear();
-    for (std::size_t i = 0; i < app_caches_.size(); ++i) {
-      const auto& [target, cache] = app_caches_[i];
-      if (cache.kind == profile::CacheKind::usdt) {
-        options.usdt_caches.push_back({target, cache.hit_usdt, cache.miss_usdt});
-        usdt_caches_.push_back(i);
-      } else {
-        counters.push_back({2 * i, cache.hits});
-        counters.push_back({2 * i + 1, cache.misses});
-      }
-    }
-    caches_.reset();
-    if (options.page_cache || options.llc || !options.usdt_caches.empty()) {
-      auto probes = collector::CacheProbes::create(watched_->fd(), std::move(options));
-      if (!probes) throw std::runtime_error("cannot start the cache probes: " + probes.error().message);
-      caches_ = std::move(*probes);
-    }
-    return counters;
-  }
-
-  // The window's operations with calls, from the probes and the StatsD listener.
-  void add_latencies(profile::WindowProfile& window, collector::StatsdDrain& statsd) {
-    std::vector<profile::LatencyHistogram> histograms(operations_.size());
-    if (latency_) {
-      collector::LatencyDrain drained = latency_->drain();
-      for (std::size_t i = 0; i < drained.histograms.size() && i < histograms.size(); ++i)
-        histograms[i] = std::move(drained.histograms[i]);
-      window.latency = drained.stats;
-    }
-    if (statsd_) {
-      for (auto& [index, h] : statsd.histograms)
-        if (index < histograms.size()) histograms[index] = std::move(h);
-      const profile::LatencyStats& s = statsd.stats;
-      window.latency += s;  // the listener's counters; the probes' are in already
-      if (s.statsd_malformed + s.statsd_oversized > 0)
-        log::warn("statsd: malformed lines or oversized datagrams in this window (counted, the rest was read)",
-                  {{"malformed", s.statsd_malformed}, {"oversized", s.statsd_oversized}});
-    }
-    std::vector<MeteredOperation> metered;
-    for (std::size_t i = 0; i < operations_.size(); ++i) {
-      const auto& [target, op] = operations_[i];
-      metered.push_back({cfg_.targets[target].name, op.name, op.tier, threshold_ns(cfg_, op)});
-      if (histograms[i].count == 0) continue;
-      window.operations.push_back({target, op.name, op.source, describe(op), op.tier, threshold_ns(cfg_, op),
-                                   std::move(histograms[i])});
-    }
-    latency_metrics_->window_closed(metered, window, latency_ ? latency_->attached_links() : 0);
-  }
-
-  // The window's caches with lookups: page cache and LLC per target, then the application caches.
-  void add_caches(profile::WindowProfile& window, const collector::StatsdDrain& statsd) {
-    window.cache.statsd_counts = statsd.counter_lines;
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> app(app_caches_.size());  // (hits, misses)
-    for (const auto& [index, sum] : statsd.counters)
-      if (index / 2 < app.size()) (index % 2 ? app[index / 2].second : app[index / 2].first) += sum;
-    if (caches_) {
-      collector::CacheDrain drained = caches_->drain();
-      window.cache.page_cache = caches_->page_cache();
-      window.cache.llc = caches_->llc();
-      window.cache.host = drained.host;
-      for (std::uint32_t t = 0; t < drained.targets.size() && t < window.targets.size(); ++t) {
-        const profile::CacheCounts& c = drained.targets[t];
-        if (window.cache.page_cache.measured && c.page_lookups + c.page_misses() > 0)
-          window.caches.push_back({t, "page_cache", profile::CacheKind::page, "", c.page_lookups, c.page_misses()});
-        if (window.cache.llc.measured && c.llc_references > 0)
-          window.caches.push_back({t, "llc", profile::CacheKind::llc, "", c.llc_references, c.llc_misses});
-      }
-      for (std::size_t i = 0; i < drained.usdt.size() && i < usdt_caches_.size(); ++i) app[usdt_caches_[i]] = drained.usdt[i];
-    }
-    for (std::size_t i = 0; i < app.size(); ++i) {
-      const auto [hits, misses] = app[i];
-      if (hits + misses == 0) continue;
-      const auto& [target, cache] = app_caches_[i];
-      window.caches.push_back({target, cache.name, cache.kind, cache.spec(), hits + misses, misses});
-    }
+    statsd_->set_operations(probes_->statsd_timers());
+    statsd_->set_counters(probes_->statsd_counters());
+    host_states_.set(family, profile::ProbeStatus::running, "UDP " + cfg_.statsd.listen);
   }
 
   void apply_targets() {
@@ -522,8 +436,8 @@ class Daemon {
     }
 
     epoll_fd_ = std::make_unique<Fd>(checked(epoll_create1(EPOLL_CLOEXEC), "epoll_create1"));
-    for (int fd : {signal_fd_->get(), window_fd_->get(), events_->fd(), sampler_->python_stacks_fd(),
-                   python_retry_fd_->get(), watchdog_fd_ ? watchdog_fd_->get() : -1}) {
+    for (int fd : {signal_fd_->get(), window_fd_->get(), process_events_fd(), python_stacks_fd(), python_retry_fd_->get(),
+                   watchdog_fd_ ? watchdog_fd_->get() : -1}) {
       if (fd < 0) continue;
       epoll_event ev{};
       ev.events = EPOLLIN;
@@ -531,6 +445,9 @@ class Daemon {
       checked(epoll_ctl(epoll_fd_->get(), EPOLL_CTL_ADD, fd, &ev), "epoll_ctl");
     }
   }
+
+  int process_events_fd() const { return events_ ? events_->fd() : -1; }
+  int python_stacks_fd() const { return sampler_ ? sampler_->python_stacks_fd() : -1; }
 
   // Windows end on wall-clock multiples of the window length, so hosts' windows line up.
   void arm_window_timer() {
@@ -556,8 +473,8 @@ class Daemon {
       for (int i = 0; i < n && running_; ++i) {
         int fd = ready[i].data.fd;
         if (fd == signal_fd_->get()) on_signal();
-        else if (fd == events_->fd()) drain_process_events();
-        else if (fd == sampler_->python_stacks_fd()) read_new_python_stacks();
+        else if (fd == process_events_fd()) drain_process_events();
+        else if (fd == python_stacks_fd()) read_new_python_stacks();
         else if (fd == python_retry_fd_->get()) on_python_retry_timer();
         else if (fd == window_fd_->get()) on_window_timer();
         else if (watchdog_fd_ && fd == watchdog_fd_->get()) on_watchdog();
@@ -566,6 +483,7 @@ class Daemon {
   }
 
   void drain_process_events() {
+    if (!events_) return;
     events_->poll(0, [this](const collector::ProcEvent& e) {
       switch (e.type) {
         case collector::ProcEventType::exec: registry_->on_exec(e.pid); break;
@@ -577,7 +495,7 @@ class Daemon {
 
   void arm_python_retry_timer() {
     itimerspec spec{};  // all zero disarms
-    if (auto next = python_->next_retry()) {
+    if (auto next = python_ ? python_->next_retry() : std::nullopt) {
       auto at = std::max(next->time_since_epoch(), nanoseconds(1));  // 0 would disarm
       spec.it_value.tv_sec = duration_cast<seconds>(at).count();
       spec.it_value.tv_nsec = (at % seconds(1)).count();
@@ -587,10 +505,11 @@ class Daemon {
 
   void on_python_retry_timer() {
     read_timer(python_retry_fd_->get());
-    python_->retry(steady_clock::now());
+    if (python_) python_->retry(steady_clock::now());
   }
 
   void read_new_python_stacks() {
+    if (!sampler_) return;
     sampler_->poll_python_stacks([this](const collector::NewPythonStack& s) { python_->on_new_stack(s); });
   }
 
@@ -609,8 +528,7 @@ class Daemon {
     read_timer(window_fd_->get());
     close_window();
     registry_->rescan();
-    if (latency_) latency_->refresh();
-    if (caches_) caches_->refresh();
+    probes_->refresh();
     arm_window_timer();
   }
 
@@ -618,7 +536,7 @@ class Daemon {
     // Events already queued belong to this window: apply them before draining.
     drain_process_events();
     read_new_python_stacks();
-    auto drained = sampler_->drain();
+    auto drained = sampler_ ? sampler_->drain() : collector::DrainResult{};
     WindowInput input;
     input.host = host_;
     input.start = window_start_;
@@ -636,15 +554,17 @@ class Daemon {
     auto window = build_window(std::move(input), resolver,
                                [this](ProcessKey k) { return registry_->target_of(k); });
     collector::StatsdDrain statsd = statsd_ ? statsd_->drain() : collector::StatsdDrain{};
-    add_latencies(window, statsd);
-    add_caches(window, statsd);
+    probes_->add_latencies(window, statsd, *latency_metrics_);
+    probes_->add_caches(window, statsd);
+    window.probes = probe_states().list();
+    health_->set_probes(window.probes);
     mark_deploys(window);
     // Processes that exited during the window stay attributable until their samples are built.
     registry_->end_window();
     symbolizer_->release_retired();
     python_symbolizer_->release_retired();
-    health_->window_closed(window.stats, registry_->live_count(), registry_->stats(), events_->stats(),
-                           symbolizer_->stats());
+    health_->window_closed(window.stats, registry_->live_count(), registry_->stats(),
+                           events_ ? events_->stats() : collector::ProcEventStats{}, symbolizer_->stats());
     log::debug("window closed", {{"stacks", window.profile.stacks.size()}, {"samples", window.stats.samples},
                                  {"lost_unresolved", window.stats.lost_unresolved},
                                  {"operations", window.operations.size()}, {"probe_calls", window.latency.probe_calls},
@@ -655,7 +575,7 @@ class Daemon {
 
   // The walker's health: losses are worth a warning, the rest is for debugging.
   void log_python_window(const collector::PythonSamplerStats& p) const {
-    if (python_->python_processes() == 0 && p.samples == 0) return;
+    if (!python_ || (python_->python_processes() == 0 && p.samples == 0)) return;
     std::uint64_t lost = p.lost_read_error + p.lost_collision + p.lost_map_full + p.lost_unresolved;
     auto symbols = python_symbolizer_->stats();
     log::write(lost > 0 ? log::Level::warn : log::Level::debug,
@@ -712,6 +632,14 @@ class Daemon {
       return;
     }
     warn_restart_only_changes(*next);
+    // The new probes first, beside the running ones, which they replace only when they measure at least
+    // what the running ones do: working probes never go before their replacements exist.
+    std::unique_ptr<ProbeSet> probes = ProbeSet::build(*next, watched_map_fd(), bpf_unavailable_, /*first=*/false);
+    if (std::vector<profile::ProbeState> stopped = probes->would_stop(*probes_); !stopped.empty()) {
+      keep_running_probes(stopped);
+      return;
+    }
+    kept_at_reload_.clear();
     // Close the open window under the old targets, so its samples keep their old target names.
     close_window();
     cfg_.targets = next->targets;
@@ -720,16 +648,28 @@ class Daemon {
     cfg_.alerts = next->alerts;
     cfg_.cache = next->cache;
     log::set_level(cfg_.log_level);
-    try {
-      start_measurements(/*first=*/false);
-    } catch (const std::exception& e) {
-      log::error("measurement stopped: the reloaded operations or caches could not start", {{"error", e.what()}});
-    }
+    probes_ = std::move(probes);
+    apply_statsd();
     apply_targets();
     dispatcher_->set_receivers(std::move(*receivers), cfg_.alerts.external_url);
     engine_->reconfigure(cfg_.alerts, profiled_target_names());
-    log::info("config reloaded", {{"targets", cfg_.targets.size()}, {"watched", registry_->live_count()}});
-    sd_notify(0, "READY=1\nSTATUS=sampling");
+    const std::string status = publish_probe_states();
+    log::info("config reloaded", {{"targets", cfg_.targets.size()}, {"watched", registry_->live_count()}, {"probes", status}});
+    sd_notify(0, ("READY=1\nSTATUS=" + status).c_str());
+  }
+
+  // A reload whose probes would stop families the running ones measure is not applied: the running
+  // config and probes stay, and their states say why until a reload is applied.
+  void keep_running_probes(const std::vector<profile::ProbeState>& stopped) {
+    std::string errors;
+    for (const profile::ProbeState& p : stopped) {
+      errors += (errors.empty() ? "" : "; ") + std::string(profile::to_string(p.family)) + " " + p.text();
+      kept_at_reload_[p.family] = "; kept by the last reload, whose new probes failed: " + p.detail;
+    }
+    log::error("reload failed; keeping the running config and its probes, which the new ones would stop",
+               {{"config", config_path_}, {"errors", errors}});
+    publish_probe_states();
+    sd_notify(0, "READY=1\nSTATUS=reload failed, running the previous config");
   }
 
   void warn_restart_only_changes(const config::Config& next) const {
@@ -767,8 +707,7 @@ class Daemon {
     engine_.reset();
     dispatcher_.reset();
     statsd_.reset();
-    latency_.reset();
-    caches_.reset();
+    probes_.reset();
     rollups_.reset();
     query_pool_.reset();
     events_.reset();
@@ -798,12 +737,13 @@ class Daemon {
   std::unique_ptr<collector::WatchedMap> watched_;
   std::unique_ptr<collector::OncpuSampler> sampler_;
   std::unique_ptr<collector::ProcEvents> events_;
-  std::unique_ptr<collector::LatencyProbes> latency_;
+  std::string bpf_unavailable_;  // why there is no BPF watched map, when there is none
   std::unique_ptr<collector::StatsdListener> statsd_;
-  std::vector<OperationRef> operations_;
-  std::unique_ptr<collector::CacheProbes> caches_;
-  std::vector<AppCacheRef> app_caches_;
-  std::vector<std::size_t> usdt_caches_;  // USDT cache index -> app_caches_ index
+  std::unique_ptr<ProbeSet> probes_;  // the running config's latency and cache probes
+  // The families of the host (sampler, process events, StatsD); the probe set reports its own.
+  profile::ProbeStates host_states_;
+  // Why a family still runs the previous config's probes: a reload whose probes failed was not applied.
+  std::map<profile::ProbeFamily, std::string> kept_at_reload_;
   std::unique_ptr<collector::Symbolizer> symbolizer_;
   collector::LiveProcessMemory process_memory_;
   collector::PythonDetector python_detector_;

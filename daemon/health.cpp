@@ -6,6 +6,15 @@
 namespace perfwatch::daemon {
 namespace {
 
+// Label values stay short (the log and the CLI have the whole reason), cut on a UTF-8 character boundary.
+std::string label_text(const std::string& text) {
+  constexpr std::size_t max_bytes = 300;
+  if (text.size() <= max_bytes) return text;
+  std::size_t end = max_bytes;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return text.substr(0, end) + "...";
+}
+
 double seconds_since_epoch(profile::TimePoint t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
@@ -32,6 +41,11 @@ void HealthMetrics::window_closed(const profile::SamplerStats& window, std::size
   snapshot_.symbolizer = symbolizer;
 }
 
+void HealthMetrics::set_probes(std::vector<profile::ProbeState> probes) {
+  std::lock_guard lock(mutex_);
+  snapshot_.probes = std::move(probes);
+}
+
 void HealthMetrics::set_writer(const storage::WindowWriter* writer) {
   std::lock_guard lock(mutex_);
   writer_ = writer;
@@ -44,6 +58,14 @@ void HealthMetrics::collect(dashboard::MetricsWriter& out) const {
   out.family("perfwatch_build_info", Type::gauge, "perfwatchd's version and host; always 1")
       .sample(1, {{"version", version_}, {"host", host_}});
   out.gauge("perfwatch_start_time_seconds", "When perfwatchd started, in Unix seconds", seconds_since_epoch(started_));
+
+  // One series per family: its state, and what measures it or why nothing does (the kernel's reason).
+  out.family("perfwatch_probe_state", Type::gauge,
+             "Each probe family's state (off, running, degraded, failed, unsupported) and detail; always 1");
+  for (const profile::ProbeState& p : h.probes)
+    out.sample(1, {{"family", std::string(profile::to_string(p.family))},
+                   {"state", std::string(profile::to_string(p.status))},
+                   {"detail", label_text(p.detail)}});
 
   out.counter("perfwatch_windows_closed_total", "Profile windows closed", static_cast<double>(h.windows));
   out.counter("perfwatch_samples_total", "On-CPU samples of watched processes counted by the sampler",

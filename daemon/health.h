@@ -1,9 +1,10 @@
 #pragma once
-// perfwatchd's own health on /metrics: sampler counts and losses, process events, the symbolizer's
-// cache, and the storage writer (database lag, spool). The event loop publishes a snapshot after each
+// perfwatchd's own health on /metrics: the probe families' states, sampler counts and losses, process
+// events, the symbolizer's cache, and the storage writer (database lag, spool). The event loop publishes a snapshot after each
 // window; the HTTP threads read it (and the writer's own thread-safe stats) at scrape time.
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "collector/proc_events.h"
 #include "collector/symbolizer.h"
@@ -15,6 +16,7 @@
 namespace perfwatch::daemon {
 
 struct HealthSnapshot {
+  std::vector<profile::ProbeState> probes;  // the probe families as they stand
   profile::SamplerStats sampler;  // summed over every closed window
   std::uint64_t windows = 0;
   std::size_t watched_processes = 0;
@@ -32,6 +34,8 @@ class HealthMetrics final : public dashboard::MetricsSource {
   void window_closed(const profile::SamplerStats& window, std::size_t watched, const RegistryStats& registry,
                      const collector::ProcEventStats& events, const collector::SymbolizerStats& symbolizer);
   void set_writer(const storage::WindowWriter* writer);
+  // At start-up, on reload and after each window: the probe families' states.
+  void set_probes(std::vector<profile::ProbeState> probes);
 
   void collect(dashboard::MetricsWriter& out) const override;
 

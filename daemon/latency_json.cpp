@@ -4,7 +4,20 @@
 
 namespace perfwatch::daemon {
 
-nlohmann::json operation_json(const storage::OperationLatency& op, std::span<const std::uint64_t, 5> tiers_ns) {
+std::optional<std::string> not_measured(std::string_view source, const std::vector<storage::HostProbes>& hosts) {
+  profile::OperationSource parsed{};
+  if (!profile::parse_operation_source(source, parsed)) return std::nullopt;
+  std::optional<std::string> reason;
+  for (const storage::HostProbes& h : hosts) {
+    std::optional<std::string> why = profile::not_measured(parsed, h.probes);
+    if (!why) return std::nullopt;
+    if (!reason) reason = hosts.size() > 1 ? h.host + ": " + *why : *why;
+  }
+  return reason;
+}
+
+nlohmann::json operation_json(const storage::OperationLatency& op, std::span<const std::uint64_t, 5> tiers_ns,
+                              const std::vector<storage::HostProbes>& probes) {
   const profile::LatencyHistogram& h = op.histogram;
   nlohmann::json item = {
       {"name", op.name},
@@ -22,6 +35,8 @@ nlohmann::json operation_json(const storage::OperationLatency& op, std::span<con
       {"slow", h.slow},
       {"slow_fraction", h.count ? static_cast<double>(h.slow) / static_cast<double>(h.count) : 0.0}};
   item["verdict"] = verdict_name(op, tiers_ns);
+  const std::optional<std::string> why_not = not_measured(op.source, probes);
+  item["not_measured"] = why_not ? nlohmann::json(*why_not) : nlohmann::json(nullptr);
   if (op.windows == 0) {
     item["grade"] = nullptr;
     item["last_window_end"] = op.last_window_end ? nlohmann::json(format_time(*op.last_window_end)) : nullptr;

@@ -200,9 +200,14 @@ Response Api::targets(const Request& request) const {
                     {"windows", t.windows},
                     {"last_window_end", t.last_window_end ? nlohmann::json(format_time(*t.last_window_end)) : nullptr},
                     {"tiers", tier_states(operations[{t.host, t.name}], options_.tiers_ns)}});
+  auto probes = (*lease)->probe_states(s->host, s->range);
+  if (!probes) return storage_failure(*lease, probes.error());
+  nlohmann::json probe_hosts = nlohmann::json::array();
+  for (const storage::HostProbes& h : *probes) probe_hosts.push_back(storage::to_json(h));
   nlohmann::json doc = range_json(s->range);
   doc["host"] = s->host.empty() ? "*" : s->host;
   doc["targets"] = std::move(list);
+  doc["hosts"] = std::move(probe_hosts);
   return Response::json(doc);
 }
 
@@ -341,9 +346,11 @@ Response Api::latency(const Request& request) const {
   if (!series) return storage_failure(*lease, series.error());
   auto health = (*lease)->latency_health(s->host, s->range);
   if (!health) return storage_failure(*lease, health.error());
+  auto probes = (*lease)->probe_states(s->host, s->range);
+  if (!probes) return storage_failure(*lease, probes.error());
   nlohmann::json list = nlohmann::json::array();
   for (const storage::OperationLatency& o : *ops) {
-    nlohmann::json item = daemon::operation_json(o, options_.tiers_ns);
+    nlohmann::json item = daemon::operation_json(o, options_.tiers_ns, *probes);
     auto it = std::find_if(series->begin(), series->end(), [&](const auto& x) { return x.name == o.name; });
     item["series"] = series_json(it == series->end() ? nullptr : &*it);
     list.push_back(std::move(item));

@@ -6,14 +6,18 @@
 //   GET /metrics                                     Prometheus text: every MetricsSource
 //   GET /api/v1/info                                 host, version, sampling frequency, tier thresholds
 //   GET /api/v1/targets                   RANGE      targets with data in range, each with the state of its
-//                                                    operations per tier (T1..T5, "own" for own thresholds)
+//                                                    operations per tier (T1..T5, "own" for own thresholds),
+//                                                    and each host's probe families as of its newest window
+//                                                    (hosts: [{host, window_end, probes: [{family, state,
+//                                                    detail}]}])
 //   GET /api/v1/targets/{t}/profile       RANGE      flame-graph tree
 //   GET /api/v1/targets/{t}/diff          RANGE BASE differential tree (BASE: base_from, base_to)
 //   GET /api/v1/targets/{t}/pprof         RANGE      gzip-compressed profile.proto
 //   GET /api/v1/targets/{t}/folded        RANGE      folded stacks
 //   GET /api/v1/targets/{t}/speedscope    RANGE      speedscope JSON
 //   GET /api/v1/targets/{t}/latency       RANGE      per operation: percentiles merged over the range, verdict,
-//                                                    and a series (p50/p95/p99/max, calls, slow, threshold)
+//                                                    and a series (p50/p95/p99/max, calls, slow, threshold);
+//                                                    not_measured says why nothing measures an operation
 //       op=NAME: that operation only; step=auto|window|5m|1h: a series point per window or per rollup
 //       bucket (auto: per window while that gives at most 1500 points, else the finer bucket that does)
 //   GET /api/v1/targets/{t}/deploys       RANGE      deploy markers, oldest first

@@ -31,7 +31,7 @@ using profile::WindowProfile;
 constexpr std::int64_t partition_lock_key = 0x7077706172746974;  // "pwpartit"
 constexpr std::int64_t seconds_per_day = 86400;
 constexpr const char* partitioned_tables[] = {"samples", "windows", "latency", "latency_health", "cache_windows",
-                                              "cache_health"};
+                                              "cache_health", "host_windows"};
 
 std::int64_t day_of(profile::TimePoint t) {
   auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -255,6 +255,19 @@ struct PgStore::Impl {
         i64(st.host.llc_references), i64(st.host.llc_misses), i64(st.statsd_counts));
   }
 
+  void write_host_window(pqxx::work& tx, const WindowProfile& w, int hid, const std::string& start,
+                         const std::string& end) {
+    nlohmann::json probes = nlohmann::json::object();
+    for (const profile::ProbeState& p : w.probes)
+      probes[std::string(profile::to_string(p.family))] = {{"status", profile::to_string(p.status)},
+                                                           {"detail", sanitize_utf8(p.detail)}};
+    tx.exec_params0(
+        "INSERT INTO host_windows (host_id, window_start, window_end, probes) VALUES ($1, $2::timestamptz,"
+        " $3::timestamptz, $4::jsonb) ON CONFLICT (host_id, window_start) DO UPDATE SET window_end = EXCLUDED.window_end,"
+        " probes = EXCLUDED.probes",
+        hid, start, end, probes.dump());
+  }
+
   void ensure_partitions(pqxx::work& tx, std::int64_t day) {
     if (known_days.count(day)) return;
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", partition_lock_key);
@@ -334,6 +347,7 @@ struct PgStore::Impl {
     }
     write_latency(tx, w, hid, tids, start, to_pg_timestamp(w.end));
     write_caches(tx, w, hid, tids, start, to_pg_timestamp(w.end));
+    write_host_window(tx, w, hid, start, to_pg_timestamp(w.end));
     tx.commit();
 
     known_days.insert(day);

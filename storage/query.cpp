@@ -486,4 +486,33 @@ Result<CacheHealth> Query::cache_health(const std::string& host, TimeRange range
   });
 }
 
+Result<std::vector<HostProbes>> Query::probe_states(const std::string& host, TimeRange range) {
+  return guarded("cannot read the probe states", [&]() -> Result<std::vector<HostProbes>> {
+    pqxx::read_transaction tx(*conn_);
+    // A database only an older perfwatchd has written to has no such table yet: no states to show.
+    if (tx.exec1("SELECT to_regclass('host_windows') IS NULL")[0].as<bool>()) return std::vector<HostProbes>{};
+    const pqxx::result rows = tx.exec_params(
+        "SELECT DISTINCT ON (h.name) h.name, " + epoch_us_sql("hw.window_end") + ", hw.probes::text"
+        " FROM host_windows hw JOIN hosts h ON h.id = hw.host_id"
+        " WHERE ($1 = '' OR h.name = $1) AND hw.window_start >= $2::timestamptz AND hw.window_start < $3::timestamptz"
+        "   AND hw.probes <> '{}'::jsonb"  // windows replayed from a spool older than the states
+        " ORDER BY h.name, hw.window_start DESC",
+        host, to_pg_timestamp(range.from), to_pg_timestamp(range.to));
+    std::vector<HostProbes> out;
+    for (const auto& row : rows) {
+      HostProbes h{row[0].as<std::string>(), from_epoch_us(row[1].as<std::int64_t>()), {}};
+      const nlohmann::json probes = nlohmann::json::parse(row[2].as<std::string>());
+      for (profile::ProbeFamily family : profile::all_probe_families) {
+        const auto it = probes.find(std::string(profile::to_string(family)));
+        if (it == probes.end() || !it->is_object()) continue;
+        profile::ProbeState state{family, profile::ProbeStatus::off, it->value("detail", "")};
+        if (!profile::parse_probe_status(it->value("status", ""), state.status)) continue;
+        h.probes.push_back(std::move(state));
+      }
+      out.push_back(std::move(h));
+    }
+    return out;
+  });
+}
+
 }  // namespace perfwatch::storage

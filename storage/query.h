@@ -134,6 +134,13 @@ struct CacheHealth {
   std::uint64_t statsd_counts = 0;
 };
 
+// A host's probe families as of its newest window in a range: what ran, and why what did not.
+struct HostProbes {
+  std::string host;
+  profile::TimePoint window_end;
+  std::vector<profile::ProbeState> probes;  // in family order; families this build does not know are left out
+};
+
 class Query {
  public:
   // Connects without migrating: readers need no write access. Fails with a clear message when
@@ -176,6 +183,9 @@ class Query {
   Result<std::vector<CachePoint>> cache_series(const std::string& host, const std::string& target,
                                                const std::string& cache, TimeRange range);
   Result<CacheHealth> cache_health(const std::string& host, TimeRange range);
+  // Per host with a window in range that stored them (every host's when host is ""), by name: its probe
+  // families' states as of the newest such window.
+  Result<std::vector<HostProbes>> probe_states(const std::string& host, TimeRange range);
 
  private:
   // Stacks and frames are content-addressed (storage/ids.h): an id always means the same frames and

@@ -37,6 +37,13 @@ nlohmann::json to_json(const DeployRecord& d) {
           {"changes", std::move(changes)}};
 }
 
+nlohmann::json to_json(const HostProbes& h) {
+  nlohmann::json probes = nlohmann::json::array();
+  for (const profile::ProbeState& p : h.probes)
+    probes.push_back({{"family", profile::to_string(p.family)}, {"state", profile::to_string(p.status)}, {"detail", p.detail}});
+  return {{"host", h.host}, {"window_end", format_time(h.window_end)}, {"probes", std::move(probes)}};
+}
+
 std::optional<double> hit_ratio(std::uint64_t lookups, std::uint64_t hits) {
   if (lookups == 0) return std::nullopt;
   return static_cast<double>(hits) / static_cast<double>(lookups);

@@ -17,6 +17,9 @@ nlohmann::json to_json(const AlertRecord& alert);
 // host, target, at, summary, changes [{kind, path, before, after}].
 nlohmann::json to_json(const DeployRecord& deploy);
 
+// host, window_end, probes [{family, state, detail}]: state is off, running, degraded, failed or unsupported.
+nlohmann::json to_json(const HostProbes& host);
+
 // hits / lookups; nullopt without lookups.
 std::optional<double> hit_ratio(std::uint64_t lookups, std::uint64_t hits);
 // Every process's page cache hit ratio (readahead can add more pages than were asked for).

@@ -23,8 +23,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 // 2 added operation latencies ("ops", "lat"), 3 deploy markers ("deploys"), 4 cache hit rates
-// ("caches", "cache"); older files still decode (without what came later).
-constexpr int format_version = 4;
+// ("caches", "cache"), 5 the probe families' states ("probes"); older files still decode (without what
+// came later).
+constexpr int format_version = 5;
 constexpr int oldest_readable_version = 1;
 constexpr const char* suffix = ".window";
 
@@ -87,9 +88,13 @@ std::vector<std::uint8_t> encode_window(const profile::WindowProfile& w) {
     for (const auto& c : d.changes) changes.push_back({c.kind, c.path, c.before, c.after});
     deploys.push_back({d.target_index, to_us(d.at), d.summary, std::move(changes)});
   }
+  json probes = json::array();
+  for (const auto& p : w.probes)
+    probes.push_back({profile::to_string(p.family), profile::to_string(p.status), p.detail});
   const auto& st = w.stats;
   const auto& cs = w.cache;
   json doc = {{"v", format_version},
+              {"probes", std::move(probes)},
               {"caches", std::move(caches)},
               {"cache", {cs.page_cache.measured, cs.page_cache.text, cs.llc.measured, cs.llc.text, cs.host.page_lookups,
                          cs.host.page_added, cs.host.page_write_adds, cs.host.llc_references, cs.host.llc_misses,
@@ -191,6 +196,14 @@ Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& by
                {cs.at(2).get<bool>(), cs.at(3).get<std::string>()},
                {count(4), count(5), count(6), count(7), count(8)},
                count(9)};
+    if (version < 5) return w;
+    for (const json& p : doc.at("probes")) {
+      profile::ProbeState state;
+      if (!profile::parse_probe_family(p.at(0).get<std::string>(), state.family)) return make_error("bad probe family");
+      if (!profile::parse_probe_status(p.at(1).get<std::string>(), state.status)) return make_error("bad probe status");
+      state.detail = p.at(2).get<std::string>();
+      w.probes.push_back(std::move(state));
+    }
     return w;
   } catch (const json::exception& e) {
     return make_error(std::string("corrupt spooled window: ") + e.what());

@@ -172,6 +172,40 @@ TEST_F(LatencyProbesTest, UprobeTimesEveryCallFromConcurrentThreads) {
   EXPECT_EQ(drained.stats.lost_no_entry, 0u);
 }
 
+// A program the kernel rejects costs only its own source: the verifier really rejects python_entry here
+// (the test-only fault point loads it as a socket filter, whose programs may not call tracing helpers),
+// the uprobe programs load and measure, and state() gives each source's state with the kernel's reason.
+TEST_F(LatencyProbesTest, ARejectedProgramCostsOnlyItsSource) {
+  setenv("PERFWATCH_TEST_REJECT_PROGRAMS", "latency/python_entry", 1);
+  auto p = probes({{"sleep", 0, profile::OperationSource::uprobe, self_exe() + ":pw_test_sleep_ms", 0, "", true, 1},
+                   {"handler", 0, profile::OperationSource::python, "app.handler", 0, "", true, 1}});
+  unsetenv("PERFWATCH_TEST_REJECT_PROGRAMS");
+  ASSERT_TRUE(p);
+  const profile::ProbeState python = p->state(profile::OperationSource::python);
+  EXPECT_EQ(python.family, profile::ProbeFamily::latency_python);
+  EXPECT_EQ(python.status, profile::ProbeStatus::failed);
+  EXPECT_EQ(python.detail.rfind("the kernel rejected python_entry: ", 0), 0u) << python.detail;
+  EXPECT_GT(python.detail.size(), std::string("the kernel rejected python_entry: ").size() + 10)
+      << "the verifier's reason is missing: " << python.detail;
+  EXPECT_EQ(p->state(profile::OperationSource::uprobe).status, profile::ProbeStatus::running);
+  EXPECT_EQ(p->state(profile::OperationSource::syscall).status, profile::ProbeStatus::off) << "no syscall operation";
+
+  Gate gate;
+  Child child([&] {
+    gate.wait_in_child();
+    std::thread([] { pw_test_sleep_ms(20); }).join();
+    std::thread([] { pw_test_sleep_ms(20); }).join();
+  });
+  p->watch(child.pid(), 0);
+  EXPECT_EQ(p->attached_links(), 2u) << "the uprobe pair only: no USDT probes without their program";
+  p->drain();
+  gate.open_in_parent();
+  ASSERT_EQ(child.wait(), 0);
+  LatencyDrain drained = p->drain();
+  EXPECT_EQ(drained.histograms[0].count, 2u);
+  EXPECT_EQ(drained.histograms[1].count, 0u);
+}
+
 // CPython 3.11 fires function__entry only while a profile or trace function is set (the probe sits
 // in the tracing path of RESUME), so each child sets a C-level no-op profiler (slice) right before
 // its one measured call; function__return fires regardless. One call per fresh process: the first

@@ -1,7 +1,7 @@
 // Browser test of the dashboard: Debian's chromium driven by playwright-core against a running
 // perfwatchd.
 //   node dashboard.cjs BASE_URL TARGET OUT_DIR DIFF_QUERY GREW SHRANK FUNCTION FUNCTION...
-// Opens the overview, opens the target, finds each FUNCTION in the rendered flame graph, zooms by
+// Opens the overview (its probe states too), opens the target, finds each FUNCTION in the rendered flame graph, zooms by
 // clicking, searches, opens the differential view, then the diff of the ranges in DIFF_QUERY
 // (from=..&to=..&base_from=..&base_to=..), where GREW must be drawn red and SHRANK blue. Saves a
 // screenshot of each step in OUT_DIR; exits non-zero with the failed check on stderr.
@@ -20,6 +20,12 @@ async function main() {
     // Overview: the target is listed with its samples.
     const row = await overviewRow(session, baseUrl, target);
     assert.ok(Number(await row.locator('td.num').innerText()) > 0, 'the overview shows no samples for the target');
+    // The probe families' states, each with its badge: the sampler runs; the LLC has a state of its own.
+    const sampler = page.locator('#probes tr[data-family="cpu_sampler"]');
+    await sampler.waitFor();
+    assert.equal(await sampler.getAttribute('data-state'), 'running');
+    assert.equal(await sampler.locator('.probe-running').innerText(), 'running');
+    assert.match(await page.locator('#probes tr[data-family="llc"]').getAttribute('data-state'), /^(running|unsupported)$/);
     await shot('overview.png');
 
     // Target page: the workload's functions are frames of the rendered flame graph.

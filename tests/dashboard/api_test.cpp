@@ -535,6 +535,36 @@ TEST_F(ApiLatencyTest, OperationsWithoutCallsInRangeHaveNoData) {
   EXPECT_TRUE(json_of(get("/api/v1/targets/nobody/latency"))["operations"].empty());
 }
 
+// The host's probe families as of its newest window: on /api/v1/targets, and as the reason an
+// operation whose family does not measure has no calls.
+TEST_F(ApiLatencyTest, ProbeStatesSayWhatIsNotMeasured) {
+  auto store = storage::PgStore::connect(connect_options());
+  ASSERT_TRUE(store);
+  profile::WindowProfile w = test::sample_window("web-01", at(3000));
+  profile::ProbeStates states;
+  states.set(profile::ProbeFamily::latency_uprobe, profile::ProbeStatus::failed, "the kernel rejected uprobe_entry: x");
+  states.set(profile::ProbeFamily::latency_syscall, profile::ProbeStatus::running, "tracepoints");
+  w.probes = states.list();
+  ASSERT_TRUE((*store)->write_window(w));
+
+  const nlohmann::json targets = json_of(get("/api/v1/targets?from=2500&to=3500"));
+  ASSERT_EQ(targets["hosts"].size(), 1u) << targets.dump();
+  EXPECT_EQ(targets["hosts"][0]["host"], "web-01");
+  EXPECT_EQ(targets["hosts"][0]["window_end"], "1970-01-01T00:50:10Z");
+  const nlohmann::json& uprobe = targets["hosts"][0]["probes"][3];
+  EXPECT_EQ(uprobe, (nlohmann::json{{"family", "latency_uprobe"}, {"state", "failed"},
+                                    {"detail", "the kernel rejected uprobe_entry: x"}}));
+  EXPECT_TRUE(json_of(get("/api/v1/targets?from=900&to=1500"))["hosts"].empty()) << "older windows stored no states";
+
+  const nlohmann::json api = json_of(get("/api/v1/targets/api/latency?from=2500&to=3500"));
+  ASSERT_TRUE(op(api, "lookup")) << api.dump();
+  EXPECT_EQ((*op(api, "lookup"))["not_measured"],
+            "not measured: latency_uprobe failed: the kernel rejected uprobe_entry: x");
+  const nlohmann::json worker = json_of(get("/api/v1/targets/worker/latency?from=2500&to=3500"));
+  ASSERT_TRUE(op(worker, "reads"));
+  EXPECT_EQ((*op(worker, "reads"))["not_measured"], nullptr) << "its syscall probes run";
+}
+
 TEST_F(ApiLatencyTest, TargetsCarryTheStateOfEachTier) {
   auto tiers_of = [&](const std::string& query, const std::string& target) {
     const nlohmann::json doc = json_of(get("/api/v1/targets?" + query));

@@ -96,7 +96,9 @@ TEST_F(DashboardE2E, PrometheusScrapesTheDaemonsHealthAndLatency) {
       "perfwatch_operation_latency_seconds_sum{operation=\"render\"}",
       "perfwatch_operation_slow_calls_total{operation=\"render\"}",
       "perfwatch_operation_threshold_seconds{operation=\"render\",tier=\"T1\"}", "perfwatch_statsd_unknown_total",
-      "perfwatch_statsd_malformed_total", "perfwatch_statsd_timings_recorded_total", "perfwatch_latency_probe_links"};
+      "perfwatch_statsd_malformed_total", "perfwatch_statsd_timings_recorded_total", "perfwatch_latency_probe_links",
+      // The probe families' states: the sampler runs, the LLC has its own state (unsupported in most VMs).
+      "perfwatch_probe_state{family=\"cpu_sampler\",state=\"running\"}", "perfwatch_probe_state{family=\"llc\"}"};
   std::map<std::string, nlohmann::json> got;
   auto missing = [&] {
     return std::any_of(std::begin(exprs), std::end(exprs), [&](const char* e) { return got[e].is_null(); });
@@ -126,6 +128,9 @@ TEST_F(DashboardE2E, PrometheusScrapesTheDaemonsHealthAndLatency) {
   EXPECT_EQ(value("perfwatch_statsd_unknown_total"), "1");
   EXPECT_EQ(value("perfwatch_statsd_malformed_total"), "1");
   EXPECT_EQ(value("perfwatch_latency_probe_links"), "0") << "StatsD needs no probes";
+  EXPECT_EQ(value("perfwatch_probe_state{family=\"cpu_sampler\",state=\"running\"}"), "1");
+  EXPECT_NE(got["perfwatch_probe_state{family=\"llc\"}"]["metric"]["detail"].get<std::string>(), "")
+      << "the detail label says how the LLC is measured, or why not";
 }
 
 TEST_F(DashboardE2E, BrowserShowsTheWorkloadZoomsAndDiffs) {

@@ -125,7 +125,7 @@ TEST(ProfileE2E, UnprofiledTargetIsMeasuredButNeverSampled) {
   const json targets = cli_json(daemon, {"targets"});
   const json* unprofiled = nullptr;
   const json* profiled = nullptr;
-  for (const json& t : targets) (t.at("name") == "unprofiled" ? unprofiled : profiled) = &t;
+  for (const json& t : targets.at("targets")) (t.at("name") == "unprofiled" ? unprofiled : profiled) = &t;
   ASSERT_TRUE(unprofiled && profiled) << targets.dump(2);
   EXPECT_EQ(unprofiled->at("samples"), 0) << targets.dump(2);
   EXPECT_FALSE(unprofiled->at("pids").empty()) << "its processes are watched: " << targets.dump(2);

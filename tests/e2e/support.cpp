@@ -123,7 +123,8 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-Daemon::Daemon(const std::string& name, const std::string& config_body) {
+Daemon::Daemon(const std::string& name, const std::string& config_body, std::vector<std::string> launcher)
+    : launcher_(std::move(launcher)) {
   EXPECT_EQ(geteuid(), 0u) << "the end-to-end tests load BPF programs: run them as root";
   EXPECT_TRUE(fs::exists("/sys/kernel/btf/vmlinux")) << "kernel BTF is required";
   dir_ = fs::temp_directory_path() / ("perfwatch-e2e-" + name + "-" + std::to_string(getpid()));
@@ -140,7 +141,9 @@ Daemon::Daemon(const std::string& name, const std::string& config_body) {
 bool Daemon::start() {
   const std::size_t log_offset = log().size();  // a restart appends to the same log
   const auto started = [&] { return log().find("perfwatchd started", log_offset) != std::string::npos; };
-  pid_t pid = spawn({PERFWATCHD_PATH, "--config", config_}, log_).pid;
+  std::vector<std::string> argv = launcher_;
+  argv.insert(argv.end(), {PERFWATCHD_PATH, "--config", config_});
+  pid_t pid = spawn(argv, log_).pid;
   EXPECT_GT(pid, 0);
   if (pid <= 0) return false;
   for (int i = 0; i < 600 && !started(); ++i) {

@@ -49,9 +49,10 @@ std::string slurp(const std::string& path);
 class Daemon {
  public:
   // Writes `config_body` (everything but state_dir, which points into the private directory) and
-  // starts perfwatchd on it; waits until it logs that it started. Fails the test (and returns
-  // false from started()) when it does not.
-  explicit Daemon(const std::string& name, const std::string& config_body);
+  // starts perfwatchd on it, through `launcher` when given (a command that execs its arguments:
+  // unshare, setpriv); waits until it logs that it started. Fails the test (and returns false from
+  // started()) when it does not.
+  explicit Daemon(const std::string& name, const std::string& config_body, std::vector<std::string> launcher = {});
   ~Daemon();  // stop() if still running; removes the directory unless a test failed
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
@@ -84,6 +85,7 @@ class Daemon {
 
   std::filesystem::path dir_;
   std::string config_, log_;
+  std::vector<std::string> launcher_;
   pid_t pid_ = -1;
 };
 

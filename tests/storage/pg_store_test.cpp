@@ -175,9 +175,10 @@ TEST_F(PgStoreTest, PartitionsAreDailyAndRetentionDropsWholeOldDays) {
   // Keep 36 h at noon of day 3: days 0 and 1 ended before the cut-off (day 1 ends at day 2 00:00).
   auto dropped = s->apply_retention(36h, at(t0 + 3 * day + 12 * 3600));
   ASSERT_TRUE(dropped.ok()) << dropped.error().message;
-  EXPECT_EQ(*dropped, 2 * 6)
-      << "samples, windows, latency, latency_health, cache_windows and cache_health partitions of two days";
+  EXPECT_EQ(*dropped, 2 * 7) << "samples, windows, latency, latency_health, cache_windows, cache_health and "
+                               "host_windows partitions of two days";
   EXPECT_EQ(count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'cache_windows'::regclass"), 2);
+  EXPECT_EQ(count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'host_windows'::regclass"), 2);
   EXPECT_EQ(count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'latency'::regclass"), 2);
   EXPECT_EQ(count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'samples'::regclass"), 2);
   EXPECT_EQ(folded("h", "worker", {at(t0), at(t0 + 5 * day)}), "main;loop 10\n");
@@ -284,6 +285,47 @@ TEST_F(PgStoreTest, CacheHitRatesSumOverRangesWithTheNewestState) {
   auto empty = q->cache_health("other-host", {at(t0), at(t0 + day)});
   ASSERT_TRUE(empty.ok());
   EXPECT_EQ(empty->windows, 0u);
+}
+
+// The probe families' states are the host's, one row per window (not one per target), read back as of
+// each host's newest window in range.
+TEST_F(PgStoreTest, ProbeStatesAreStoredPerHostAndWindow) {
+  auto s = store();
+  profile::ProbeStates first, newest;
+  first.set(profile::ProbeFamily::cpu_sampler, profile::ProbeStatus::running, "99 Hz");
+  newest.set(profile::ProbeFamily::cpu_sampler, profile::ProbeStatus::failed, "perf_event_open: Invalid argument");
+  newest.set(profile::ProbeFamily::latency_python, profile::ProbeStatus::failed, "the kernel rejected python_entry: \xff");
+  profile::WindowProfile w1 = sample_window("h", at(t0 + 100));
+  w1.probes = first.list();
+  profile::WindowProfile w2 = sample_window("h", at(t0 + 110));
+  w2.probes = newest.list();
+  profile::WindowProfile other = sample_window("h2", at(t0 + 100));
+  other.probes = first.list();
+  for (const auto* w : {&w1, &w2, &w2, &other}) ASSERT_TRUE(s->write_window(*w).ok());
+  EXPECT_EQ(count("SELECT count(*) FROM host_windows"), 3) << "one row per host and window, a replay replaces";
+
+  auto q = query();
+  auto states = q->probe_states("h", {at(t0), at(t0 + day)});
+  ASSERT_TRUE(states.ok()) << states.error().message;
+  ASSERT_EQ(states->size(), 1u);
+  const HostProbes& h = (*states)[0];
+  EXPECT_EQ(h.host, "h");
+  EXPECT_EQ(h.window_end, w2.end);
+  ASSERT_EQ(h.probes.size(), profile::all_probe_families.size());
+  EXPECT_EQ(h.probes[0].text(), "failed: perf_event_open: Invalid argument");
+  EXPECT_EQ(h.probes[static_cast<std::size_t>(profile::ProbeFamily::latency_python)].detail,
+            "the kernel rejected python_entry: \uFFFD") << "stored as valid UTF-8";
+  auto earlier = q->probe_states("h", {at(t0), at(t0 + 105)});
+  ASSERT_TRUE(earlier.ok());
+  ASSERT_EQ(earlier->size(), 1u);
+  EXPECT_EQ((*earlier)[0].probes[0].status, profile::ProbeStatus::running);
+  auto every = q->probe_states("", {at(t0), at(t0 + day)});
+  ASSERT_TRUE(every.ok());
+  ASSERT_EQ(every->size(), 2u);
+  EXPECT_EQ((*every)[1].host, "h2");
+  auto none = q->probe_states("h", {at(t0 + day), at(t0 + 2 * day)});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
 }
 
 TEST_F(PgStoreTest, OperationsKeepTheirIdWhenTheirSourceChanges) {

@@ -99,6 +99,27 @@ TEST(WindowCodecTest, RoundTripsCaches) {
   EXPECT_EQ(back->cache, w.cache);
 }
 
+TEST(WindowCodecTest, RoundTripsProbeStates) {
+  profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
+  profile::ProbeStates states;
+  states.set(profile::ProbeFamily::cpu_sampler, profile::ProbeStatus::failed, "perf_event_open: Invalid argument");
+  states.set(profile::ProbeFamily::statsd, profile::ProbeStatus::running, "UDP 127.0.0.1:8125");
+  w.probes = states.list();
+  Result<profile::WindowProfile> back = decode_window(encode_window(w));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->probes, w.probes);
+
+  nlohmann::json doc = nlohmann::json::from_cbor(encode_window(w));
+  doc["probes"][0][0] = "gpu";
+  EXPECT_FALSE(decode_window(nlohmann::json::to_cbor(doc)).ok()) << "an unknown family";
+  doc = nlohmann::json::from_cbor(encode_window(w));
+  doc["v"] = 4;
+  doc.erase("probes");
+  back = decode_window(nlohmann::json::to_cbor(doc));
+  ASSERT_TRUE(back.ok()) << "a version 4 file has no probe states: " << back.error().message;
+  EXPECT_TRUE(back->probes.empty());
+}
+
 TEST(WindowCodecTest, RejectsCachesOfMissingTargetsAndBadKinds) {
   profile::WindowProfile w = sample_window("host-a", at(1'700'000'000));
   test::add_sample_caches(w, 10, 1);

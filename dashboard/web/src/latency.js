@@ -25,6 +25,9 @@ export function thresholdText(op) {
 }
 
 function verdictCell(op) {
+  if (op.verdict === 'no_data' && op.not_measured) {
+    return el('td', { class: 'verdict verdict-not_measured', title: op.not_measured }, 'not measured');
+  }
   if (op.verdict === 'no_data') {
     const last = op.last_window_end ? `last call before ${new Date(op.last_window_end).toLocaleString()}` : '';
     return el('td', { class: 'verdict verdict-no_data', title: last }, 'no calls');

@@ -8,6 +8,7 @@ import { renderCaches } from './caches.js';
 import { alertsPage } from './alerts.js';
 import { drawTimeline } from './markers.js';
 import { tierCell, tierLegend } from './tiers.js';
+import { probeStates } from './probes.js';
 import './style.css';
 
 const main = document.getElementById('main');
@@ -27,13 +28,16 @@ function navigate(parts, query) {
 async function overview(query) {
   const range = rangeFromQuery(query);
   const table = el('div', { class: 'targets' }, el('p', { class: 'muted' }, 'Loading…'));
+  const probes = el('div', { id: 'probes' });
   main.replaceChildren(
     el('h1', {}, 'Targets'),
     rangePicker('Range', range, (r) => navigate([], rangeParams(r))),
     table,
+    panel('probes-panel', 'Probes', probes),
   );
   try {
     const data = await getJson('/api/v1/targets', rangeParams(range));
+    probes.replaceChildren(probeStates(data.hosts));
     if (!data.targets.length) {
       table.replaceChildren(el('p', { class: 'muted' }, 'No target has samples in this range yet.'));
       return;
