@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <re2/re2.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -14,7 +15,6 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <regex>
 #include <span>
 #include <tuple>
 
@@ -162,11 +162,8 @@ Result<PythonMode> python_mode(const std::string& text) {
 
 Result<std::string> cmdline_regex(const std::string& text) {
   if (text.empty()) return make_error("must not be empty (it would match every process)");
-  try {
-    std::regex(text, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return make_error(std::string("invalid regex: ") + e.what());
-  }
+  if (const auto pattern = compile_cmdline_pattern(text); !pattern->ok())
+    return make_error("invalid regular expression (RE2 syntax): " + pattern->error());
   return text;
 }
 
@@ -1120,6 +1117,12 @@ std::vector<std::string> known_key_paths() {
   add_key_paths<CacheSettings>(paths, "cache.", cache_settings_fields);
   add_key_paths<AppCache>(paths, "targets[].caches[].", cache_fields);
   return paths;
+}
+
+std::unique_ptr<re2::RE2> compile_cmdline_pattern(const std::string& pattern) {
+  re2::RE2::Options options;
+  options.set_log_errors(false);  // the caller says why, with the file and line
+  return std::make_unique<re2::RE2>(pattern, options);
 }
 
 std::pair<std::string, std::string> split_uprobe(const std::string& spec) {
