@@ -22,6 +22,8 @@ std::size_t sequence_at(std::string_view text, std::size_t i) {
 
 }  // namespace
 
+std::size_t sequence_length(std::string_view text) { return text.empty() ? 0 : sequence_at(text, 0); }
+
 bool valid(std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {
     const std::size_t len = sequence_at(text, i);

@@ -86,7 +86,7 @@ int list_targets(const Options& options, Context& ctx, std::FILE* out, std::FILE
                      {"samples", r.samples},
                      {"windows", r.windows},
                      {"last_window_end", r.last_window_end ? nlohmann::json(format_time(*r.last_window_end)) : nullptr}});
-    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    std::fprintf(out, "%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   std::size_t name_width = 6, host_width = 4, pid_width = 4;
@@ -121,7 +121,7 @@ int print_flame(const Options& options, Context& ctx, std::FILE* out, std::FILE*
                    static_cast<unsigned long long>(lost), static_cast<unsigned long long>(stats->samples + lost));
   }
   if (options.format == "json")
-    std::fprintf(out, "%s\n", profile::to_flame_tree(*profile, options.target).dump().c_str());
+    std::fprintf(out, "%s\n", profile::to_flame_tree(*profile, options.target).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   else
     std::fputs(profile::to_folded(*profile).c_str(), out);
   return 0;
@@ -157,7 +157,7 @@ int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FIL
       doc["operations"].push_back(std::move(item));
     }
     if (health) doc["health"] = daemon::latency_health_json(*health);
-    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    std::fprintf(out, "%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   std::size_t name_width = 9;
@@ -209,7 +209,7 @@ int list_alerts(const Options& options, Context& ctx, std::FILE* out, std::FILE*
   if (options.format == "json") {
     nlohmann::json doc = nlohmann::json::array();
     for (const storage::AlertRecord& a : *found) doc.push_back(storage::to_json(a));
-    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    std::fprintf(out, "%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   if (found->empty()) {
@@ -254,7 +254,7 @@ int print_cache(const Options& options, Context& ctx, std::FILE* out, std::FILE*
       return 1;
     }
     if (doc->at("caches").empty()) report_no_caches(options, err);
-    std::fprintf(out, "%s\n", doc->dump(2).c_str());
+    std::fprintf(out, "%s\n", doc->dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   auto caches = ctx.query->caches(ctx.host, options.target, options.range);

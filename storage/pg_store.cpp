@@ -323,7 +323,7 @@ struct PgStore::Impl {
       tx.exec_params0(
           "INSERT INTO deploy_markers (host_id, target_id, at, summary, changes)"
           " VALUES ($1, $2, $3::timestamptz, $4, $5::jsonb) ON CONFLICT (target_id, at) DO NOTHING",
-          hid, tids[d.target_index], to_pg_timestamp(d.at), sanitize_utf8(d.summary), changes.dump());
+          hid, tids[d.target_index], to_pg_timestamp(d.at), sanitize_utf8(d.summary), changes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
     if (!batch.counts.empty()) {
       pqxx::stream_to copy(tx, "samples",

@@ -113,7 +113,7 @@ Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& by
     const json doc = json::from_cbor(bytes);
     const int version = doc.at("v").get<int>();
     if (version < oldest_readable_version || version > format_version)
-      return make_error("spooled window has format version " + doc.at("v").dump() + ", expected " +
+      return make_error("spooled window has format version " + doc.at("v").dump(-1, ' ', false, json::error_handler_t::replace) + ", expected " +
                         std::to_string(oldest_readable_version) + " to " + std::to_string(format_version));
     profile::WindowProfile w;
     w.host = doc.at("host").get<std::string>();
