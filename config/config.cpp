@@ -732,6 +732,16 @@ const Field<Dashboard> dashboard_fields[] = {
     {"listen", [](Reader& r, const Entry& e, Dashboard& d) { assign(d.listen, r.checked(e, listen_address)); }},
     {"token_file",
      [](Reader& r, const Entry& e, Dashboard& d) { assign(d.token_file, r.checked(e, absolute_path)); }},
+    {"allow_unauthenticated",
+     [](Reader& r, const Entry& e, Dashboard& d) { assign(d.allow_unauthenticated, r.scalar<bool>(e, "a boolean")); }},
+    {"request_timeout",
+     [](Reader& r, const Entry& e, Dashboard& d) {
+       assign(d.request_timeout, r.checked(e, [](const std::string& t) { return duration_within(t, 1s, 1h); }));
+     }},
+    {"query_timeout",
+     [](Reader& r, const Entry& e, Dashboard& d) {
+       assign(d.query_timeout, r.checked(e, [](const std::string& t) { return duration_within(t, 100ms, 1h); }));
+     }},
     {"threads",
      [](Reader& r, const Entry& e, Dashboard& d) {
        if (auto n = r.integer(e, 1, 256)) d.threads = static_cast<std::uint32_t>(*n);
@@ -1002,6 +1012,18 @@ void read_tiers(Reader& r, const Entry& e, Tiers& tiers) {
   }
 }
 
+// Without a token, whoever reaches the dashboard reads every profile: beyond this machine, only when the
+// configuration says so.
+void read_dashboard(Reader& r, const Entry& e, Dashboard& d) {
+  const auto present = r.mapping<Dashboard>(e, dashboard_fields, d);
+  if (!present || !present->contains("listen") || loopback_listen(d.listen) || !d.token_file.empty() ||
+      d.allow_unauthenticated)
+    return;
+  r.error(present->at("listen"), d.listen + " can be reached from other machines: set dashboard.token_file, or "
+                                            "dashboard.allow_unauthenticated: true to let anyone who reaches it "
+                                            "read the profiles");
+}
+
 void read_targets(Reader& r, const Entry& e, std::vector<Target>& targets) {
   const auto items = read_list<Target>(r, e, target_fields, {"name", "match"}, targets);
   unique_names(r, targets, items, "target");
@@ -1037,7 +1059,7 @@ const Field<Config> config_fields[] = {
     {"log_level", [](Reader& r, const Entry& e, Config& c) { assign(c.log_level, r.checked(e, log_level)); }},
     {"storage", [](Reader& r, const Entry& e, Config& c) { r.mapping<Storage>(e, storage_fields, c.storage); }},
     {"sampling", [](Reader& r, const Entry& e, Config& c) { r.mapping<Sampling>(e, sampling_fields, c.sampling); }},
-    {"dashboard", [](Reader& r, const Entry& e, Config& c) { r.mapping<Dashboard>(e, dashboard_fields, c.dashboard); }},
+    {"dashboard", [](Reader& r, const Entry& e, Config& c) { read_dashboard(r, e, c.dashboard); }},
     {"statsd", [](Reader& r, const Entry& e, Config& c) { r.mapping<Statsd>(e, statsd_fields, c.statsd); }},
     {"cache", [](Reader& r, const Entry& e, Config& c) { r.mapping<CacheSettings>(e, cache_settings_fields, c.cache); }},
     {"tiers", [](Reader& r, const Entry& e, Config& c) { read_tiers(r, e, c.tiers); }},
@@ -1117,6 +1139,13 @@ std::vector<std::string> known_key_paths() {
   add_key_paths<CacheSettings>(paths, "cache.", cache_settings_fields);
   add_key_paths<AppCache>(paths, "targets[].caches[].", cache_fields);
   return paths;
+}
+
+bool loopback_listen(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host == "localhost" || host == "[::1]") return true;
+  in_addr address{};
+  return inet_pton(AF_INET, host.c_str(), &address) == 1 && (ntohl(address.s_addr) >> 24) == 127;
 }
 
 std::unique_ptr<re2::RE2> compile_cmdline_pattern(const std::string& pattern) {

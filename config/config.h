@@ -101,10 +101,18 @@ struct Sampling {
 struct Dashboard {
   std::string listen = "127.0.0.1:7460";  // HOST:PORT; HOST is IPv4, [IPv6] or a host name
   std::string token_file;  // optional absolute path of a file whose first line is the API's bearer token;
-                           // only the path is kept here, the daemon reads the file
+                           // only the path is kept here, the daemon reads the file (mode 0600 or stricter)
+  // A listen address other machines can reach needs a token_file, unless this says the profiles may be
+  // read by anyone who can reach it.
+  bool allow_unauthenticated = false;
   std::uint32_t threads = 8;  // HTTP requests served at once
   std::uint32_t queue = 64;   // connections waiting for a thread before new ones are refused
+  Duration request_timeout = std::chrono::seconds(30);  // a request is cut off this long after it is taken
+  Duration query_timeout = std::chrono::seconds(20);    // PostgreSQL's statement_timeout for the API's queries
 };
+
+// Whether a listen address (HOST:PORT) is reachable only from this machine: 127.0.0.0/8, [::1], localhost.
+bool loopback_listen(const std::string& listen);
 
 // The StatsD listener, started when an operation has a `statsd` source.
 struct Statsd {

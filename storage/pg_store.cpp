@@ -380,6 +380,9 @@ Result<std::unique_ptr<pqxx::connection>> connect_database(const ConnectOptions&
   std::unique_ptr<pqxx::connection> conn;
   try {
     conn = std::make_unique<pqxx::connection>(*conninfo);
+    // Kept by libpqxx and set again should it reconnect.
+    if (options.statement_timeout.count() > 0)
+      conn->set_variable("statement_timeout", std::to_string(options.statement_timeout.count()));
   } catch (const std::exception& e) {
     return make_error(std::string("cannot connect to PostgreSQL: ") + e.what());
   }

@@ -5,7 +5,9 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <gtest/gtest.h>
 
+#include <pqxx/transaction>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -125,6 +127,25 @@ TEST_F(ApiTest, ListsTheTargetsOfTheHostInRange) {
   EXPECT_EQ(json_of(get("/api/v1/targets?from=900&to=1500&host=*"))["targets"].size(), 4u);
   // The default range is the last hour before now (5000 s): the window at 2000 s only.
   EXPECT_EQ(json_of(get("/api/v1/targets"))["targets"][0]["windows"], 1);
+}
+
+// Every query of the API has a deadline (PostgreSQL's statement_timeout on the pool's connections): one
+// that waits on a lock answers 503 when it passes, instead of holding the request and its thread for as
+// long as the lock is held.
+TEST_F(ApiTest, AQueryPastTheQueryTimeoutAnswers503) {
+  storage::ConnectOptions options = connect_options();
+  options.statement_timeout = std::chrono::milliseconds(300);
+  start("", 4, QueryPool::connect_with(options));
+  pqxx::connection locker = connection();
+  pqxx::work lock(locker);
+  lock.exec0("LOCK TABLE windows IN ACCESS EXCLUSIVE MODE");
+  const auto begin = std::chrono::steady_clock::now();
+  Reply r = get("/api/v1/targets?from=900&to=1500");
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(5));
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("statement timeout"), std::string::npos) << r.body;
+  lock.abort();
+  EXPECT_EQ(get("/api/v1/targets?from=900&to=1500").status, 200);
 }
 
 TEST_F(ApiTest, ProfileIsAFlameTreeOfTheRange) {
