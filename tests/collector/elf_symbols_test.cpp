@@ -194,9 +194,8 @@ TEST(ElfFile, RejectsWhatIsNotElf) {
 TEST(LoadElfImage, CompletesAStrippedBinaryFromDebugInfoByBuildId) {
   auto stripped = open_elf(PW_TARGET_STRIPPED);
   ASSERT_TRUE(stripped);
-  auto no_search = [](const std::string&) { return UniqueFd(); };
-  ElfImage dynsym_only = load_elf_image(*stripped, {{}, PW_TARGET_STRIPPED, no_search});
-  ElfImage completed = load_elf_image(*stripped, {{"/nonexistent", PW_DEBUG_ROOT}, PW_TARGET_STRIPPED, no_search});
+  ElfImage dynsym_only = load_elf_image(*stripped, {{}, PW_TARGET_STRIPPED, ""});
+  ElfImage completed = load_elf_image(*stripped, {{"/nonexistent", PW_DEBUG_ROOT}, PW_TARGET_STRIPPED, ""});
   EXPECT_EQ(dynsym_only.debug_file, "");
   EXPECT_NE(completed.debug_file.find(PW_DEBUG_ROOT "/.build-id/"), std::string::npos) << completed.debug_file;
   // .symtab has the local functions .dynsym lacks.
