@@ -633,7 +633,7 @@ class Daemon {
     symbolizer_->release_retired();
     python_symbolizer_->release_retired();
     health_->window_closed(window.stats, registry_->live_count(), registry_->stats(), events_->stats(),
-                           symbolizer_->stats());
+                           symbolizer_->stats(), python_symbolizer_->stats());
     log::debug("window closed", {{"stacks", window.profile.stacks.size()}, {"samples", window.stats.samples},
                                  {"lost_unresolved", window.stats.lost_unresolved},
                                  {"operations", window.operations.size()}, {"probe_calls", window.latency.probe_calls},

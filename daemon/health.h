@@ -6,6 +6,7 @@
 #include <string>
 
 #include "collector/proc_events.h"
+#include "collector/python_code.h"
 #include "collector/symbolizer.h"
 #include "common/profile.h"
 #include "daemon/process_registry.h"
@@ -21,6 +22,7 @@ struct HealthSnapshot {
   RegistryStats registry;
   collector::ProcEventStats events;
   collector::SymbolizerStats symbolizer;
+  collector::PythonSymbolizerStats python;
 };
 
 class HealthMetrics final : public dashboard::MetricsSource {
@@ -30,7 +32,8 @@ class HealthMetrics final : public dashboard::MetricsSource {
 
   // From the event loop, after each window: adds the window's sampler stats to the totals.
   void window_closed(const profile::SamplerStats& window, std::size_t watched, const RegistryStats& registry,
-                     const collector::ProcEventStats& events, const collector::SymbolizerStats& symbolizer);
+                     const collector::ProcEventStats& events, const collector::SymbolizerStats& symbolizer,
+                     const collector::PythonSymbolizerStats& python);
   void set_writer(const storage::WindowWriter* writer);
 
   void collect(dashboard::MetricsWriter& out) const override;

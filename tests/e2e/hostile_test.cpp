@@ -194,7 +194,7 @@ TEST(HostileE2E, NoRequestByteReachesAResponseHeader) {
   Daemon daemon("split", "sampling: {window: 1s}\n" + dashboard_listen(port) +
                              "targets:\n  - name: x\n    match: {comm: pw-no-such-proc}\n");
   ASSERT_TRUE(daemon.started());
-  for (const std::string format : {"folded", "pprof", "speedscope"}) {
+  for (const std::string& format : {"folded", "pprof", "speedscope"}) {
     const Reply r = http(port, "/api/v1/targets/x%0D%0AX-Injected:%20yes/" + format + "?since=1m");
     EXPECT_NE(r.status, 0) << r.body;
     EXPECT_FALSE(r.response.has("X-Injected")) << format << ": the request set a response header";
@@ -213,17 +213,26 @@ TEST(HostileE2E, DashboardAnswersOnlyItsOwnHostNames) {
                                   "alerts: {external_url: 'https://perf.example.com:8443/perfwatch'}\n"
                                   "targets:\n  - name: x\n    match: {comm: pw-no-such-proc}\n");
   ASSERT_TRUE(daemon.started());
-  for (const std::string host : {"evil.example:" + p, std::string("evil.example"), "127.0.0.1.evil.example:" + p,
+  for (const std::string& host : {"evil.example:" + p, std::string("evil.example"), "127.0.0.1.evil.example:" + p,
                                  "localhost.evil.example:" + p, "127.0.0.1:" + std::to_string(port + 1)}) {
     const Reply r = http(port, "/api/v1/targets", host);
     EXPECT_EQ(r.status, 421) << host << ": " << r.body;
     EXPECT_NE(r.body.find("Host"), std::string::npos) << r.body;
   }
-  for (const std::string host : {"127.0.0.1:" + p, "localhost:" + p, "LOCALHOST:" + p, "[::1]:" + p,
+  for (const std::string& host : {"127.0.0.1:" + p, "localhost:" + p, "LOCALHOST:" + p, "[::1]:" + p,
                                  std::string("perf.example.com:8443")}) {
     const Reply r = http(port, "/api/v1/targets", host);
     EXPECT_EQ(r.status, 200) << host << ": " << r.body;
   }
+  // Defect 6's bound on the Python code cache shows beside the other symbol cache figures.
+  bool metrics = false;
+  wait_until([&] {
+    const Reply m = http(port, "/metrics");
+    metrics = m.body.find("\nperfwatch_python_code_cache_evictions_total 0\n") != std::string::npos &&
+              m.body.find("\nperfwatch_python_code_cache_bytes ") != std::string::npos;
+    return metrics;
+  });
+  EXPECT_TRUE(metrics) << http(port, "/metrics").body;
   ASSERT_TRUE(daemon.alive()) << daemon.log();
 }
 
