@@ -194,8 +194,8 @@ TEST(HostileE2E, NoRequestByteReachesAResponseHeader) {
   Daemon daemon("split", "sampling: {window: 1s}\n" + dashboard_listen(port) +
                              "targets:\n  - name: x\n    match: {comm: pw-no-such-proc}\n");
   ASSERT_TRUE(daemon.started());
-  for (const std::string& format : {"folded", "pprof", "speedscope"}) {
-    const Reply r = http(port, "/api/v1/targets/x%0D%0AX-Injected:%20yes/" + format + "?since=1m");
+  for (const char* format : {"folded", "pprof", "speedscope"}) {
+    const Reply r = http(port, std::string("/api/v1/targets/x%0D%0AX-Injected:%20yes/") + format + "?since=1m");
     EXPECT_NE(r.status, 0) << r.body;
     EXPECT_FALSE(r.response.has("X-Injected")) << format << ": the request set a response header";
     for (const auto& [name, value] : r.response)
