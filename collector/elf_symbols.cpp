@@ -286,7 +286,12 @@ std::vector<LoadSegment> ElfFile::load_segments() const {
   if (elf_getphdrnum(elf_, &count) != 0) return segments;
   for (std::size_t i = 0; i < count; ++i) {
     GElf_Phdr phdr;
-    if (gelf_getphdr(elf_, static_cast<int>(i), &phdr) != nullptr && phdr.p_type == PT_LOAD)
+    std::uint64_t end = 0;
+    // A segment that wraps around the address space or the file is no segment (found by fuzz_elf: offsets
+    // and addresses translated through it did not translate back).
+    if (gelf_getphdr(elf_, static_cast<int>(i), &phdr) != nullptr && phdr.p_type == PT_LOAD &&
+        !__builtin_add_overflow(phdr.p_vaddr, phdr.p_filesz, &end) &&
+        !__builtin_add_overflow(phdr.p_offset, phdr.p_filesz, &end))
       segments.push_back({phdr.p_offset, phdr.p_vaddr, phdr.p_filesz});
   }
   return segments;

@@ -369,8 +369,9 @@ Result<Options> parse_args(std::span<const std::string> args, profile::TimePoint
   } else {
     Result<Duration> d = parse_duration(since.value_or(o.command == Command::alerts ? "1d" : "10m"));
     if (!d) return make_error("--since: " + d.error().message);
-    if (d->count() == 0) return make_error("--since must be longer than 0");
-    o.range = {now - std::chrono::duration_cast<profile::Clock::duration>(*d), now};
+    Result<profile::TimePoint> start = time_before(now, *d);
+    if (!start) return make_error("--since " + since.value_or("") + ": " + start.error().message);
+    o.range = {*start, now};
   }
   return o;
 }

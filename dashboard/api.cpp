@@ -170,8 +170,9 @@ Result<storage::TimeRange> Api::range(const Request& request, const std::string&
   if (required && !since) return make_error("missing " + prefix + "from (or " + prefix + "since)");
   Result<Duration> d = parse_duration(since ? *since : "1h");
   if (!d) return make_error(prefix + "since: " + d.error().message);
-  if (d->count() <= 0) return make_error(prefix + "since must be longer than 0");
-  return storage::TimeRange{now - std::chrono::duration_cast<profile::Clock::duration>(*d), now};
+  Result<profile::TimePoint> start = time_before(now, *d);
+  if (!start) return make_error(prefix + "since " + (since ? *since : "1h") + ": " + start.error().message);
+  return storage::TimeRange{*start, now};
 }
 
 Result<Api::Scope> Api::scope(const Request& request) const {

@@ -186,7 +186,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadValue{"top_level_not_mapping", "- a\n", "perfwatch.yaml:1:1: expected a mapping, got a sequence"},
         BadValue{"second_document", "log_level: info\n---\nlog_level: warn\n",
-                 "perfwatch.yaml:3:1: expected a single YAML document, found another"},
+                 "perfwatch.yaml:2:1: expected a single YAML document, found another"},
+        // Found by fuzz_config: yaml-cpp's LoadAll never returned on it, growing without bound.
+        BadValue{"lone_comma", ",", "perfwatch.yaml:1:1: expected a single YAML document, found another"},
         BadValue{"relative_state_dir", "state_dir: var/lib/perfwatch\n",
                  "perfwatch.yaml:1:12: state_dir: expected an absolute path, got 'var/lib/perfwatch'"},
         BadValue{"state_dir_not_scalar", "state_dir: [a]\n",
