@@ -114,9 +114,9 @@ Result<void> AlertStore::commit(const Batch& batch) {
           "   annotations = EXCLUDED.annotations, value = EXCLUDED.value, state = EXCLUDED.state,"
           "   starts_at = COALESCE(EXCLUDED.starts_at, alerts.starts_at),"
           "   ends_at = COALESCE(EXCLUDED.ends_at, alerts.ends_at), updated_at = now(), progress = EXCLUDED.progress",
-          fp, hid, r.rule, json(r.labels).dump(), json(r.annotations).dump(), r.value,
+          fp, hid, r.rule, json(r.labels).dump(-1, ' ', false, json::error_handler_t::replace), json(r.annotations).dump(-1, ' ', false, json::error_handler_t::replace), r.value,
           std::string(to_string(r.progress.state)), firing ? to_pg_timestamp(r.progress.fired_at) : std::string(),
-          time_or_empty(r.resolved_at), progress_json(r.progress).dump());
+          time_or_empty(r.resolved_at), progress_json(r.progress).dump(-1, ' ', false, json::error_handler_t::replace));
       tx.exec_params0("DELETE FROM alert_notifications WHERE fingerprint = $1", fp);
       for (const auto& [receiver, at] : r.notified)
         tx.exec_params0(
@@ -133,7 +133,7 @@ Result<void> AlertStore::commit(const Batch& batch) {
           " ON CONFLICT (host_id, receiver, fingerprint) WHERE state = 'pending' DO UPDATE SET"
           "   status = EXCLUDED.status, notice = EXCLUDED.notice, revision = alert_outbox.revision + 1",
           hid, n.receiver, n.notice.fingerprint, std::string(n.notice.firing ? "firing" : "resolved"),
-          to_json(n.notice).dump());
+          to_json(n.notice).dump(-1, ' ', false, json::error_handler_t::replace));
     for (const auto& [rule, position] : batch.cursors)
       tx.exec_params0(
           "INSERT INTO alert_cursors (host_id, rule, position) VALUES ($1, $2, $3::timestamptz)"

@@ -136,10 +136,10 @@ void Dispatcher::send(Outbox& outbox, const ResolvedReceiver& receiver, const st
   }
   if (r.kind == config::ReceiverKind::alertmanager) {
     request.url = api_url(r.url);
-    request.body = alertmanager_push(notices, profile::Clock::now(), r.repeat()).dump();
+    request.body = alertmanager_push(notices, profile::Clock::now(), r.repeat()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {
     request.url = r.url;
-    request.body = webhook_payload(r.format, notices, r.name, external_url).dump();
+    request.body = webhook_payload(r.format, notices, r.name, external_url).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   const Result<HttpResponse> response = client_->post(request);
   const std::string group = notices.front().labels.count("alertname") ? notices.front().labels.at("alertname") : "";

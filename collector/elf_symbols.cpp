@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <gelf.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <libelf.h>
 #include <zlib.h>
 
@@ -31,6 +33,13 @@ std::string to_hex(const unsigned char* bytes, std::size_t size) {
   return hex;
 }
 
+// Build-ids are 16 or 20 bytes (sometimes 32); a longer note is no build-id but would make a long cache key.
+constexpr std::size_t kMaxBuildIdBytes = 64;
+// Symbol names held per binary: a crafted file can point a million symbols at one long string.
+constexpr std::size_t kMaxSymbolNameBytes = 256 << 20;
+// A debug file's CRC is computed by reading it whole: not for files larger than this.
+constexpr off_t kMaxCrcFileBytes = off_t{4} << 30;
+
 // The build-id note in one block of notes, "" when it has none.
 std::string find_build_id_note(Elf_Data* data) {
   if (data == nullptr) return {};
@@ -38,17 +47,22 @@ std::string find_build_id_note(Elf_Data* data) {
   std::size_t name_at = 0, desc_at = 0;
   for (std::size_t at = 0; (at = gelf_getnote(data, at, &note, &name_at, &desc_at)) > 0;) {
     const char* base = static_cast<const char*>(data->d_buf);
-    if (note.n_type == NT_GNU_BUILD_ID && std::string_view(base + name_at, note.n_namesz) == kGnuNoteName)
+    if (note.n_type == NT_GNU_BUILD_ID && std::string_view(base + name_at, note.n_namesz) == kGnuNoteName &&
+        note.n_descsz <= kMaxBuildIdBytes)
       return to_hex(reinterpret_cast<const unsigned char*>(base + desc_at), note.n_descsz);
   }
   return {};
 }
 
-UniqueFd open_plain(const std::string& path) { return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); }
-
 std::string directory_of(const std::string& path) {
   std::size_t slash = path.rfind('/');
-  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+  return slash == std::string::npos ? std::string(".") : slash == 0 ? std::string("/") : path.substr(0, slash);
+}
+
+// A path as the kernel writes it in /proc/PID/maps: absolute, without `.` or `..` components.
+bool plain_absolute_path(const std::string& path) {
+  return path.starts_with('/') && path.find("/../") == std::string::npos && path.find("/./") == std::string::npos &&
+         !path.ends_with("/..") && !path.ends_with("/.");
 }
 
 struct DebugFile {
@@ -56,9 +70,12 @@ struct DebugFile {
   std::string path;
 };
 
-std::optional<DebugFile> open_debug_file(UniqueFd fd, const std::string& path) {
-  if (!fd) return std::nullopt;
-  auto elf = ElfFile::open(std::move(fd));
+std::optional<DebugFile> open_debug_file(Result<UniqueFd> fd, const std::string& path) {
+  if (!fd) {
+    log::debug("no debug file there", {{"path", path}, {"error", fd.error().message}});
+    return std::nullopt;
+  }
+  auto elf = ElfFile::open(std::move(*fd));
   if (!elf) {
     log::debug("unreadable debug file", {{"path", path}, {"error", elf.error().message}});
     return std::nullopt;
@@ -70,7 +87,7 @@ std::optional<DebugFile> find_by_build_id(const std::string& build_id, const Deb
   if (build_id.size() < 3) return std::nullopt;
   for (const std::string& dir : search.debug_dirs) {
     std::string path = dir + "/.build-id/" + build_id.substr(0, 2) + "/" + build_id.substr(2) + ".debug";
-    auto debug = open_debug_file(open_plain(path), path);
+    auto debug = open_debug_file(open_regular(path), path);
     if (debug && debug->elf.build_id() == build_id) return debug;
   }
   return std::nullopt;
@@ -87,16 +104,24 @@ bool matches(const DebugFile& debug, const std::string& build_id, const Debuglin
 std::optional<DebugFile> find_by_debuglink(const ElfFile& file, const std::string& build_id,
                                            const DebugInfoSearch& search) {
   auto link = file.debuglink();
-  if (!link) return std::nullopt;
-  std::string dir = directory_of(search.binary_path);
-  // Paths beside the binary are opened as the process sees them; those under debug_dirs as we do.
-  std::vector<std::pair<std::string, bool>> candidates = {{dir + "/" + link->file, true},
-                                                          {dir + "/.debug/" + link->file, true}};
-  for (const std::string& debug_dir : search.debug_dirs)
-    candidates.emplace_back(debug_dir + dir + "/" + link->file, false);
-  for (const auto& [path, as_process] : candidates) {
-    auto debug = open_debug_file(as_process ? search.open_as_process(path) : open_plain(path), path);
-    if (debug && matches(*debug, build_id, *link)) return debug;
+  // The link names a file, nothing else; the binary's directory is the kernel's, never relative.
+  if (!link || link->file.find('/') != std::string::npos || link->file == "." || link->file == ".." ||
+      link->file.size() > NAME_MAX || !plain_absolute_path(search.binary_path))
+    return std::nullopt;
+  const std::string dir = directory_of(search.binary_path);
+  const auto check = [&](std::optional<DebugFile> debug) {
+    return debug && matches(*debug, build_id, *link) ? std::move(debug) : std::nullopt;
+  };
+  // Beside the binary and in its .debug/, as the process sees them (else as we do), never leaving them.
+  for (const std::string& relative : {link->file, ".debug/" + link->file}) {
+    Result<UniqueFd> fd = make_error("no process root");
+    if (!search.process_root.empty()) fd = open_regular_beneath(search.process_root + dir, relative);
+    if (!fd) fd = open_regular_beneath(dir, relative);
+    if (auto debug = check(open_debug_file(std::move(fd), dir + "/" + relative))) return debug;
+  }
+  for (const std::string& debug_dir : search.debug_dirs) {
+    const std::string path = debug_dir + (dir == "/" ? "" : dir) + "/" + link->file;
+    if (auto debug = check(open_debug_file(open_regular(path), path))) return debug;
   }
   return std::nullopt;
 }
@@ -119,7 +144,7 @@ void SymbolTable::Builder::add(std::string_view name, std::uint64_t addr, std::u
                                Kind kind, Binding binding) {
   // Versioned definitions appear in .symtab as "name@VERSION" or "name@@VERSION".
   name = name.substr(0, name.find('@'));
-  if (name.empty()) return;
+  if (name.empty() || names_.size() + name.size() > kMaxSymbolNameBytes) return;
   auto kind_rank = static_cast<std::uint8_t>(kind == Kind::label ? 0 : size == 0 ? 1 : 2);
   auto binding_rank = static_cast<std::uint8_t>(binding == Binding::weak ? 0 : binding == Binding::local ? 1 : 2);
   auto underscores = static_cast<std::uint16_t>(std::min<std::size_t>(name.find_first_not_of('_'), 0xffff));
@@ -261,7 +286,12 @@ std::vector<LoadSegment> ElfFile::load_segments() const {
   if (elf_getphdrnum(elf_, &count) != 0) return segments;
   for (std::size_t i = 0; i < count; ++i) {
     GElf_Phdr phdr;
-    if (gelf_getphdr(elf_, static_cast<int>(i), &phdr) != nullptr && phdr.p_type == PT_LOAD)
+    std::uint64_t end = 0;
+    // A segment that wraps around the address space or the file is no segment (found by fuzz_elf: offsets
+    // and addresses translated through it did not translate back).
+    if (gelf_getphdr(elf_, static_cast<int>(i), &phdr) != nullptr && phdr.p_type == PT_LOAD &&
+        !__builtin_add_overflow(phdr.p_vaddr, phdr.p_filesz, &end) &&
+        !__builtin_add_overflow(phdr.p_offset, phdr.p_filesz, &end))
       segments.push_back({phdr.p_offset, phdr.p_vaddr, phdr.p_filesz});
   }
   return segments;
@@ -342,6 +372,9 @@ void ElfFile::add_symbols(SymbolTable::Builder& builder) const {
 }
 
 Result<std::uint32_t> ElfFile::crc32() const {
+  struct stat st {};
+  if (fstat(fd_.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > kMaxCrcFileBytes)
+    return make_error("not a regular file of at most 4 GiB");
   uLong crc = ::crc32(0L, Z_NULL, 0);
   std::vector<unsigned char> buf(1 << 16);
   for (off_t at = 0;;) {

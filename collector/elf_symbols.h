@@ -144,11 +144,15 @@ struct ElfImage {
   std::size_t memory_bytes() const;
 };
 
+// Where separate debug info may be. What a binary names (its .gnu_debuglink, a plain file name) is opened
+// only as a regular file, never blocking, and only below the binary's own directory (resolved so that no
+// `..` or symbolic link leads out of it) or below a debug directory.
 struct DebugInfoSearch {
   std::vector<std::string> debug_dirs;  // e.g. /usr/lib/debug, read in the daemon's own mount namespace
   std::string binary_path;              // as the process sees it
-  // Opens a path as the process sees it (for debug files beside the binary); an invalid fd on failure.
-  std::function<UniqueFd(const std::string& path)> open_as_process;
+  // The process's root ("/proc/PID/root"), under which the binary's directory is looked for first, then in
+  // ours; "" for ours only.
+  std::string process_root;
 };
 
 // The function's address in file, else in its separate debug info (found as load_elf_image does).

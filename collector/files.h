@@ -41,14 +41,25 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-// The whole file; the error names the path and errno's text.
-Result<std::string> read_file(const std::string& path);
+// The whole file, up to max_bytes (an error past them: /proc/PID/maps of a process with a million mappings
+// is not read whole); the error names the path and errno's text.
+Result<std::string> read_file(const std::string& path, std::size_t max_bytes = 64 << 20);
 
 // "DEV:INODE:MTIME:SIZE": names one version of a file (a file rewritten in place differs in mtime
 // or size), for caches of what was parsed from it.
 std::string file_identity(const struct stat& st);
 
+// Opens for reading without ever blocking: a FIFO or a device a path names opens at once (O_NONBLOCK) and
+// is then told apart by fstat, not read.
 UniqueFd open_read_only(const std::string& path);
+
+// Files a process names (its debug files) are opened only when they are regular files with contents: never
+// a FIFO, a device or a /proc file (whose size is 0). The error says why not.
+Result<UniqueFd> open_regular(const std::string& path);
+// Likewise for `relative` below the directory `dir`, resolved so that it stays below it: no `..`, no
+// symbolic link leading out of it, no other mount (openat2 RESOLVE_BENEATH, or one component at a time
+// without following links where the kernel lacks it).
+Result<UniqueFd> open_regular_beneath(const std::string& dir, const std::string& relative);
 
 // The executable mapping of `binary` (an absolute path, or a file name matched against each mapped
 // file's name) in process pid: entry is empty while the binary is not mapped (yet).

@@ -375,11 +375,7 @@ bool LatencyProbes::attach_uprobe(std::int32_t pid, std::size_t op_index, Proces
   const std::string path = "/proc/self/fd/" + std::to_string(fd->get());
   Result<ElfFile> elf = ElfFile::open(std::move(*fd));
   if (!elf) return fail(elf.error().message);
-  const std::string root = "/proc/" + std::to_string(pid) + "/root";
-  DebugInfoSearch search{{"/usr/lib/debug"}, entry->path, [&root](const std::string& p) {
-                           UniqueFd in_root = open_read_only(root + p);
-                           return in_root ? std::move(in_root) : open_read_only(p);
-                         }};
+  DebugInfoSearch search{{"/usr/lib/debug"}, entry->path, "/proc/" + std::to_string(pid) + "/root"};
   std::optional<std::uint64_t> address = find_function(*elf, search, symbol);
   if (!address) return fail("no function of that name in the binary's symbols");
   std::optional<std::uint64_t> offset = vaddr_to_file_offset(elf->load_segments(), *address);

@@ -133,8 +133,8 @@ std::string python_location(const PythonCode& code, const PythonLayout& layout, 
   return code.filename + ":" + std::to_string(line);
 }
 
-PythonSymbolizer::PythonSymbolizer(ProcessMemory& memory, std::size_t max_code_objects)
-    : memory_(memory), max_code_objects_(std::max<std::size_t>(max_code_objects, 2)) {}
+PythonSymbolizer::PythonSymbolizer(ProcessMemory& memory, std::size_t max_bytes)
+    : memory_(memory), max_bytes_(max_bytes) {}
 
 void PythonSymbolizer::add_process(ProcessKey key, const PythonInterpreter& interpreter) {
   Process& process = processes_[key];
@@ -152,36 +152,55 @@ void PythonSymbolizer::retire_process(ProcessKey key) {
 }
 
 void PythonSymbolizer::release_retired() {
-  std::erase_if(processes_, [](const auto& item) { return item.second.retired; });
+  std::erase_if(processes_, [this](const auto& item) {
+    if (!item.second.retired) return false;
+    for (const auto& [key, entry] : item.second.code) {
+      bytes_ -= entry.bytes;
+      uses_.erase(entry.use);
+    }
+    return true;
+  });
 }
 
 const PythonSymbolizer::Entry& PythonSymbolizer::lookup(ProcessKey key, Process& process, const py_frame& frame) {
   auto [it, inserted] = process.code.try_emplace({frame.code, frame.tag});
-  it->second.last_used = ++use_clock_;
+  Entry& entry = it->second;
   if (!inserted) {
     ++counters_.cache_hits;
-    return it->second;
+    uses_.splice(uses_.begin(), uses_, entry.use);
+    return entry;
   }
   ++counters_.reads;
   auto read = read_python_code(memory_, key.pid, process.interpreter, frame.code, frame.tag);
   if (auto* code = std::get_if<PythonCode>(&read)) {
-    it->second.code = std::make_shared<const PythonCode>(std::move(*code));
+    entry.code = std::make_shared<const PythonCode>(std::move(*code));
   } else if (std::get<PythonCodeError>(read) == PythonCodeError::reused) {
     ++counters_.reused;
   } else {
     ++counters_.unreadable;
   }
-  if (process.code.size() > max_code_objects_) {
-    // Keep the most recently used half (the entry just read among them).
-    std::vector<std::uint64_t> uses;
-    for (const auto& [k, e] : process.code) uses.push_back(e.last_used);
-    auto middle = uses.begin() + static_cast<std::ptrdiff_t>(uses.size() / 2);
-    std::nth_element(uses.begin(), middle, uses.end());
-    std::uint64_t cutoff = *middle;
-    counters_.evictions += std::erase_if(process.code, [&](const auto& item) { return item.second.last_used < cutoff; });
-    it = process.code.find({frame.code, frame.tag});
+  // The map node, the order's node and the shared code's control block, roughly; then what was copied.
+  constexpr std::size_t kEntryOverhead = 160;
+  entry.bytes = kEntryOverhead + (entry.code ? sizeof(PythonCode) + entry.code->qualname.capacity() +
+                                                   entry.code->filename.capacity() + entry.code->linetable.capacity()
+                                             : 0);
+  entry.use = uses_.insert(uses_.begin(), Use{key, it->first});
+  bytes_ += entry.bytes;
+  evict_beyond_bound();
+  return entry;
+}
+
+// Least recently used first, whichever process it belongs to; never the entry just used (the first).
+void PythonSymbolizer::evict_beyond_bound() {
+  while (bytes_ > max_bytes_ && uses_.size() > 1) {
+    const Use oldest = uses_.back();
+    auto process = processes_.find(oldest.process);
+    auto entry = process->second.code.find(oldest.code);
+    bytes_ -= entry->second.bytes;
+    process->second.code.erase(entry);
+    uses_.pop_back();
+    ++counters_.evictions;
   }
-  return it->second;
 }
 
 void PythonSymbolizer::prefetch(ProcessKey key, std::span<const py_frame> frames) {
@@ -208,7 +227,8 @@ std::vector<profile::Frame> PythonSymbolizer::symbolize(ProcessKey key, std::spa
 PythonSymbolizerStats PythonSymbolizer::stats() const {
   PythonSymbolizerStats s = counters_;
   s.processes = processes_.size();
-  for (const auto& [key, p] : processes_) s.code_objects += p.code.size();
+  s.code_objects = uses_.size();
+  s.code_bytes = bytes_;
   return s;
 }
 

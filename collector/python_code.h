@@ -7,6 +7,7 @@
 //
 // Not thread-safe: the daemon drives it from its event loop.
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <span>
@@ -60,17 +61,22 @@ std::string python_location(const PythonCode& code, const PythonLayout& layout, 
 struct PythonSymbolizerStats {
   std::size_t processes = 0;
   std::size_t code_objects = 0;  // cached, in all processes
+  std::size_t code_bytes = 0;    // what they hold (names, file names, line tables and bookkeeping)
   std::uint64_t reads = 0;       // code objects read
   std::uint64_t cache_hits = 0;
   std::uint64_t unreadable = 0;  // code objects that could not be read (per PythonCodeError but reused)
   std::uint64_t reused = 0;      // code objects found replaced by another at the same address
-  std::uint64_t evictions = 0;
+  std::uint64_t evictions = 0;   // cached code objects dropped to stay within the bound
 };
 
 class PythonSymbolizer {
  public:
-  // max_code_objects bounds each process's cache: beyond it, the least recently used half goes.
-  explicit PythonSymbolizer(ProcessMemory& memory, std::size_t max_code_objects = 16384);
+  // What the code objects of every process together may hold. Each copies up to 1 MiB of line table out
+  // of its process, so a count would not bound the memory.
+  static constexpr std::size_t default_max_bytes = 64 << 20;
+
+  // Past max_bytes, the least recently used code objects of any process go first.
+  explicit PythonSymbolizer(ProcessMemory& memory, std::size_t max_bytes = default_max_bytes);
 
   void add_process(ProcessKey key, const PythonInterpreter& interpreter);
   const PythonInterpreter* interpreter(ProcessKey key) const;
@@ -87,21 +93,29 @@ class PythonSymbolizer {
   PythonSymbolizerStats stats() const;
 
  private:
+  using CodeKey = std::pair<std::uint64_t, std::uint32_t>;  // (address, tag)
+  struct Use {  // an entry's place in the least-recently-used order
+    ProcessKey process;
+    CodeKey code;
+  };
   struct Entry {
     std::shared_ptr<const PythonCode> code;  // null: could not be read
-    std::uint64_t last_used = 0;
+    std::size_t bytes = 0;
+    std::list<Use>::iterator use;
   };
   struct Process {
     PythonInterpreter interpreter;
-    std::map<std::pair<std::uint64_t, std::uint32_t>, Entry> code;  // by (address, tag)
+    std::map<CodeKey, Entry> code;
     bool retired = false;
   };
   const Entry& lookup(ProcessKey key, Process& process, const py_frame& frame);
+  void evict_beyond_bound();
 
   ProcessMemory& memory_;
-  std::size_t max_code_objects_;
+  std::size_t max_bytes_;
   std::map<ProcessKey, Process> processes_;
-  std::uint64_t use_clock_ = 0;
+  std::list<Use> uses_;  // every cached entry, most recently used first
+  std::size_t bytes_ = 0;
   PythonSymbolizerStats counters_;
 };
 

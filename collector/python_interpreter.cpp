@@ -3,8 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cstring>
-#include <regex>
+#include <tuple>
 
 #include "collector/elf_symbols.h"
 #include "collector/files.h"
@@ -28,6 +31,30 @@ std::string basename_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+// A number of at most 3 digits at the front of text, which it consumes.
+std::optional<int> small_number(std::string_view& text) {
+  int value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + std::min<std::size_t>(text.size(), 4), value);
+  if (ec != std::errc{} || end == text.data() || value > 999) return std::nullopt;
+  text.remove_prefix(static_cast<std::size_t>(end - text.data()));
+  return value;
+}
+
+// "MAJOR.MINOR" after the first "python" followed by one (python3.10, libpython3.10d.so): the name is
+// the process owner's choice, so numbers too long for a version are no version.
+std::optional<std::pair<int, int>> version_in_name(std::string_view name) {
+  for (std::size_t at = name.find("python"); at != std::string_view::npos; at = name.find("python", at + 1)) {
+    std::string_view rest = name.substr(at + 6);
+    if (rest.empty() || !std::isdigit(static_cast<unsigned char>(rest.front()))) continue;
+    const std::optional<int> major = small_number(rest);
+    if (!major || !rest.starts_with('.')) continue;
+    rest.remove_prefix(1);
+    if (rest.empty() || !std::isdigit(static_cast<unsigned char>(rest.front()))) continue;
+    if (const std::optional<int> minor = small_number(rest)) return std::pair{*major, *minor};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string PythonInterpreter::version() const {
@@ -43,14 +70,12 @@ PythonVersionCheck check_python_version(const PythonBinaryFacts& facts) {
     check.micro = static_cast<int>((*facts.py_version >> 8) & 0xff);
   } else {
     // Before 3.11 there is no Py_Version: python3.10, libpython3.10.so.1.0, libpython3.10d.so, ...
-    static const std::regex versioned(R"(python(\d+)\.(\d+))");
-    std::smatch m;
-    if (!std::regex_search(facts.file_name, m, versioned)) {
+    const auto version = version_in_name(facts.file_name);
+    if (!version) {
       check.reason = "cannot tell the CPython version of " + facts.file_name + " (no Py_Version symbol, no version in its name)";
       return check;
     }
-    check.major = std::stoi(m[1]);
-    check.minor = std::stoi(m[2]);
+    std::tie(check.major, check.minor) = *version;
   }
   std::string version = std::to_string(check.major) + "." + std::to_string(check.minor) +
                         (check.micro >= 0 ? "." + std::to_string(check.micro) : "");

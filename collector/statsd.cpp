@@ -27,6 +27,13 @@ bool known_type(std::string_view type) {
   return type == "ms" || type == "c" || type == "g" || type == "s" || type == "h" || type == "d";
 }
 
+// Timers and counters are recorded: their values are bounded (see statsd.h); the others are only counted.
+bool within_bounds(const StatsdMetric& m) {
+  if (m.type == "ms") return std::abs(m.value) <= statsd_max_timer_ms;
+  if (m.type == "c") return std::abs(m.value) <= statsd_max_counter;
+  return true;
+}
+
 // name:value|type[|@rate][|#tags]
 bool parse_line(std::string_view line, StatsdMetric& m) {
   const std::size_t colon = line.find(':');
@@ -54,7 +61,7 @@ bool parse_line(std::string_view line, StatsdMetric& m) {
     const std::string_view field = rest.substr(0, end);
     if (field.starts_with('@') && !seen_rate) {
       seen_rate = true;
-      if (!parse_double(field.substr(1), m.rate) || m.rate <= 0 || m.rate > 1) return false;
+      if (!parse_double(field.substr(1), m.rate) || m.rate < statsd_min_rate || m.rate > 1) return false;
     } else if (field.starts_with('#') && !seen_tags) {
       seen_tags = true;
       if (field.size() == 1) return false;
@@ -64,7 +71,7 @@ bool parse_line(std::string_view line, StatsdMetric& m) {
     if (end == std::string_view::npos) break;
     rest = rest.substr(end + 1);
   }
-  return true;
+  return within_bounds(m);
 }
 
 Result<sockaddr_storage> resolve(const std::string& listen, socklen_t& length) {
@@ -151,8 +158,7 @@ StatsdListener::~StatsdListener() {
   }
 }
 
-void StatsdListener::set_operations(std::vector<StatsdOperation> operations) {
-  std::lock_guard lock(mutex_);
+void StatsdRecorder::set_operations(std::vector<StatsdOperation> operations) {
   std::unordered_map<std::string, Operation, Hash, std::equal_to<>> next;
   for (StatsdOperation& op : operations) {
     auto old = operations_.find(op.metric);
@@ -164,8 +170,7 @@ void StatsdListener::set_operations(std::vector<StatsdOperation> operations) {
   operations_ = std::move(next);
 }
 
-void StatsdListener::set_counters(std::vector<StatsdCounter> counters) {
-  std::lock_guard lock(mutex_);
+void StatsdRecorder::set_counters(std::vector<StatsdCounter> counters) {
   std::unordered_map<std::string, Counter, Hash, std::equal_to<>> next;
   for (StatsdCounter& c : counters) {
     auto old = counters_.find(c.metric);
@@ -174,8 +179,7 @@ void StatsdListener::set_counters(std::vector<StatsdCounter> counters) {
   counters_ = std::move(next);
 }
 
-StatsdDrain StatsdListener::drain() {
-  std::lock_guard lock(mutex_);
+StatsdDrain StatsdRecorder::drain() {
   StatsdDrain out;
   for (auto& [metric, op] : operations_)
     if (!op.histogram.empty()) out.histograms.emplace_back(op.index, op.histogram.take());
@@ -192,29 +196,38 @@ StatsdDrain StatsdListener::drain() {
   return out;
 }
 
-void StatsdListener::handle(std::string_view datagram) {
+void StatsdRecorder::oversized() {
+  ++stats_.statsd_packets;
+  ++stats_.statsd_oversized;
+}
+
+void StatsdRecorder::handle(std::string_view datagram) {
   ++stats_.statsd_packets;
   stats_.statsd_malformed += parse_statsd_datagram(datagram, [this](const StatsdMetric& m) {
     auto it = operations_.find(m.name);
     if (it == operations_.end()) {
       count(m);
-      return;
-    }
-    if (m.type != "ms" || m.value < 0) {
+    } else if (m.type != "ms" || m.value < 0) {
       ++stats_.statsd_ignored;
-      return;
+    } else if (time(it->second, m)) {
+      ++stats_.statsd_timings;
     }
-    Operation& op = it->second;
-    op.carry += 1 / m.rate;
-    const auto weight = static_cast<std::uint64_t>(op.carry);
-    op.carry -= static_cast<double>(weight);
-    if (weight == 0) return;
-    op.histogram.record(static_cast<std::uint64_t>(std::llround(m.value * 1e6)), weight, op.threshold_ns);
-    ++stats_.statsd_timings;
   });
 }
 
-void StatsdListener::count(const StatsdMetric& m) {
+// Whether the timer counts: false (and malformed) when its calls would not fit the window's histogram.
+bool StatsdRecorder::time(Operation& op, const StatsdMetric& m) {
+  const double carry = op.carry + 1 / m.rate;  // at most 1 + 1 / statsd_min_rate
+  const auto weight = static_cast<std::uint64_t>(carry);
+  if (weight > 0 && !op.histogram.record(static_cast<std::uint64_t>(std::llround(m.value * 1e6)), weight, op.threshold_ns)) {
+    ++stats_.statsd_malformed;
+    return false;
+  }
+  op.carry = carry - static_cast<double>(weight);
+  return weight > 0;
+}
+
+void StatsdRecorder::count(const StatsdMetric& m) {
   auto it = counters_.find(m.name);
   if (it == counters_.end()) {
     ++stats_.statsd_unknown;
@@ -224,8 +237,28 @@ void StatsdListener::count(const StatsdMetric& m) {
     ++stats_.statsd_ignored;
     return;
   }
-  it->second.sum += m.value / m.rate;
+  const double sum = it->second.sum + m.value / m.rate;
+  if (sum > statsd_max_counter) {
+    ++stats_.statsd_malformed;
+    return;
+  }
+  it->second.sum = sum;
   ++counter_lines_;
+}
+
+void StatsdListener::set_operations(std::vector<StatsdOperation> operations) {
+  std::lock_guard lock(mutex_);
+  recorder_.set_operations(std::move(operations));
+}
+
+void StatsdListener::set_counters(std::vector<StatsdCounter> counters) {
+  std::lock_guard lock(mutex_);
+  recorder_.set_counters(std::move(counters));
+}
+
+StatsdDrain StatsdListener::drain() {
+  std::lock_guard lock(mutex_);
+  return recorder_.drain();
 }
 
 void StatsdListener::run() {
@@ -250,12 +283,10 @@ void StatsdListener::run() {
       if (n <= 0) break;
       std::lock_guard lock(mutex_);
       for (int i = 0; i < n; ++i) {
-        if (messages[i].msg_hdr.msg_flags & MSG_TRUNC) {
-          ++stats_.statsd_packets;
-          ++stats_.statsd_oversized;
-          continue;
-        }
-        handle({static_cast<const char*>(iov[i].iov_base), messages[i].msg_len});
+        if (messages[i].msg_hdr.msg_flags & MSG_TRUNC)
+          recorder_.oversized();
+        else
+          recorder_.handle({static_cast<const char*>(iov[i].iov_base), messages[i].msg_len});
       }
     }
   }

@@ -26,8 +26,15 @@ struct StatsdMetric {
   std::string_view name;
   double value = 0;
   std::string_view type;  // ms, c, g, s, h, d
-  double rate = 1;        // from |@rate, in (0, 1]
+  double rate = 1;        // from |@rate, in [statsd_min_rate, 1]
 };
+
+// Bounds of what a line may say; past them it is malformed (counted, not recorded). A timer stands for
+// 1/rate calls of value ms each, summed in nanoseconds: these keep every window's sums within the signed
+// 64-bit integers storage keeps, with room for every timer of a day.
+inline constexpr double statsd_min_rate = 1e-6;             // a sampled line stands for at most a million
+inline constexpr double statsd_max_timer_ms = 86'400'000;   // a day
+inline constexpr double statsd_max_counter = 9007199254740992.0;  // 2^53: counts stay exact in a double
 
 // Calls on_metric for every well-formed line of the datagram; returns how many lines were malformed
 // (empty lines are not lines). Tags (|#...) are checked and ignored.
@@ -58,22 +65,20 @@ struct StatsdDrain {
   std::uint64_t counter_lines = 0;  // counter lines recorded
 };
 
-class StatsdListener {
+// What the listener does with the datagrams it reads, without the socket: the timers of the operations it
+// is given go into their histograms, the counters into their sums, everything else is counted. A line whose
+// calls would carry an operation's count or sum, or a counter's sum, past what storage keeps is refused
+// and counted as malformed. Not thread-safe: the listener holds its lock around it.
+class StatsdRecorder {
  public:
-  // Binds and starts the thread; fails when the address cannot be bound.
-  static Result<std::unique_ptr<StatsdListener>> start(const StatsdOptions& options,
-                                                       std::vector<StatsdOperation> operations);
-  ~StatsdListener();
-  StatsdListener(const StatsdListener&) = delete;
-  StatsdListener& operator=(const StatsdListener&) = delete;
-
   // A reloaded config: the open window's timings of operations that stay are kept under their new index.
   void set_operations(std::vector<StatsdOperation> operations);
   // Likewise for counters: the open window's sums of counters that stay are kept.
   void set_counters(std::vector<StatsdCounter> counters);
+  void handle(std::string_view datagram);
+  void oversized();  // a datagram longer than the listener reads
   // Closes the window: what was recorded since the last drain.
   StatsdDrain drain();
-  std::uint16_t port() const { return port_; }
 
  private:
   struct Operation {
@@ -91,20 +96,40 @@ class StatsdListener {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
 
+  bool time(Operation& op, const StatsdMetric& metric);
+  void count(const StatsdMetric& metric);  // a metric no operation times: an application cache's counter?
+
+  std::unordered_map<std::string, Operation, Hash, std::equal_to<>> operations_;
+  std::unordered_map<std::string, Counter, Hash, std::equal_to<>> counters_;
+  profile::LatencyStats stats_;
+  std::uint64_t counter_lines_ = 0;
+};
+
+class StatsdListener {
+ public:
+  // Binds and starts the thread; fails when the address cannot be bound.
+  static Result<std::unique_ptr<StatsdListener>> start(const StatsdOptions& options,
+                                                       std::vector<StatsdOperation> operations);
+  ~StatsdListener();
+  StatsdListener(const StatsdListener&) = delete;
+  StatsdListener& operator=(const StatsdListener&) = delete;
+
+  // As StatsdRecorder's, under the listener's lock.
+  void set_operations(std::vector<StatsdOperation> operations);
+  void set_counters(std::vector<StatsdCounter> counters);
+  StatsdDrain drain();
+  std::uint16_t port() const { return port_; }
+
+ private:
   StatsdListener() = default;
   void run();
-  void handle(std::string_view datagram);
-  void count(const StatsdMetric& metric);  // a metric no operation times: an application cache's counter?
 
   UniqueFd socket_;
   UniqueFd stop_;  // eventfd
   std::uint16_t port_ = 0;
   std::size_t max_packet_ = 0;
-  std::mutex mutex_;  // operations_, counters_ and the stats; held per batch of datagrams
-  std::unordered_map<std::string, Operation, Hash, std::equal_to<>> operations_;
-  std::unordered_map<std::string, Counter, Hash, std::equal_to<>> counters_;
-  profile::LatencyStats stats_;
-  std::uint64_t counter_lines_ = 0;
+  std::mutex mutex_;  // recorder_; held per batch of datagrams
+  StatsdRecorder recorder_;
   std::thread thread_;
 };
 

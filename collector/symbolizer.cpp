@@ -192,11 +192,7 @@ std::shared_ptr<const Symbolizer::Module> Symbolizer::load_module(std::int32_t p
     ++counters_.cache_hits;
   } else {
     ++counters_.cache_misses;
-    std::string process_root = options_.proc_root + "/" + std::to_string(pid) + "/root";
-    DebugInfoSearch search{options_.debug_dirs, e.path, [&process_root](const std::string& path) {
-                             UniqueFd in_root = open_read_only(process_root + path);
-                             return in_root ? std::move(in_root) : open_read_only(path);
-                           }};
+    DebugInfoSearch search{options_.debug_dirs, e.path, options_.proc_root + "/" + std::to_string(pid) + "/root"};
     auto image = std::make_shared<ElfImage>(load_elf_image(*elf, search));
     if (!image->debug_file.empty()) ++counters_.debug_files;
     log::debug("loaded binary symbols", {{"path", e.path},
@@ -215,7 +211,7 @@ std::shared_ptr<const ElfImage> Symbolizer::vdso_image() {
     auto elf = ElfFile::from_memory(own_vdso());
     if (elf)
       *vdso_ = std::make_shared<ElfImage>(
-          load_elf_image(*elf, {{}, "[vdso]", [](const std::string&) { return UniqueFd(); }}));
+          load_elf_image(*elf, {{}, "[vdso]", ""}));
     else
       log::debug("cannot read the vDSO", {{"error", elf.error().message}});
   }

@@ -91,12 +91,17 @@ Verdict judge(const LatencyHistogram& h, std::uint64_t threshold_ns, std::span<c
 
 std::string grade_text(const Verdict& v) { return v.grade ? std::string(to_string(*v.grade)) : ">T5"; }
 
-void DenseHistogram::record(std::uint64_t ns, std::uint64_t weight, std::uint64_t threshold_ns) {
-  count_ += weight;
-  sum_ns_ += ns * weight;
+bool DenseHistogram::record(std::uint64_t ns, std::uint64_t weight, std::uint64_t threshold_ns) {
+  std::uint64_t count = 0, added = 0, sum = 0;
+  if (__builtin_add_overflow(count_, weight, &count) || __builtin_mul_overflow(ns, weight, &added) ||
+      __builtin_add_overflow(sum_ns_, added, &sum) || count > max_total || sum > max_total)
+    return false;
+  count_ = count;
+  sum_ns_ = sum;
   max_ns_ = std::max(max_ns_, ns);
   if (ns > threshold_ns) slow_ += weight;
   buckets_[lat_bucket(ns)] += weight;
+  return true;
 }
 
 LatencyHistogram DenseHistogram::take() {

@@ -61,8 +61,12 @@ std::string grade_text(const Verdict& v);  // "T1".."T5", ">T5"
 // An operation's histogram as the StatsD listener fills it: dense, so recording never allocates.
 class DenseHistogram {
  public:
+  // Storage keeps counts and sums as signed 64-bit integers: no total may pass this.
+  static constexpr std::uint64_t max_total = (std::uint64_t{1} << 63) - 1;
+
   DenseHistogram() : buckets_(latency_bucket_count) {}
-  void record(std::uint64_t ns, std::uint64_t weight, std::uint64_t threshold_ns);
+  // `weight` calls of `ns` each; false, with nothing recorded, when the count or the sum would pass max_total.
+  [[nodiscard]] bool record(std::uint64_t ns, std::uint64_t weight, std::uint64_t threshold_ns);
   // The sparse histogram, and a fresh start.
   LatencyHistogram take();
   bool empty() const { return count_ == 0; }

@@ -7,11 +7,22 @@
 
 namespace perfwatch {
 
+namespace {
+
+Result<profile::TimePoint> within_range(std::int64_t epoch, std::string_view text) {
+  if (epoch < 0 || epoch >= latest_time.count())
+    return make_error("time '" + std::string(text) + "' is outside 1970 to 2200");
+  return profile::TimePoint(std::chrono::seconds(epoch));
+}
+
+}  // namespace
+
 Result<profile::TimePoint> parse_time(std::string_view text) {
   std::int64_t epoch = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), epoch);
-  if (ec == std::errc{} && ptr == text.data() + text.size())
-    return profile::TimePoint(std::chrono::seconds(epoch));
+  if (ec == std::errc{} && ptr == text.data() + text.size()) return within_range(epoch, text);
+  if (ec == std::errc::result_out_of_range && ptr == text.data() + text.size())
+    return make_error("time '" + std::string(text) + "' is outside 1970 to 2200");
 
   std::string s(text);
   std::tm tm{};
@@ -24,7 +35,14 @@ Result<profile::TimePoint> parse_time(std::string_view text) {
   if (*rest != 'Z' && *rest != '\0')
     return make_error("time '" + s + "' must be UTC (end it with Z)");
   if (*rest == 'Z' && rest[1] != '\0') return make_error("unexpected text after the time in '" + s + "'");
-  return profile::TimePoint(std::chrono::seconds(timegm(&tm)));
+  return within_range(timegm(&tm), text);
+}
+
+Result<profile::TimePoint> time_before(profile::TimePoint now, Duration since) {
+  if (since.count() <= 0) return make_error("must be longer than 0");
+  const auto back = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch());
+  if (since >= back) return make_error("reaches back before 1970");
+  return now - std::chrono::duration_cast<profile::Clock::duration>(since);
 }
 
 std::string format_time(profile::TimePoint t) {

@@ -2,7 +2,10 @@
 
 #include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <re2/re2.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -14,8 +17,8 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <regex>
 #include <span>
+#include <sstream>
 #include <tuple>
 
 #include "common/time_text.h"
@@ -46,9 +49,9 @@ Result<std::uint64_t> parse_size(std::string_view text) {
       {"B", 1}, {"KB", 1ull << 10}, {"MB", 1ull << 20}, {"GB", 1ull << 30}, {"TB", 1ull << 40}};
   std::uint64_t value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  const auto unit = std::find_if(std::begin(units), std::end(units), [&](const auto& u) {
-    return u.first == std::string_view(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  });
+  const std::string_view suffix(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  const auto unit =
+      std::find_if(std::begin(units), std::end(units), [&](const auto& u) { return u.first == suffix; });
   if (ec != std::errc{} || end == text.data() || unit == std::end(units))
     return make_error("expected a size such as 512KB, 256MB or 1GB (units B, KB, MB, GB, TB), got '" +
                       std::string(text) + "'");
@@ -162,11 +165,8 @@ Result<PythonMode> python_mode(const std::string& text) {
 
 Result<std::string> cmdline_regex(const std::string& text) {
   if (text.empty()) return make_error("must not be empty (it would match every process)");
-  try {
-    std::regex(text, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return make_error(std::string("invalid regex: ") + e.what());
-  }
+  if (const auto pattern = compile_cmdline_pattern(text); !pattern->ok())
+    return make_error("invalid regular expression (RE2 syntax): " + pattern->error());
   return text;
 }
 
@@ -735,6 +735,16 @@ const Field<Dashboard> dashboard_fields[] = {
     {"listen", [](Reader& r, const Entry& e, Dashboard& d) { assign(d.listen, r.checked(e, listen_address)); }},
     {"token_file",
      [](Reader& r, const Entry& e, Dashboard& d) { assign(d.token_file, r.checked(e, absolute_path)); }},
+    {"allow_unauthenticated",
+     [](Reader& r, const Entry& e, Dashboard& d) { assign(d.allow_unauthenticated, r.scalar<bool>(e, "a boolean")); }},
+    {"request_timeout",
+     [](Reader& r, const Entry& e, Dashboard& d) {
+       assign(d.request_timeout, r.checked(e, [](const std::string& t) { return duration_within(t, 1s, 1h); }));
+     }},
+    {"query_timeout",
+     [](Reader& r, const Entry& e, Dashboard& d) {
+       assign(d.query_timeout, r.checked(e, [](const std::string& t) { return duration_within(t, 100ms, 1h); }));
+     }},
     {"threads",
      [](Reader& r, const Entry& e, Dashboard& d) {
        if (auto n = r.integer(e, 1, 256)) d.threads = static_cast<std::uint32_t>(*n);
@@ -1005,6 +1015,18 @@ void read_tiers(Reader& r, const Entry& e, Tiers& tiers) {
   }
 }
 
+// Without a token, whoever reaches the dashboard reads every profile: beyond this machine, only when the
+// configuration says so.
+void read_dashboard(Reader& r, const Entry& e, Dashboard& d) {
+  const auto present = r.mapping<Dashboard>(e, dashboard_fields, d);
+  if (!present || !present->contains("listen") || loopback_listen(d.listen) || !d.token_file.empty() ||
+      d.allow_unauthenticated)
+    return;
+  r.error(present->at("listen"), d.listen + " can be reached from other machines: set dashboard.token_file, or "
+                                            "dashboard.allow_unauthenticated: true to let anyone who reaches it "
+                                            "read the profiles");
+}
+
 void read_targets(Reader& r, const Entry& e, std::vector<Target>& targets) {
   const auto items = read_list<Target>(r, e, target_fields, {"name", "match"}, targets);
   unique_names(r, targets, items, "target");
@@ -1040,13 +1062,37 @@ const Field<Config> config_fields[] = {
     {"log_level", [](Reader& r, const Entry& e, Config& c) { assign(c.log_level, r.checked(e, log_level)); }},
     {"storage", [](Reader& r, const Entry& e, Config& c) { r.mapping<Storage>(e, storage_fields, c.storage); }},
     {"sampling", [](Reader& r, const Entry& e, Config& c) { r.mapping<Sampling>(e, sampling_fields, c.sampling); }},
-    {"dashboard", [](Reader& r, const Entry& e, Config& c) { r.mapping<Dashboard>(e, dashboard_fields, c.dashboard); }},
+    {"dashboard", [](Reader& r, const Entry& e, Config& c) { read_dashboard(r, e, c.dashboard); }},
     {"statsd", [](Reader& r, const Entry& e, Config& c) { r.mapping<Statsd>(e, statsd_fields, c.statsd); }},
     {"cache", [](Reader& r, const Entry& e, Config& c) { r.mapping<CacheSettings>(e, cache_settings_fields, c.cache); }},
     {"tiers", [](Reader& r, const Entry& e, Config& c) { read_tiers(r, e, c.tiers); }},
     {"targets", [](Reader& r, const Entry& e, Config& c) { read_targets(r, e, c.targets); }},
     {"alerts", [](Reader& r, const Entry& e, Config& c) { r.mapping<Alerts>(e, alerts_fields, c.alerts); }},
 };
+
+// Where a second document starts, when the text has one. yaml-cpp's LoadAll never returns on some malformed
+// text (found by fuzz_config: a lone ',' makes it build empty documents without end), so the parser is asked
+// for two documents at most.
+std::optional<YAML::Mark> second_document(const std::string& text) {
+  struct Starts final : YAML::EventHandler {
+    std::vector<YAML::Mark> marks;
+    void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  };
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  Starts starts;
+  if (parser.HandleNextDocument(starts) && parser.HandleNextDocument(starts) && starts.marks.size() > 1)
+    return starts.marks[1];
+  return std::nullopt;
+}
 
 template <typename T>
 void add_key_paths(std::vector<std::string>& paths, const std::string& prefix, std::span<const Field<T>> fields) {
@@ -1059,16 +1105,20 @@ Result<Config> parse(std::string_view yaml_text, const std::string& source_name)
   Reader reader(source_name);
   Config config;
   config.source = source_name;
-  std::vector<YAML::Node> documents;
+  YAML::Node document;
   try {
-    documents = YAML::LoadAll(std::string(yaml_text));
+    const std::string text(yaml_text);
+    if (const std::optional<YAML::Mark> another = second_document(text)) {
+      reader.error(*another, "", "expected a single YAML document, found another");
+      return reader.outcome().error();
+    }
+    document = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     reader.error(e.mark, "", "YAML syntax error: " + e.msg);
     return reader.outcome().error();
   }
-  if (documents.size() > 1) reader.error(documents[1].Mark(), "", "expected a single YAML document, found another");
-  // An empty file (or one of comments only) holds no document: every key keeps its default.
-  if (!documents.empty()) reader.mapping<Config>(Entry{documents[0], "", documents[0].Mark()}, config_fields, config);
+  // An empty file (or one of comments only) is a null document: every key keeps its default.
+  reader.mapping<Config>(Entry{document, "", document.Mark()}, config_fields, config);
 
   if (config.host.empty()) {
     char name[256] = {};
@@ -1120,6 +1170,19 @@ std::vector<std::string> known_key_paths() {
   add_key_paths<CacheSettings>(paths, "cache.", cache_settings_fields);
   add_key_paths<AppCache>(paths, "targets[].caches[].", cache_fields);
   return paths;
+}
+
+bool loopback_listen(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host == "localhost" || host == "[::1]") return true;
+  in_addr address{};
+  return inet_pton(AF_INET, host.c_str(), &address) == 1 && (ntohl(address.s_addr) >> 24) == 127;
+}
+
+std::unique_ptr<re2::RE2> compile_cmdline_pattern(const std::string& pattern) {
+  re2::RE2::Options options;
+  options.set_log_errors(false);  // the caller says why, with the file and line
+  return std::make_unique<re2::RE2>(pattern, options);
 }
 
 std::pair<std::string, std::string> split_uprobe(const std::string& spec) {

@@ -3,6 +3,7 @@
 // Every error names file:line:column and the key; unknown keys are errors.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,10 @@
 #include "common/result.h"
 #include "common/usdt.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace perfwatch::config {
 
 // How a target finds its processes. Every key that is set must hold (logical AND).
@@ -22,7 +27,7 @@ struct Match {
   std::optional<std::int32_t> pid;
   std::optional<std::string> comm;          // exact /proc/PID/comm (kernel truncates to 15 bytes)
   std::optional<std::string> exe;           // exact path of /proc/PID/exe
-  std::optional<std::string> cmdline;       // ECMAScript regex searched in the space-joined argv
+  std::optional<std::string> cmdline;       // RE2 pattern searched in the space-joined argv
   std::optional<std::string> systemd_unit;  // unit name, e.g. "kb-api.service"
   std::optional<std::string> cgroup;        // cgroup path prefix, e.g. "/system.slice/kb-api.service"
 };
@@ -96,10 +101,18 @@ struct Sampling {
 struct Dashboard {
   std::string listen = "127.0.0.1:7460";  // HOST:PORT; HOST is IPv4, [IPv6] or a host name
   std::string token_file;  // optional absolute path of a file whose first line is the API's bearer token;
-                           // only the path is kept here, the daemon reads the file
+                           // only the path is kept here, the daemon reads the file (mode 0600 or stricter)
+  // A listen address other machines can reach needs a token_file, unless this says the profiles may be
+  // read by anyone who can reach it.
+  bool allow_unauthenticated = false;
   std::uint32_t threads = 8;  // HTTP requests served at once
   std::uint32_t queue = 64;   // connections waiting for a thread before new ones are refused
+  Duration request_timeout = std::chrono::seconds(30);  // a request is cut off this long after it is taken
+  Duration query_timeout = std::chrono::seconds(20);    // PostgreSQL's statement_timeout for the API's queries
 };
+
+// Whether a listen address (HOST:PORT) is reachable only from this machine: 127.0.0.0/8, [::1], localhost.
+bool loopback_listen(const std::string& listen);
 
 // The StatsD listener, started when an operation has a `statsd` source.
 struct Statsd {
@@ -261,6 +274,11 @@ struct Config {
     return ns;
   }
 };
+
+// A cmdline pattern compiled as perfwatch matches it: RE2 syntax (no backreferences, no lookaround), which
+// runs in time linear in the command line and without recursion; ok() is false, with error() saying why,
+// for a pattern RE2 cannot compile.
+std::unique_ptr<re2::RE2> compile_cmdline_pattern(const std::string& pattern);
 
 // "BINARY:SYMBOL" split at the first ':' (mangled symbols have none).
 std::pair<std::string, std::string> split_uprobe(const std::string& spec);

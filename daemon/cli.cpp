@@ -130,7 +130,7 @@ int list_targets(const Options& options, Context& ctx, std::FILE* out, std::FILE
                           {"to", format_time(options.range.to)},
                           {"targets", std::move(targets)},
                           {"hosts", std::move(hosts)}};
-    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    std::fprintf(out, "%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   std::size_t name_width = 6, host_width = 4, pid_width = 4;
@@ -166,7 +166,7 @@ int print_flame(const Options& options, Context& ctx, std::FILE* out, std::FILE*
                    static_cast<unsigned long long>(lost), static_cast<unsigned long long>(stats->samples + lost));
   }
   if (options.format == "json")
-    std::fprintf(out, "%s\n", profile::to_flame_tree(*profile, options.target).dump().c_str());
+    std::fprintf(out, "%s\n", profile::to_flame_tree(*profile, options.target).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   else
     std::fputs(profile::to_folded(*profile).c_str(), out);
   return 0;
@@ -208,7 +208,7 @@ int print_latency(const Options& options, Context& ctx, std::FILE* out, std::FIL
       doc["operations"].push_back(std::move(item));
     }
     if (health) doc["health"] = daemon::latency_health_json(*health);
-    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    std::fprintf(out, "%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   std::size_t name_width = 9;
@@ -267,7 +267,7 @@ int list_alerts(const Options& options, Context& ctx, std::FILE* out, std::FILE*
   if (options.format == "json") {
     nlohmann::json doc = nlohmann::json::array();
     for (const storage::AlertRecord& a : *found) doc.push_back(storage::to_json(a));
-    std::fprintf(out, "%s\n", doc.dump(2).c_str());
+    std::fprintf(out, "%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   if (found->empty()) {
@@ -312,7 +312,7 @@ int print_cache(const Options& options, Context& ctx, std::FILE* out, std::FILE*
       return 1;
     }
     if (doc->at("caches").empty()) report_no_caches(options, err);
-    std::fprintf(out, "%s\n", doc->dump(2).c_str());
+    std::fprintf(out, "%s\n", doc->dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   auto caches = ctx.query->caches(ctx.host, options.target, options.range);
@@ -427,8 +427,9 @@ Result<Options> parse_args(std::span<const std::string> args, profile::TimePoint
   } else {
     Result<Duration> d = parse_duration(since.value_or(o.command == Command::alerts ? "1d" : "10m"));
     if (!d) return make_error("--since: " + d.error().message);
-    if (d->count() == 0) return make_error("--since must be longer than 0");
-    o.range = {now - std::chrono::duration_cast<profile::Clock::duration>(*d), now};
+    Result<profile::TimePoint> start = time_before(now, *d);
+    if (!start) return make_error("--since " + since.value_or("") + ": " + start.error().message);
+    o.range = {*start, now};
   }
   return o;
 }

@@ -143,17 +143,13 @@ class SymbolizerResolver final : public FrameResolver {
   collector::PythonSymbolizer& python_;
 };
 
-// The dashboard's bearer token: the first line of token_file. A file that cannot be read, or is empty,
-// is a start-up error rather than an open dashboard.
+// The dashboard's bearer token: the first line of token_file. A file that cannot be read, that others can
+// read, or that is empty is a start-up error rather than an open dashboard.
 std::string read_token(const std::string& path) {
   if (path.empty()) return "";
-  std::ifstream in(path);
-  std::string token;
-  if (!in || !std::getline(in, token))
-    throw std::runtime_error("dashboard.token_file: cannot read " + path);
-  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-  if (token.empty()) throw std::runtime_error("dashboard.token_file: " + path + " holds no token on its first line");
-  return token;
+  auto token = dashboard::read_token_file(path);
+  if (!token) throw std::runtime_error("dashboard.token_file: " + token.error().message);
+  return *token;
 }
 
 std::string hostname_or(const std::string& configured) {
@@ -323,7 +319,9 @@ class Daemon {
     alert_metrics_ = std::make_unique<AlertMetrics>(engine_.get(), dispatcher_.get());
     latency_metrics_ = std::make_unique<LatencyMetrics>();
     // One connection per serving thread at most: a request holds one while it queries.
-    query_pool_ = std::make_unique<dashboard::QueryPool>(dashboard::QueryPool::connect_with(database_),
+    storage::ConnectOptions queries = database_;
+    queries.statement_timeout = duration_cast<milliseconds>(cfg_.dashboard.query_timeout);
+    query_pool_ = std::make_unique<dashboard::QueryPool>(dashboard::QueryPool::connect_with(queries),
                                                           cfg_.dashboard.threads, seconds(5));
     dashboard::ApiOptions api_options;
     api_options.host = host_;
@@ -341,6 +339,8 @@ class Daemon {
     options.listen = cfg_.dashboard.listen;
     options.threads = static_cast<int>(cfg_.dashboard.threads);
     options.queue = static_cast<int>(cfg_.dashboard.queue);
+    options.request_timeout = duration_cast<milliseconds>(cfg_.dashboard.request_timeout);
+    options.host_names = dashboard::host_names(cfg_.dashboard.listen, cfg_.alerts.external_url, host_);
     auto server = dashboard::Server::start(options, *router_);
     if (!server) throw std::runtime_error(server.error().message);
     server_ = std::move(*server);
@@ -564,7 +564,8 @@ class Daemon {
     symbolizer_->release_retired();
     python_symbolizer_->release_retired();
     health_->window_closed(window.stats, registry_->live_count(), registry_->stats(),
-                           events_ ? events_->stats() : collector::ProcEventStats{}, symbolizer_->stats());
+                           events_ ? events_->stats() : collector::ProcEventStats{}, symbolizer_->stats(),
+                           python_symbolizer_->stats());
     log::debug("window closed", {{"stacks", window.profile.stacks.size()}, {"samples", window.stats.samples},
                                  {"lost_unresolved", window.stats.lost_unresolved},
                                  {"operations", window.operations.size()}, {"probe_calls", window.latency.probe_calls},
@@ -692,6 +693,10 @@ class Daemon {
     warn_if(next.dashboard.token_file != cfg_.dashboard.token_file, "dashboard.token_file");
     warn_if(next.dashboard.threads != cfg_.dashboard.threads, "dashboard.threads");
     warn_if(next.dashboard.queue != cfg_.dashboard.queue, "dashboard.queue");
+    warn_if(next.dashboard.allow_unauthenticated != cfg_.dashboard.allow_unauthenticated,
+            "dashboard.allow_unauthenticated");
+    warn_if(next.dashboard.request_timeout != cfg_.dashboard.request_timeout, "dashboard.request_timeout");
+    warn_if(next.dashboard.query_timeout != cfg_.dashboard.query_timeout, "dashboard.query_timeout");
   }
 
   void stop() {

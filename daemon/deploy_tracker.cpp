@@ -1,6 +1,7 @@
 #include "daemon/deploy_tracker.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <functional>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "common/utf8.h"
 
 namespace perfwatch::daemon {
 namespace {
@@ -25,6 +27,56 @@ std::string describe(const profile::DeployChange& c) {
   if (!c.before.starts_with("build-id:") || !c.after.starts_with("build-id:"))
     return c.kind + " " + c.path + " changed";
   return c.kind + " " + c.path + " build-id " + short_identity(c.before) + " -> " + short_identity(c.after);
+}
+
+// Paths are any bytes but NUL; JSON holds UTF-8. A path that is not valid UTF-8 is kept as a NUL (which no
+// path holds, so nothing else reads as escaped) followed by the path with '%' and each byte outside valid
+// UTF-8 written %XX: still readable in the file, and decoded back to the very same bytes.
+std::string to_state(const std::string& path) {
+  if (utf8::valid(path)) return path;
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out(1, '\0');
+  for (std::size_t i = 0; i < path.size();) {
+    const std::size_t len = path[i] == '%' ? 0 : utf8::sequence_length(std::string_view(path).substr(i));
+    if (len > 0) {
+      out.append(path, i, len);
+      i += len;
+      continue;
+    }
+    const auto byte = static_cast<unsigned char>(path[i++]);
+    out += '%';
+    out += hex[byte >> 4];
+    out += hex[byte & 15];
+  }
+  return out;
+}
+
+std::string from_state(const std::string& text) {
+  if (!text.starts_with('\0')) return text;
+  const auto digit = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  std::string out;
+  for (std::size_t i = 1; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out += static_cast<char>(digit(text[i + 1]) * 16 + digit(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+json files_to_state(const std::map<std::string, std::string>& files) {
+  json out = json::object();
+  for (const auto& [path, identity] : files) out[to_state(path)] = identity;
+  return out;
+}
+
+std::map<std::string, std::string> files_from_state(const json& files) {
+  std::map<std::string, std::string> out;
+  for (const auto& [path, identity] : files.items()) out[from_state(path)] = identity.get<std::string>();
+  return out;
 }
 
 void add_differences(const std::map<std::string, std::string>& before, const std::map<std::string, std::string>& after,
@@ -48,9 +100,8 @@ DeployTracker::DeployTracker(std::string state_path) : state_path_(std::move(sta
     std::ifstream in(state_path_);
     const json doc = json::parse(in);
     for (const auto& [target, code] : doc.items())
-      known_[target] = {code.at("executable").get<std::string>(),
-                        code.at("binaries").get<std::map<std::string, std::string>>(),
-                        code.at("python").get<std::map<std::string, std::string>>()};
+      known_[target] = {from_state(code.at("executable").get<std::string>()), files_from_state(code.at("binaries")),
+                        files_from_state(code.at("python"))};
   } catch (const std::exception& e) {
     log::warn("cannot read what targets ran before; deploys made meanwhile go unnoticed",
               {{"path", state_path_}, {"error", e.what()}});
@@ -112,11 +163,14 @@ Result<void> DeployTracker::save() {
   if (!dirty_ || state_path_.empty()) return {};
   json doc = json::object();
   for (const auto& [target, code] : known_)
-    doc[target] = {{"executable", code.executable}, {"binaries", code.binaries}, {"python", code.python}};
+    doc[target] = {{"executable", to_state(code.executable)},
+                   {"binaries", files_to_state(code.binaries)},
+                   {"python", files_to_state(code.python)}};
   const std::string tmp = state_path_ + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << doc.dump();
+    // Everything is UTF-8 by now; replacing rather than throwing keeps a slip from stopping the daemon.
+    out << doc.dump(-1, ' ', false, json::error_handler_t::replace);
     if (!out.flush()) return make_error("cannot write " + tmp);
   }
   std::error_code ec;

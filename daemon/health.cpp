@@ -26,7 +26,8 @@ HealthMetrics::HealthMetrics(std::string version, std::string host, const storag
 
 void HealthMetrics::window_closed(const profile::SamplerStats& window, std::size_t watched,
                                   const RegistryStats& registry, const collector::ProcEventStats& events,
-                                  const collector::SymbolizerStats& symbolizer) {
+                                  const collector::SymbolizerStats& symbolizer,
+                                  const collector::PythonSymbolizerStats& python) {
   std::lock_guard lock(mutex_);
   profile::SamplerStats& s = snapshot_.sampler;
   s.samples += window.samples;
@@ -39,6 +40,7 @@ void HealthMetrics::window_closed(const profile::SamplerStats& window, std::size
   snapshot_.registry = registry;
   snapshot_.events = events;
   snapshot_.symbolizer = symbolizer;
+  snapshot_.python = python;
 }
 
 void HealthMetrics::set_probes(std::vector<profile::ProbeState> probes) {
@@ -103,6 +105,18 @@ void HealthMetrics::collect(dashboard::MetricsWriter& out) const {
             static_cast<double>(sym.symbol_bytes));
   out.counter("perfwatch_symbolizer_unknown_frames_total", "Frames that got no symbol name",
               static_cast<double>(sym.unknown_frames));
+  const collector::PythonSymbolizerStats& py = h.python;
+  out.counter("perfwatch_python_code_cache_hits_total", "Python code objects found in the code cache",
+              static_cast<double>(py.cache_hits));
+  out.counter("perfwatch_python_code_reads_total", "Python code objects read from their processes",
+              static_cast<double>(py.reads));
+  out.counter("perfwatch_python_code_cache_evictions_total",
+              "Python code objects evicted from the code cache to stay within its bound",
+              static_cast<double>(py.evictions));
+  out.gauge("perfwatch_python_code_cache_objects", "Python code objects in the code cache",
+            static_cast<double>(py.code_objects));
+  out.gauge("perfwatch_python_code_cache_bytes", "Memory held by the Python code cache (bounded by 64 MiB)",
+            static_cast<double>(py.code_bytes));
 
   if (!writer_) return;
   const storage::WriterStats w = writer_->stats();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "collector/proc_events.h"
+#include "collector/python_code.h"
 #include "collector/symbolizer.h"
 #include "common/profile.h"
 #include "daemon/process_registry.h"
@@ -23,6 +24,7 @@ struct HealthSnapshot {
   RegistryStats registry;
   collector::ProcEventStats events;
   collector::SymbolizerStats symbolizer;
+  collector::PythonSymbolizerStats python;
 };
 
 class HealthMetrics final : public dashboard::MetricsSource {
@@ -32,7 +34,8 @@ class HealthMetrics final : public dashboard::MetricsSource {
 
   // From the event loop, after each window: adds the window's sampler stats to the totals.
   void window_closed(const profile::SamplerStats& window, std::size_t watched, const RegistryStats& registry,
-                     const collector::ProcEventStats& events, const collector::SymbolizerStats& symbolizer);
+                     const collector::ProcEventStats& events, const collector::SymbolizerStats& symbolizer,
+                     const collector::PythonSymbolizerStats& python);
   void set_writer(const storage::WindowWriter* writer);
   // At start-up, on reload and after each window: the probe families' states.
   void set_probes(std::vector<profile::ProbeState> probes);

@@ -1,24 +1,37 @@
 #include "proc_reader.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 namespace perfwatch::daemon {
 namespace {
 
-std::optional<std::string> read_small_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return ss.str();
+// What a process controls is read up to a bound: its first max_bytes, the rest left unread.
+std::optional<std::string> read_small_file(const std::string& path, std::size_t max_bytes = 64 << 10) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  char buffer[4096];
+  while (text.size() < max_bytes) {
+    const ssize_t n = ::read(fd, buffer, std::min(sizeof buffer, max_bytes - text.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
 }
 
 std::string trim_newline(std::string s) {
@@ -121,7 +134,7 @@ Result<ProcessInfo> ProcFs::read(std::int32_t pid) {
   if (!start) return make_error("process " + std::to_string(pid) + " is gone");
   info.start_time = *start;
 
-  auto cmdline = read_small_file(dir + "/cmdline");
+  auto cmdline = read_small_file(dir + "/cmdline", max_cmdline_bytes);
   auto comm = read_small_file(dir + "/comm");
   auto cgroup = read_small_file(dir + "/cgroup");
   if (!cmdline || !comm || !cgroup) return make_error("process " + std::to_string(pid) + " is gone");

@@ -11,6 +11,9 @@
 
 namespace perfwatch::daemon {
 
+// The most read of /proc/PID/cmdline (one argument may be 128 KiB): targets match the first this many bytes.
+inline constexpr std::size_t max_cmdline_bytes = 128 << 10;
+
 struct ProcessInfo {
   std::int32_t pid = 0;
   std::uint64_t start_time = 0;  // /proc/PID/stat field 22: tells a reused PID apart

@@ -1,18 +1,22 @@
 #pragma once
 // Decides which configured target (if any) a process belongs to.
 #include <cstddef>
+#include <memory>
 #include <optional>
-#include <regex>
 #include <vector>
 
 #include "config/config.h"
 #include "daemon/proc_reader.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace perfwatch::daemon {
 
 class TargetMatcher {
  public:
-  // Regexes were validated by the config parser, so compiling them here does not fail.
+  // Patterns were validated by the config parser, so compiling them here does not fail.
   explicit TargetMatcher(const std::vector<config::Target>& targets);
 
   // The first target, in config order, whose every match key holds; nullopt when none does.
@@ -21,7 +25,8 @@ class TargetMatcher {
  private:
   struct Compiled {
     config::Match match;
-    std::optional<std::regex> cmdline;
+    // RE2: linear time and no recursion on any command line (every exec on the host is matched).
+    std::shared_ptr<const re2::RE2> cmdline;
   };
   static bool holds(const Compiled& target, const ProcessInfo& process);
   std::vector<Compiled> targets_;

@@ -1,6 +1,7 @@
 #include "dashboard/api.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <map>
@@ -20,6 +21,14 @@ namespace {
 using daemon::format_time;
 
 Response bad_request(const Error& e) { return Response::error(400, e.message); }
+
+// The target name comes from the URL, any bytes: the download's name keeps letters, digits, '.', '_' and
+// '-' (every configured target's name is made of them) and makes the rest '_'.
+std::string attachment(std::string file_name) {
+  for (char& c : file_name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+  return "attachment; filename=\"" + file_name + "\"";
+}
 
 // The smallest node a tree keeps, as a share of the total: default 0.01%, narrower than a pixel.
 Result<double> min_share(const Request& request) {
@@ -161,8 +170,9 @@ Result<storage::TimeRange> Api::range(const Request& request, const std::string&
   if (required && !since) return make_error("missing " + prefix + "from (or " + prefix + "since)");
   Result<Duration> d = parse_duration(since ? *since : "1h");
   if (!d) return make_error(prefix + "since: " + d.error().message);
-  if (d->count() <= 0) return make_error(prefix + "since must be longer than 0");
-  return storage::TimeRange{now - std::chrono::duration_cast<profile::Clock::duration>(*d), now};
+  Result<profile::TimePoint> start = time_before(now, *d);
+  if (!start) return make_error(prefix + "since " + (since ? *since : "1h") + ": " + start.error().message);
+  return storage::TimeRange{*start, now};
 }
 
 Result<Api::Scope> Api::scope(const Request& request) const {
@@ -323,8 +333,7 @@ Response Api::export_profile(const Request& request, Export format) const {
       file += ".speedscope.json";
       break;
   }
-  // Target names are [A-Za-z0-9_.-]+ (config), so the file name needs no quoting beyond this.
-  r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + file + "\"");
+  r.headers.emplace_back("Content-Disposition", attachment(file));
   return r;
 }
 

@@ -1,6 +1,13 @@
 #include "dashboard/router.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 namespace perfwatch::dashboard {
 namespace {
@@ -102,6 +109,30 @@ Result<std::map<std::string, std::string>> parse_query(std::string_view query) {
       return make_error("parameter '" + std::string(pair.substr(0, eq)) + "' given more than once");
   }
   return out;
+}
+
+Result<std::string> read_token_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return make_error("cannot read " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  std::string text;
+  const bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  if (regular && (st.st_mode & (S_IRWXG | S_IRWXO)) == 0) {
+    char buffer[4096];
+    for (ssize_t n; text.size() < (1 << 16) && (n = ::read(fd, buffer, sizeof buffer)) > 0;)
+      text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (!regular) return make_error(path + " is not a regular file");
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return make_error(path + " is readable by group or others (mode " + mode + "); chmod 600 it");
+  }
+  std::string token = text.substr(0, text.find('\n'));
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.empty()) return make_error(path + " holds no token on its first line");
+  return token;
 }
 
 void Router::add(std::string method, std::string_view pattern, Access access, Handler handler) {

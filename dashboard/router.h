@@ -46,6 +46,10 @@ Result<std::map<std::string, std::string>> parse_query(std::string_view query);
 // Percent-decoding ('+' stays '+': it is a space only in form bodies).
 Result<std::string> percent_decode(std::string_view text);
 
+// The bearer token: the first line of `path` (trailing spaces and CR dropped). A file that group or others
+// may read, or that holds no token, is an error naming it: a token others can read is no secret.
+Result<std::string> read_token_file(const std::string& path);
+
 class Router {
  public:
   using Handler = std::function<Response(const Request&)>;

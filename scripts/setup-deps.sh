@@ -14,6 +14,7 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config git
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   libpoco-dev libpqxx-dev libpq-dev libyaml-cpp-dev libsystemd-dev nlohmann-json3-dev
+  libre2-dev  # cmdline patterns: linear-time matching of untrusted command lines
   libgtest-dev libgmock-dev libbenchmark-dev
   libprotobuf-dev protobuf-compiler
   python3.11 python3.11-dev

@@ -9,6 +9,7 @@
 
 #include "common/profile.h"
 #include "common/result.h"
+#include "common/utf8.h"
 
 namespace perfwatch::storage {
 
@@ -52,6 +53,6 @@ void read_bucket_arrays(std::string_view index, std::string_view count, profile:
 
 // PostgreSQL text must be valid UTF-8 without NUL; symbol names read from binaries need not be.
 // Invalid bytes and NULs become U+FFFD, so a bad name cannot make a whole window unwritable.
-std::string sanitize_utf8(std::string_view text);
+inline std::string sanitize_utf8(std::string_view text) { return utf8::sanitize(text); }
 
 }  // namespace perfwatch::storage

@@ -336,7 +336,7 @@ struct PgStore::Impl {
       tx.exec_params0(
           "INSERT INTO deploy_markers (host_id, target_id, at, summary, changes)"
           " VALUES ($1, $2, $3::timestamptz, $4, $5::jsonb) ON CONFLICT (target_id, at) DO NOTHING",
-          hid, tids[d.target_index], to_pg_timestamp(d.at), sanitize_utf8(d.summary), changes.dump());
+          hid, tids[d.target_index], to_pg_timestamp(d.at), sanitize_utf8(d.summary), changes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
     if (!batch.counts.empty()) {
       pqxx::stream_to copy(tx, "samples",
@@ -394,6 +394,9 @@ Result<std::unique_ptr<pqxx::connection>> connect_database(const ConnectOptions&
   std::unique_ptr<pqxx::connection> conn;
   try {
     conn = std::make_unique<pqxx::connection>(*conninfo);
+    // Kept by libpqxx and set again should it reconnect.
+    if (options.statement_timeout.count() > 0)
+      conn->set_variable("statement_timeout", std::to_string(options.statement_timeout.count()));
   } catch (const std::exception& e) {
     return make_error(std::string("cannot connect to PostgreSQL: ") + e.what());
   }

@@ -12,9 +12,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
+#include <stdexcept>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "common/time_text.h"
 
 namespace perfwatch::storage {
 namespace {
@@ -113,99 +117,179 @@ std::vector<std::uint8_t> encode_window(const profile::WindowProfile& w) {
   return json::to_cbor(doc);
 }
 
+namespace {
+
+// A spooled file may be cut short or damaged: every value is checked for its type and range, and any
+// that does not fit makes the window corrupt (an error), never a malformed window or undefined behaviour.
+struct Corrupt : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <typename T>
+T integer(const json& value) {
+  if (value.is_number_unsigned()) {
+    const auto v = value.get<std::uint64_t>();
+    if (v <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return static_cast<T>(v);
+  } else if (value.is_number_integer()) {
+    const auto v = value.get<std::int64_t>();
+    if (v >= 0 || std::is_signed_v<T>)
+      if (v >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+          static_cast<std::uint64_t>(v) <= static_cast<std::uint64_t>(std::numeric_limits<T>::max()))
+        return static_cast<T>(v);
+  }
+  throw Corrupt("expected an integer from " + std::to_string(std::numeric_limits<T>::min()) + " to " +
+                std::to_string(std::numeric_limits<T>::max()));
+}
+
+template <typename T>
+std::vector<T> integers(const json& values) {
+  if (!values.is_array()) throw Corrupt("expected an array");
+  std::vector<T> out;
+  out.reserve(values.size());
+  for (const json& v : values) out.push_back(integer<T>(v));
+  return out;
+}
+
+std::string text(const json& value) {
+  if (!value.is_string()) throw Corrupt("expected a string");
+  return value.get<std::string>();
+}
+
+bool boolean(const json& value) {
+  if (!value.is_boolean()) throw Corrupt("expected a boolean");
+  return value.get<bool>();
+}
+
+const json& list(const json& value) {
+  if (!value.is_array()) throw Corrupt("expected an array");
+  return value;
+}
+
+// Microseconds from 1970 to 2200, as windows are (and nanoseconds can hold).
+profile::TimePoint time(const json& value) {
+  const auto us = integer<std::int64_t>(value);
+  if (us < 0 || us >= std::chrono::duration_cast<std::chrono::microseconds>(latest_time).count())
+    throw Corrupt("a time outside 1970 to 2200");
+  return from_us(us);
+}
+
+// CBOR nests arrays in arrays without end; nlohmann reads them recursively. The windows' documents are
+// four levels deep: deeper input is refused before it can exhaust the stack.
+class DepthLimit : public nlohmann::detail::json_sax_dom_parser<json> {
+ public:
+  explicit DepthLimit(json& out) : json_sax_dom_parser(out, false) {}
+  bool start_object(std::size_t n) { return ++depth_ <= max_depth && json_sax_dom_parser::start_object(n); }
+  bool start_array(std::size_t n) { return ++depth_ <= max_depth && json_sax_dom_parser::start_array(n); }
+  bool end_object() { return --depth_, json_sax_dom_parser::end_object(); }
+  bool end_array() { return --depth_, json_sax_dom_parser::end_array(); }
+
+ private:
+  static constexpr int max_depth = 16;
+  int depth_ = 0;
+};
+
+profile::WindowProfile decode(const json& doc) {
+  const int version = integer<int>(doc.at("v"));
+  if (version < oldest_readable_version || version > format_version)
+    throw Corrupt("format version " + std::to_string(version) + ", expected " + std::to_string(oldest_readable_version) +
+                  " to " + std::to_string(format_version));
+  profile::WindowProfile w;
+  w.host = text(doc.at("host"));
+  w.start = time(doc.at("start_us"));
+  w.end = time(doc.at("end_us"));
+  for (const json& t : list(doc.at("targets")))
+    w.targets.push_back({text(t.at(0)), integers<std::int32_t>(t.at(1)), integer<std::uint64_t>(t.at(2))});
+  for (const json& f : list(doc.at("frames"))) {
+    const int kind = integer<int>(f.at(0));
+    if (kind < 0 || kind > static_cast<int>(profile::FrameKind::python)) throw Corrupt("bad frame kind");
+    w.profile.frames.push_back({static_cast<profile::FrameKind>(kind), text(f.at(1)), text(f.at(2))});
+  }
+  for (const json& s : list(doc.at("stacks"))) {
+    profile::Stack stack{integer<std::uint32_t>(s.at(0)), integers<std::uint32_t>(s.at(1)), integer<std::uint64_t>(s.at(2))};
+    if (stack.target_index >= w.targets.size()) throw Corrupt("stack refers to a missing target");
+    for (std::uint32_t id : stack.frame_ids)
+      if (id >= w.profile.frames.size()) throw Corrupt("stack refers to a missing frame");
+    w.profile.stacks.push_back(std::move(stack));
+  }
+  const auto st = integers<std::uint64_t>(doc.at("stats"));
+  if (st.size() < 5) throw Corrupt("short stats");
+  w.stats = {st[0], st[1], st[2], st[3], st[4]};
+  if (version < 2) return w;
+  for (const json& o : list(doc.at("ops"))) {
+    profile::OperationWindow op;
+    op.target_index = integer<std::uint32_t>(o.at(0));
+    op.name = text(o.at(1));
+    const int source = integer<int>(o.at(2)), tier = integer<int>(o.at(4));
+    if (op.target_index >= w.targets.size()) throw Corrupt("operation refers to a missing target");
+    if (source < 0 || source > static_cast<int>(profile::OperationSource::statsd)) throw Corrupt("bad operation source");
+    if (tier < 0 || tier > 5) throw Corrupt("bad operation tier");
+    op.source = static_cast<profile::OperationSource>(source);
+    op.spec = text(o.at(3));
+    op.tier = static_cast<profile::Tier>(tier);
+    op.threshold_ns = integer<std::uint64_t>(o.at(5));
+    op.histogram = {integer<std::uint64_t>(o.at(6)), integer<std::uint64_t>(o.at(7)), integer<std::uint64_t>(o.at(8)),
+                    integer<std::uint64_t>(o.at(9)), {}};
+    for (const json& b : list(o.at(10))) {
+      const auto bucket = integer<std::uint32_t>(b.at(0));
+      if (bucket >= profile::latency_bucket_count) throw Corrupt("bad latency bucket");
+      op.histogram.buckets.emplace_back(bucket, integer<std::uint64_t>(b.at(1)));
+    }
+    w.operations.push_back(std::move(op));
+  }
+  const auto l = integers<std::uint64_t>(doc.at("lat"));
+  if (l.size() < 10) throw Corrupt("short latency stats");
+  w.latency = {l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7], l[8], l[9]};
+  if (version < 3) return w;
+  for (const json& d : list(doc.at("deploys"))) {
+    profile::DeployMarker marker{integer<std::uint32_t>(d.at(0)), time(d.at(1)), text(d.at(2)), {}};
+    if (marker.target_index >= w.targets.size()) throw Corrupt("deploy marker refers to a missing target");
+    for (const json& c : list(d.at(3)))
+      marker.changes.push_back({text(c.at(0)), text(c.at(1)), text(c.at(2)), text(c.at(3))});
+    w.deploys.push_back(std::move(marker));
+  }
+  if (version < 4) return w;
+  for (const json& c : list(doc.at("caches"))) {
+    profile::CacheWindow cache;
+    cache.target_index = integer<std::uint32_t>(c.at(0));
+    if (cache.target_index >= w.targets.size()) throw Corrupt("cache refers to a missing target");
+    const int kind = integer<int>(c.at(2));
+    if (kind < 0 || kind > static_cast<int>(profile::CacheKind::usdt)) throw Corrupt("bad cache kind");
+    cache.name = text(c.at(1));
+    cache.kind = static_cast<profile::CacheKind>(kind);
+    cache.spec = text(c.at(3));
+    cache.lookups = integer<std::uint64_t>(c.at(4));
+    cache.misses = integer<std::uint64_t>(c.at(5));
+    w.caches.push_back(std::move(cache));
+  }
+  const json& cs = doc.at("cache");
+  auto count = [&](std::size_t i) { return integer<std::uint64_t>(cs.at(i)); };
+  w.cache = {{boolean(cs.at(0)), text(cs.at(1))},
+             {boolean(cs.at(2)), text(cs.at(3))},
+             {count(4), count(5), count(6), count(7), count(8)},
+             count(9)};
+  if (version < 5) return w;
+  for (const json& p : list(doc.at("probes"))) {
+    profile::ProbeState state;
+    if (!profile::parse_probe_family(text(p.at(0)), state.family)) throw Corrupt("bad probe family");
+    if (!profile::parse_probe_status(text(p.at(1)), state.status)) throw Corrupt("bad probe status");
+    state.detail = text(p.at(2));
+    w.probes.push_back(std::move(state));
+  }
+  return w;
+}
+
+}  // namespace
+
 Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& bytes) {
   try {
-    const json doc = json::from_cbor(bytes);
-    const int version = doc.at("v").get<int>();
-    if (version < oldest_readable_version || version > format_version)
-      return make_error("spooled window has format version " + doc.at("v").dump() + ", expected " +
-                        std::to_string(oldest_readable_version) + " to " + std::to_string(format_version));
-    profile::WindowProfile w;
-    w.host = doc.at("host").get<std::string>();
-    w.start = from_us(doc.at("start_us").get<std::int64_t>());
-    w.end = from_us(doc.at("end_us").get<std::int64_t>());
-    for (const json& t : doc.at("targets"))
-      w.targets.push_back({t.at(0).get<std::string>(), t.at(1).get<std::vector<std::int32_t>>(), t.at(2).get<std::uint64_t>()});
-    for (const json& f : doc.at("frames")) {
-      profile::Frame frame{profile::FrameKind::native, f.at(1).get<std::string>(), f.at(2).get<std::string>()};
-      const int kind = f.at(0).get<int>();
-      if (kind < 0 || kind > static_cast<int>(profile::FrameKind::python)) return make_error("bad frame kind");
-      frame.kind = static_cast<profile::FrameKind>(kind);
-      w.profile.frames.push_back(std::move(frame));
-    }
-    for (const json& s : doc.at("stacks")) {
-      profile::Stack stack{s.at(0).get<std::uint32_t>(), s.at(1).get<std::vector<std::uint32_t>>(), s.at(2).get<std::uint64_t>()};
-      if (stack.target_index >= w.targets.size()) return make_error("stack refers to a missing target");
-      for (std::uint32_t id : stack.frame_ids)
-        if (id >= w.profile.frames.size()) return make_error("stack refers to a missing frame");
-      w.profile.stacks.push_back(std::move(stack));
-    }
-    const json& st = doc.at("stats");
-    w.stats = {st.at(0).get<std::uint64_t>(), st.at(1).get<std::uint64_t>(), st.at(2).get<std::uint64_t>(),
-               st.at(3).get<std::uint64_t>(), st.at(4).get<std::uint64_t>()};
-    if (version < 2) return w;
-    for (const json& o : doc.at("ops")) {
-      profile::OperationWindow op;
-      op.target_index = o.at(0).get<std::uint32_t>();
-      op.name = o.at(1).get<std::string>();
-      const int source = o.at(2).get<int>(), tier = o.at(4).get<int>();
-      if (op.target_index >= w.targets.size()) return make_error("operation refers to a missing target");
-      if (source < 0 || source > static_cast<int>(profile::OperationSource::statsd)) return make_error("bad operation source");
-      if (tier < 0 || tier > 5) return make_error("bad operation tier");
-      op.source = static_cast<profile::OperationSource>(source);
-      op.spec = o.at(3).get<std::string>();
-      op.tier = static_cast<profile::Tier>(tier);
-      op.threshold_ns = o.at(5).get<std::uint64_t>();
-      op.histogram = {o.at(6).get<std::uint64_t>(), o.at(7).get<std::uint64_t>(), o.at(8).get<std::uint64_t>(),
-                      o.at(9).get<std::uint64_t>(),
-                      o.at(10).get<std::vector<std::pair<std::uint32_t, std::uint64_t>>>()};
-      for (const auto& [bucket, count] : op.histogram.buckets)
-        if (bucket >= profile::latency_bucket_count) return make_error("bad latency bucket");
-      w.operations.push_back(std::move(op));
-    }
-    const json& l = doc.at("lat");
-    auto at = [&](std::size_t i) { return l.at(i).get<std::uint64_t>(); };
-    w.latency = {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9)};
-    if (version < 3) return w;
-    for (const json& d : doc.at("deploys")) {
-      profile::DeployMarker marker{d.at(0).get<std::uint32_t>(), from_us(d.at(1).get<std::int64_t>()),
-                                   d.at(2).get<std::string>(), {}};
-      if (marker.target_index >= w.targets.size()) return make_error("deploy marker refers to a missing target");
-      for (const json& c : d.at(3))
-        marker.changes.push_back({c.at(0).get<std::string>(), c.at(1).get<std::string>(), c.at(2).get<std::string>(),
-                                  c.at(3).get<std::string>()});
-      w.deploys.push_back(std::move(marker));
-    }
-    if (version < 4) return w;
-    for (const json& c : doc.at("caches")) {
-      profile::CacheWindow cache;
-      cache.target_index = c.at(0).get<std::uint32_t>();
-      if (cache.target_index >= w.targets.size()) return make_error("cache refers to a missing target");
-      const int kind = c.at(2).get<int>();
-      if (kind < 0 || kind > static_cast<int>(profile::CacheKind::usdt)) return make_error("bad cache kind");
-      cache.name = c.at(1).get<std::string>();
-      cache.kind = static_cast<profile::CacheKind>(kind);
-      cache.spec = c.at(3).get<std::string>();
-      cache.lookups = c.at(4).get<std::uint64_t>();
-      cache.misses = c.at(5).get<std::uint64_t>();
-      w.caches.push_back(std::move(cache));
-    }
-    const json& cs = doc.at("cache");
-    auto count = [&](std::size_t i) { return cs.at(i).get<std::uint64_t>(); };
-    w.cache = {{cs.at(0).get<bool>(), cs.at(1).get<std::string>()},
-               {cs.at(2).get<bool>(), cs.at(3).get<std::string>()},
-               {count(4), count(5), count(6), count(7), count(8)},
-               count(9)};
-    if (version < 5) return w;
-    for (const json& p : doc.at("probes")) {
-      profile::ProbeState state;
-      if (!profile::parse_probe_family(p.at(0).get<std::string>(), state.family)) return make_error("bad probe family");
-      if (!profile::parse_probe_status(p.at(1).get<std::string>(), state.status)) return make_error("bad probe status");
-      state.detail = p.at(2).get<std::string>();
-      w.probes.push_back(std::move(state));
-    }
-    return w;
+    json doc;
+    DepthLimit reader(doc);
+    if (!json::sax_parse(bytes, &reader, json::input_format_t::cbor) || reader.is_errored() || !doc.is_object())
+      return make_error("corrupt spooled window: not a CBOR map of at most 16 levels");
+    return decode(doc);
   } catch (const json::exception& e) {
+    return make_error(std::string("corrupt spooled window: ") + e.what());
+  } catch (const Corrupt& e) {
     return make_error(std::string("corrupt spooled window: ") + e.what());
   }
 }
@@ -223,8 +307,10 @@ Result<Spool> Spool::open(std::string dir, std::uint64_t max_bytes) {
       continue;
     }
     if (!entry.is_regular_file() || !name.ends_with(suffix)) continue;
+    const long long us = std::strtoll(name.c_str(), nullptr, 10);
+    const bool in_range = us >= 0 && us < std::chrono::duration_cast<std::chrono::microseconds>(latest_time).count();
     spool.entries_.push_back({entry.path().string(), static_cast<std::uint64_t>(entry.file_size(ec)),
-                              from_us(std::strtoll(name.c_str(), nullptr, 10))});
+                              in_range ? from_us(us) : profile::TimePoint{}});
     spool.bytes_ += spool.entries_.back().bytes;
   }
   if (ec) return make_error("spool: cannot list " + spool.dir_ + ": " + ec.message());

@@ -1,6 +1,7 @@
 #pragma once
 // Where closed windows go. The writer talks to a Store through this interface so its spooling
 // logic can be tested without a database; PgStore is the PostgreSQL implementation.
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -31,6 +32,8 @@ using StoreFactory = std::function<Result<std::unique_ptr<Store>>()>;
 struct ConnectOptions {
   std::string uri;            // libpq URI or key=value conninfo
   std::string password_file;  // optional; see resolve_conninfo
+  // PostgreSQL's statement_timeout on the connection (0: the server's): a query past it is cancelled.
+  std::chrono::milliseconds statement_timeout{0};
 };
 
 // Connects, and applies pending migrations when asked (writers do; readers may lack the rights).

@@ -1,5 +1,6 @@
 #include "collector/elf_symbols.h"
 
+#include <elf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <tuple>
+#include <vector>
 
 namespace perfwatch::collector {
 namespace {
@@ -186,6 +188,34 @@ TEST(ElfFile, TellsBinariesBuiltWithFramePointersFromOthers) {
   }
 }
 
+// Found by fuzz_elf: a PT_LOAD whose addresses wrap around 2^64 translated file offsets to addresses that
+// did not translate back. Such a segment is no segment.
+TEST(ElfFile, SegmentsThatWrapAroundAreNoSegments) {
+  std::ifstream in(PW_TARGET_NOPIE, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Elf64_Ehdr header;
+  ASSERT_GE(bytes.size(), sizeof header);
+  std::memcpy(&header, bytes.data(), sizeof header);
+  const auto original = ElfFile::from_memory(bytes);
+  ASSERT_TRUE(original);
+  const std::size_t loads = original->load_segments().size();
+  for (std::size_t i = 0; i < header.e_phnum; ++i) {
+    Elf64_Phdr phdr;
+    char* at = bytes.data() + header.e_phoff + i * header.e_phentsize;
+    std::memcpy(&phdr, at, sizeof phdr);
+    if (phdr.p_type != PT_LOAD || phdr.p_filesz == 0) continue;
+    phdr.p_vaddr = ~std::uint64_t{0} - phdr.p_filesz / 2;
+    std::memcpy(at, &phdr, sizeof phdr);
+    break;
+  }
+  const auto wrapped = ElfFile::from_memory(bytes);
+  ASSERT_TRUE(wrapped);
+  const auto segments = wrapped->load_segments();
+  EXPECT_EQ(segments.size(), loads - 1);
+  for (const LoadSegment& s : segments)
+    if (auto vaddr = file_offset_to_vaddr(segments, s.offset)) EXPECT_TRUE(vaddr_to_file_offset(segments, *vaddr));
+}
+
 TEST(ElfFile, RejectsWhatIsNotElf) {
   EXPECT_FALSE(open_elf("/proc/self/status"));
   EXPECT_FALSE(ElfFile::from_memory(std::span<const char>("not an ELF image", 16)));
@@ -194,9 +224,8 @@ TEST(ElfFile, RejectsWhatIsNotElf) {
 TEST(LoadElfImage, CompletesAStrippedBinaryFromDebugInfoByBuildId) {
   auto stripped = open_elf(PW_TARGET_STRIPPED);
   ASSERT_TRUE(stripped);
-  auto no_search = [](const std::string&) { return UniqueFd(); };
-  ElfImage dynsym_only = load_elf_image(*stripped, {{}, PW_TARGET_STRIPPED, no_search});
-  ElfImage completed = load_elf_image(*stripped, {{"/nonexistent", PW_DEBUG_ROOT}, PW_TARGET_STRIPPED, no_search});
+  ElfImage dynsym_only = load_elf_image(*stripped, {{}, PW_TARGET_STRIPPED, ""});
+  ElfImage completed = load_elf_image(*stripped, {{"/nonexistent", PW_DEBUG_ROOT}, PW_TARGET_STRIPPED, ""});
   EXPECT_EQ(dynsym_only.debug_file, "");
   EXPECT_NE(completed.debug_file.find(PW_DEBUG_ROOT "/.build-id/"), std::string::npos) << completed.debug_file;
   // .symtab has the local functions .dynsym lacks.

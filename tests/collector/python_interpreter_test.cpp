@@ -50,6 +50,19 @@ TEST(PythonVersion, UnsupportedVersionsAndBuildsAreRefusedWithTheReason) {
   EXPECT_EQ(threaded.reason, "CPython 3.13.0 is a free-threaded build, whose objects are laid out differently");
 }
 
+// A file name is whatever the process's owner chose: numbers too large for an int are no version (std::stoi
+// threw out of the detector on them).
+TEST(PythonVersion, FileNamesWithHugeNumbersAreNoVersion) {
+  for (const char* name : {"libpython99999999999999999999.10.so", "libpython3.99999999999999999999.so",
+                           "python3.4294967307", "libpython2147483648.1.so"}) {
+    PythonVersionCheck c;
+    EXPECT_NO_THROW(c = check(std::nullopt, name)) << name;
+    EXPECT_EQ(c.layout, nullptr) << name;
+    EXPECT_FALSE(c.reason.empty()) << name;
+  }
+  EXPECT_EQ(check(std::nullopt, "libpython3.10.so.99999999999999999999").layout, find_python_layout(3, 10));
+}
+
 TEST(PythonLoadBias, ComesFromAMappingThatStartsASegmentsPage) {
   // A PIE library mapped at 0x7f0000000000; its data segment's page is mapped from offset 0x2000.
   std::vector<LoadSegment> segments = {{0, 0, 0x1000}, {0x1000, 0x1000, 0x800}, {0x2e10, 0x3e10, 0x200}};

@@ -55,6 +55,19 @@ TEST(StatsdParser, CountsMalformedLinesAndKeepsTheRest) {
   EXPECT_EQ(parse(std::string("\0\xff\x01:", 4)).malformed, 1u);
 }
 
+// A timer stands for 1/rate calls and its value is summed in nanoseconds: rates below 1e-6, timers past a
+// day and counter increments past 2^53 are refused as malformed instead of overflowing what they feed.
+TEST(StatsdParser, RefusesValuesAndRatesPastTheirBounds) {
+  for (std::string_view bad : {"a:1|ms|@1e-300", "a:1|ms|@0.0000009", "a:1e13|ms", "a:86400001|ms", "a:-1e13|ms",
+                               "a:1e300|c", "a:9007199254740994|c", "a:1|c|@1e-300"}) {
+    Parsed p = parse(std::string(bad) + "\nok:1|ms");
+    EXPECT_EQ(p.malformed, 1u) << bad;
+    ASSERT_EQ(p.metrics.size(), 1u) << bad;
+  }
+  for (std::string_view good : {"a:86400000|ms", "a:1|ms|@0.000001", "a:9007199254740992|c", "a:1e300|g"})
+    EXPECT_EQ(parse(good).metrics.size(), 1u) << good;
+}
+
 class StatsdListenerTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -150,6 +163,31 @@ TEST_F(StatsdListenerTest, CountsCountersOfApplicationCaches) {
   StatsdDrain next = drain_after(1);
   ASSERT_EQ(next.counters.size(), 1u);
   EXPECT_EQ(next.counters[0].second, 7u) << "0.33 carried over + 2 x 3.33";
+}
+
+// One datagram used to end an operation's data: @1e-300 made a line 1e300 calls (and the fraction carried
+// over made every later line as many), 1e13|ms overflowed the sum; the windows then could not be stored.
+TEST_F(StatsdListenerTest, RefusesWhatWouldOverflowAndKeepsRecording) {
+  listener_->set_counters({{0, "lru.hit"}});
+  send("api.render:1|ms|@1e-300");
+  send("api.render:1e13|ms");
+  send("api.render:86400000|ms|@0.000001");  // each bound kept, but the sum would pass 2^63 ns
+  send("lru.hit:9007199254740992|c|@0.5");    // likewise for a counter's window sum
+  send("api.render:30|ms\napi.render:40|ms\nlru.hit:2|c");
+  StatsdDrain d = drain_after(5);
+  EXPECT_EQ(d.stats.statsd_malformed, 4u);
+  EXPECT_EQ(d.stats.statsd_timings, 2u);
+  ASSERT_EQ(d.histograms.size(), 1u);
+  const profile::LatencyHistogram& h = d.histograms[0].second;
+  EXPECT_EQ(h.count, 2u);
+  EXPECT_EQ(h.sum_ns, 70'000'000u);
+  EXPECT_EQ(h.max_ns, 40'000'000u);
+  ASSERT_EQ(d.counters.size(), 1u);
+  EXPECT_EQ(d.counters[0].second, 2u);
+  send("api.render:50|ms");
+  StatsdDrain next = drain_after(1);
+  ASSERT_EQ(next.histograms.size(), 1u);
+  EXPECT_EQ(next.histograms[0].second.count, 1u) << "the next window is whole";
 }
 
 TEST_F(StatsdListenerTest, ReloadKeepsTheOpenWindowOfOperationsThatStay) {

@@ -7,8 +7,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <thread>
 
 #include "target_process.h"
 
@@ -183,6 +191,100 @@ TEST_F(SymbolizerTest, IgnoresADebuglinkFileWithTheWrongCrc) {
   EXPECT_EQ(frames[0].name, "pw_target_debuglink+" + hex(target.address("static") - target.address("bias")));
   EXPECT_EQ(frames[1].name, "pw_leaf");
   EXPECT_EQ(s.stats().debug_files, 0u);
+}
+
+// Runs `body` in a child process: true when it exited 0 within `limit`, false when it blocked (then it is
+// killed) or failed. A blocked open() cannot be interrupted from another thread, so a child it is.
+bool finishes_within(const std::function<bool()>& body, std::chrono::seconds limit) {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(body() ? 0 : 1);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return false;
+}
+
+// A copy of the debuglinked target whose .gnu_debuglink names `link` instead (NUL-padded in place).
+void install_with_debuglink(const std::string& to, const std::string& link) {
+  std::ifstream in(PW_TARGET_DEBUGLINK, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string name = "pw_target_debuglink.debug";
+  const std::size_t at = bytes.find(name + std::string(1, '\0'));
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_LE(link.size(), name.size());
+  bytes.replace(at, name.size(), link + std::string(name.size() - link.size(), '\0'));
+  std::ofstream(to + ".new", std::ios::binary) << bytes;
+  std::filesystem::permissions(to + ".new", std::filesystem::perms(0755));
+  std::filesystem::rename(to + ".new", to);
+}
+
+// What a target names (its .gnu_debuglink) is opened without blocking, only if it is a regular file, and
+// only below the binary's directory: a FIFO there, a link to one elsewhere, or a name that climbs out
+// (`../`) used to block the event loop in open() until the watchdog killed perfwatchd.
+TEST_F(SymbolizerTest, ADebuglinkNeverBlocksNorLeavesTheBinarysDirectory) {
+  struct Case {
+    const char* what;
+    std::function<void(const TempDir&, const std::string& binary)> set_up;
+  };
+  const Case cases[] = {
+      {"a FIFO named as the link",
+       [](const TempDir&, const std::string& binary) {
+         test::install_copy(PW_TARGET_DEBUGLINK, binary);
+         ASSERT_EQ(mkfifo((binary + ".debug").c_str(), 0600), 0);
+       }},
+      {"a FIFO in the binary's .debug/",
+       [](const TempDir& dir, const std::string& binary) {
+         test::install_copy(PW_TARGET_DEBUGLINK, binary);
+         std::filesystem::create_directory(dir.file("sub/.debug"));
+         ASSERT_EQ(mkfifo(dir.file("sub/.debug/pw_target_debuglink.debug").c_str(), 0600), 0);
+       }},
+      {"a link named as the debuglink to a FIFO outside the directory",
+       [](const TempDir& dir, const std::string& binary) {
+         test::install_copy(PW_TARGET_DEBUGLINK, binary);
+         ASSERT_EQ(mkfifo(dir.file("fifo").c_str(), 0600), 0);
+         std::filesystem::create_symlink("../fifo", binary + ".debug");
+       }},
+      {"a debuglink climbing out of the directory to a FIFO",
+       [](const TempDir& dir, const std::string& binary) {
+         install_with_debuglink(binary, "../fifo");
+         ASSERT_EQ(mkfifo(dir.file("fifo").c_str(), 0600), 0);
+       }},
+      {"a debuglink naming /proc/kmsg",
+       [](const TempDir&, const std::string& binary) {
+         install_with_debuglink(binary, "../../../../../proc/kmsg");
+       }},
+      {"a link named as the debuglink to the right debug file elsewhere",
+       [](const TempDir&, const std::string& binary) {
+         test::install_copy(PW_TARGET_DEBUGLINK, binary);
+         std::filesystem::create_symlink(std::string(PW_TARGET_DEBUGLINK) + ".debug", binary + ".debug");
+       }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    TempDir dir;
+    std::filesystem::create_directory(dir.file("sub"));
+    const std::string binary = dir.file("sub/pw_target_debuglink");
+    c.set_up(dir, binary);
+    if (HasFatalFailure()) return;
+    TargetProcess target({binary});
+    ASSERT_TRUE(target.running());
+    const bool finished = finishes_within([&] {
+      SymbolizerOptions options;
+      options.debug_dirs = {};
+      Symbolizer s(options);
+      if (!s.add_process({target.pid(), 1})) return false;
+      std::uint64_t ip = target.address("leaf");
+      // Named from .dynsym only: no debug file was used.
+      return s.symbolize_user({target.pid(), 1}, std::span(&ip, 1)).at(0).name == "pw_leaf" &&
+             s.stats().debug_files == 0;
+    }, std::chrono::seconds(10));
+    EXPECT_TRUE(finished) << "blocked, or used what the debuglink named";
+  }
 }
 
 TEST_F(SymbolizerTest, BinaryDeletedAfterAddProcess) {

@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "common/duration.h"
 #include "common/flame_tree.h"
 #include "common/profile.h"
+#include "common/time_text.h"
+#include "common/utf8.h"
 
 namespace perfwatch {
 namespace {
@@ -41,6 +45,33 @@ TEST(DurationTest, FormatsInTheLargestExactUnit) {
   EXPECT_EQ(format_duration(std::chrono::seconds(10)), "10s");
   EXPECT_EQ(format_duration(std::chrono::milliseconds(1500)), "1500ms");
   EXPECT_EQ(format_duration(std::chrono::hours(48)), "2d");
+}
+
+// Found by fuzz_router: a time past 2262 overflowed the nanoseconds it is kept in.
+TEST(TimeTextTest, TimesOutside1970To2200AreErrors) {
+  EXPECT_EQ(parse_time("1800000000")->time_since_epoch(), std::chrono::seconds(1'800'000'000));
+  EXPECT_EQ(parse_time("2026-11-24T10:00:00Z")->time_since_epoch(), std::chrono::seconds(1'795'514'400));
+  for (const char* bad : {"9999999999999", "-1", "99999999999999999999", "2200-01-01T00:00:00Z", "9999-12-31T23:59:59Z"}) {
+    auto t = parse_time(bad);
+    ASSERT_FALSE(t.ok()) << bad;
+    EXPECT_NE(t.error().message.find("outside 1970 to 2200"), std::string::npos) << t.error().message;
+  }
+  const profile::TimePoint now(std::chrono::seconds(1'800'000'000));
+  EXPECT_EQ(*time_before(now, std::chrono::hours(1)), now - std::chrono::hours(1));
+  EXPECT_FALSE(time_before(now, std::chrono::hours(24 * 365 * 60)).ok());
+  EXPECT_FALSE(time_before(now, Duration(std::numeric_limits<std::int64_t>::max())).ok());
+  EXPECT_FALSE(time_before(now, Duration(0)).ok());
+}
+
+TEST(Utf8Test, ValidAndSanitized) {
+  EXPECT_TRUE(utf8::valid("plain /tmp/caf\xC3\xA9"));
+  for (std::string_view bad : {std::string_view("\xff"), std::string_view("a\0b", 3), std::string_view("\xC0\xAF"),
+                               std::string_view("\xED\xA0\x80"), std::string_view("\xF4\x90\x80\x80"),
+                               std::string_view("\xE2\x82")})
+    EXPECT_FALSE(utf8::valid(bad));
+  EXPECT_EQ(utf8::sanitize(std::string_view("/tmp/\xff/a\0", 9)), "/tmp/\xEF\xBF\xBD/a\xEF\xBF\xBD");
+  EXPECT_EQ(utf8::sequence_length("\xE2\x82\xAC!"), 3u);
+  EXPECT_EQ(utf8::sequence_length(""), 0u);
 }
 
 TEST(ProfileTest, FoldedMergesAndEscapes) {

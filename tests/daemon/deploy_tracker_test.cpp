@@ -75,6 +75,30 @@ TEST(DeployTracker, RemembersWhatTargetsRanAcrossRestarts) {
   fs::remove(state);
 }
 
+// Paths are any bytes but NUL: one that is not UTF-8 is kept (escaped, reversibly) in the JSON state file,
+// which nlohmann's strict dump() refused with an exception that stopped perfwatchd.
+TEST(DeployTracker, KeepsPathsThatAreNotUtf8AcrossRestarts) {
+  const fs::path state = fs::temp_directory_path() / ("pw-deploys-odd-" + std::to_string(getpid()) + ".json");
+  const std::string odd = "/tmp/\xff/oddapp", odd_python = "/srv/\xc3(/m%41.py";
+  const auto odd_code = [&](const std::string& build, const std::string& python_identity) {
+    return TargetCode{odd, {{odd, build}, {"/lib/libc.so.6", "build-id:cc"}}, {{odd_python, python_identity}}};
+  };
+  {
+    DeployTracker tracker(state.string());
+    tracker.observe("odd", 0, odd_code("build-id:01", "file:1"), at(0));
+    const Result<void> saved = tracker.save();
+    ASSERT_TRUE(saved.ok()) << saved.error().message;
+  }
+  DeployTracker restarted(state.string());
+  EXPECT_FALSE(restarted.observe("odd", 0, odd_code("build-id:01", "file:1"), at(10))) << "the paths came back changed";
+  const auto marker = restarted.observe("odd", 0, odd_code("build-id:02", "file:2"), at(20));
+  ASSERT_TRUE(marker);
+  ASSERT_EQ(marker->changes.size(), 2u);
+  EXPECT_EQ(marker->changes[0], (profile::DeployChange{"executable", odd, "build-id:01", "build-id:02"}));
+  EXPECT_EQ(marker->changes[1], (profile::DeployChange{"python", odd_python, "file:1", "file:2"}));
+  fs::remove(state);
+}
+
 TEST(PythonFiles, TheFilesOfEachTargetsPythonFrames) {
   profile::WindowProfile w;
   w.targets = {{"api", {}, 0}, {"worker", {}, 0}};

@@ -14,7 +14,7 @@ profile::TimePoint at(std::int64_t s) { return profile::TimePoint(std::chrono::s
 
 profile::LatencyHistogram calls(std::initializer_list<std::uint64_t> ms, std::uint64_t threshold_ms) {
   profile::DenseHistogram h;
-  for (std::uint64_t v : ms) h.record(v * 1'000'000, 1, threshold_ms * 1'000'000);
+  for (std::uint64_t v : ms) EXPECT_TRUE(h.record(v * 1'000'000, 1, threshold_ms * 1'000'000));
   return h.take();
 }
 

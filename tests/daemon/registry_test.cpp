@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "daemon/process_registry.h"
@@ -237,6 +241,45 @@ TEST(TargetMatcherTest, FirstTargetInConfigOrderWins) {
   EXPECT_EQ(m.match(p), 1u);
   p.pid = 43;
   EXPECT_FALSE(m.match(p));
+}
+
+// Every exec on the host is matched: a command line of any length must neither crash the matcher
+// (std::regex recursed once per character: two 64 KiB arguments overflowed the stack) nor take long.
+TEST(TargetMatcherTest, LongCommandLinesNeitherCrashNorStall) {
+  config::Target t;
+  t.name = "java";
+  t.match.cmdline = "java .*-jar x";
+  TargetMatcher m({t});
+  ProcessInfo p;
+  const std::string long_argument(64 << 10, 'a');
+  p.cmdline = "java -c sleep 5 " + long_argument + " " + long_argument;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(m.match(p));
+  p.cmdline = "java " + long_argument + " -jar x";
+  EXPECT_EQ(m.match(p), 0u);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(500));
+}
+
+// /proc/PID/cmdline is read up to max_cmdline_bytes; what lies past it is not matched.
+TEST(ProcFsTest, ReadsAtMostMaxCmdlineBytesOfTheArguments) {
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("pw-procfs-" + std::to_string(getpid()));
+  std::filesystem::create_directories(root / "4242");
+  std::ofstream(root / "4242/stat") << "4242 (java) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20\n";
+  std::ofstream(root / "4242/comm") << "java\n";
+  std::ofstream(root / "4242/cgroup") << "0::/user.slice\n";
+  {
+    std::ofstream cmdline(root / "4242/cmdline", std::ios::binary);
+    cmdline << "java" << '\0' << std::string(1 << 20, 'x') << '\0' << "-jar" << '\0' << "x" << '\0';
+  }
+  ProcFs fs(root.string());
+  auto info = fs.read(4242);
+  std::filesystem::remove_all(root);
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->cmdline.size(), max_cmdline_bytes);
+  EXPECT_TRUE(info->cmdline.starts_with("java xxx"));
+  EXPECT_EQ(info->comm, "java");
+  EXPECT_EQ(info->start_time, 777u);
 }
 
 TEST(ProcParseTest, CgroupPathPrefersUnifiedThenSystemd) {

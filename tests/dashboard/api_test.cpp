@@ -5,7 +5,9 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <gtest/gtest.h>
 
+#include <pqxx/transaction>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -127,6 +129,25 @@ TEST_F(ApiTest, ListsTheTargetsOfTheHostInRange) {
   EXPECT_EQ(json_of(get("/api/v1/targets"))["targets"][0]["windows"], 1);
 }
 
+// Every query of the API has a deadline (PostgreSQL's statement_timeout on the pool's connections): one
+// that waits on a lock answers 503 when it passes, instead of holding the request and its thread for as
+// long as the lock is held.
+TEST_F(ApiTest, AQueryPastTheQueryTimeoutAnswers503) {
+  storage::ConnectOptions options = connect_options();
+  options.statement_timeout = std::chrono::milliseconds(300);
+  start("", 4, QueryPool::connect_with(options));
+  pqxx::connection locker = connection();
+  pqxx::work lock(locker);
+  lock.exec0("LOCK TABLE windows IN ACCESS EXCLUSIVE MODE");
+  const auto begin = std::chrono::steady_clock::now();
+  Reply r = get("/api/v1/targets?from=900&to=1500");
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(5));
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("statement timeout"), std::string::npos) << r.body;
+  lock.abort();
+  EXPECT_EQ(get("/api/v1/targets?from=900&to=1500").status, 200);
+}
+
 TEST_F(ApiTest, ProfileIsAFlameTreeOfTheRange) {
   Reply r = get("/api/v1/targets/api/profile?from=1970-01-01T00:15:00Z&to=1970-01-01T00:25:00Z");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -192,7 +213,11 @@ TEST_F(ApiTest, RepeatedRequestsReuseTheTreeUntilTheWindowsChange) {
 TEST_F(ApiTest, BadParametersGet400WithAMessage) {
   const std::pair<std::string, std::string> cases[] = {
       {"/api/v1/targets?since=abc", "since: "},
-      {"/api/v1/targets?since=0s", "since must be longer than 0"},
+      {"/api/v1/targets?since=0s", "since 0s: must be longer than 0"},
+      // Found by fuzz_router: nanoseconds past 2262 overflowed (signed overflow, then a nonsense range).
+      {"/api/v1/targets/demo/deploys?from=9999999999999&to=-1", "from: time '9999999999999' is outside 1970 to 2200"},
+      {"/api/v1/targets?from=1000&to=99999999999999999999", "to: time '99999999999999999999' is outside 1970 to 2200"},
+      {"/api/v1/targets?since=99999999d", "since 99999999d: reaches back before 1970"},
       {"/api/v1/targets?from=yesterday", "from: cannot read time 'yesterday'"},
       {"/api/v1/targets?from=2000&to=1000", "to must be later than from"},
       {"/api/v1/targets?to=1000", "to needs from"},

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -150,6 +151,41 @@ TEST(WindowCodecTest, RejectsOperationsOfMissingTargetsAndBadBuckets) {
   w.operations[0].target_index = 0;
   w.operations[0].histogram.buckets.push_back({profile::latency_bucket_count, 1});
   EXPECT_FALSE(decode_window(encode_window(w)).ok());
+}
+
+// Found by fuzz_spool: a time of 2^56 microseconds overflowed its conversion to nanoseconds (signed
+// overflow). Values of the wrong type or range, and nesting deeper than a window's, are corrupt too.
+TEST(WindowCodecTest, RejectsValuesOutOfTheirRangeAndDeepNesting) {
+  const std::vector<std::uint8_t> good = encode_window(sample_window("h", at(1'700'000'000)));
+  const nlohmann::json doc = nlohmann::json::from_cbor(good);
+  const auto corrupt = [](const nlohmann::json& d) { return !decode_window(nlohmann::json::to_cbor(d)).ok(); };
+  for (const auto& [key, value] : std::initializer_list<std::pair<const char*, nlohmann::json>>{
+           {"end_us", std::uint64_t{1} << 56}, {"start_us", -1}, {"start_us", 1.5}, {"v", 1e300}, {"host", 7},
+           {"stats", nlohmann::json::array({1, 2, -3, 4, 5})}, {"stats", nlohmann::json::array({1, 2})}}) {
+    nlohmann::json d = doc;
+    d[key] = value;
+    EXPECT_TRUE(corrupt(d)) << key << " = " << value.dump();
+  }
+  nlohmann::json d = doc;
+  d["targets"][0][1] = nlohmann::json::array({1e20});  // a pid past int32
+  EXPECT_TRUE(corrupt(d));
+  // The reproducer: end_us replaced by 2^56 in an encoded window.
+  std::vector<std::uint8_t> bytes = good;
+  const std::string key = "fend_us";
+  auto at_key = std::search(bytes.begin(), bytes.end(), key.begin(), key.end());
+  ASSERT_NE(at_key, bytes.end());
+  const std::vector<std::uint8_t> huge = {0x1b, 0x01, 0, 0, 0, 0, 0, 0, 0};
+  auto value = at_key + static_cast<long>(key.size());
+  value = bytes.erase(value, value + 9);
+  bytes.insert(value, huge.begin(), huge.end());
+  EXPECT_FALSE(decode_window(bytes).ok());
+  // Arrays nested 100,000 deep: refused before nlohmann's recursion can exhaust the stack.
+  std::vector<std::uint8_t> deep(100'000, 0x81);
+  deep.push_back(0x00);
+  const auto nested = decode_window(deep);
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.error().message.find("at most 16 levels"), std::string::npos) << nested.error().message;
+  EXPECT_TRUE(decode_window(good).ok());
 }
 
 TEST(WindowCodecTest, RejectsCorruptAndInconsistentData) {
