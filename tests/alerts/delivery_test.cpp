@@ -181,6 +181,26 @@ TEST_F(DeliveryTest, DoesNotRetryA4xxAndKeepsTheReason) {
   EXPECT_EQ(dispatcher_->stats().failed, 1u);
 }
 
+// The answer to a send applies to the revision that was sent: a 4xx for an older state of the alert
+// does not fail the newer one queued while it was in flight.
+TEST_F(DeliveryTest, ARefusalOfAnOlderRevisionLeavesTheNewerOneToBeSent) {
+  receiver_.respond_with({400});
+  receiver_.hold_next();
+  start({webhook("ops", receiver_.url())});
+  queue("ops", notice("load", true));
+  ASSERT_EQ(receiver_.wait_for(1, wait).size(), 1u);
+  queue("ops", notice("load", false));  // revision 2, queued while revision 1 is in flight
+  EXPECT_EQ(count("SELECT revision FROM alert_outbox"), 2);
+  receiver_.release();  // revision 1 gets a 400
+  const auto got = receiver_.wait_for(2, wait);
+  ASSERT_EQ(got.size(), 2u) << "the newer revision was marked failed by the older one's answer";
+  EXPECT_EQ(got[0].json()["status"], "firing");
+  EXPECT_EQ(got[1].json()["status"], "resolved");
+  ASSERT_TRUE(eventually("state = 'delivered' AND revision = 2"));
+  EXPECT_EQ(dispatcher_->stats().failed, 1u);
+  EXPECT_EQ(dispatcher_->stats().delivered, 1u);
+}
+
 TEST_F(DeliveryTest, AReceiverDownAcrossARestartGetsItOnceWhenBack) {
   receiver_.stop();
   start({webhook("ops", receiver_.url())});

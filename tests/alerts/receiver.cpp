@@ -76,15 +76,34 @@ void WebhookReceiver::start() {
 }
 
 void WebhookReceiver::stop() {
+  release();
   if (!server_) return;
   server_->stopAll(true);
   server_.reset();
 }
 
-int WebhookReceiver::record(ReceivedRequest request) {
+void WebhookReceiver::hold_next() {
   std::lock_guard lock(mutex_);
+  hold_next_ = true;
+}
+
+void WebhookReceiver::release() {
+  {
+    std::lock_guard lock(mutex_);
+    holding_ = false;
+  }
+  released_.notify_all();
+}
+
+int WebhookReceiver::record(ReceivedRequest request) {
+  std::unique_lock lock(mutex_);
   requests_.push_back(std::move(request));
   arrived_.notify_all();
+  if (hold_next_) {
+    hold_next_ = false;
+    holding_ = true;
+    released_.wait(lock, [&] { return !holding_; });
+  }
   if (statuses_.empty()) return 200;
   const int status = statuses_.front();
   statuses_.pop_front();

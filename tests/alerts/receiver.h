@@ -44,6 +44,10 @@ class WebhookReceiver {
 
   // The next requests get these statuses, in order; later ones get 200.
   void respond_with(std::vector<int> statuses);
+  // The next request is recorded, then left unanswered until release(): a notification in flight
+  // while the test changes what is queued.
+  void hold_next();
+  void release();
   void stop();   // closes the port: connections are refused
   void start();  // listens on the same port again
 
@@ -59,6 +63,9 @@ class WebhookReceiver {
   mutable std::condition_variable arrived_;
   std::vector<ReceivedRequest> requests_;
   std::deque<int> statuses_;
+  mutable std::condition_variable released_;
+  bool hold_next_ = false;
+  bool holding_ = false;
   std::optional<TlsFiles> tls_;
   std::uint16_t port_ = 0;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
