@@ -201,6 +201,24 @@ TEST_F(DeliveryTest, ARefusalOfAnOlderRevisionLeavesTheNewerOneToBeSent) {
   EXPECT_EQ(dispatcher_->stats().delivered, 1u);
 }
 
+// A receiver that takes the connection and answers a byte a second holds only its own notifications,
+// and only for its timeout: the others go out at once.
+TEST_F(DeliveryTest, AReceiverAnsweringAByteASecondDelaysOnlyItself) {
+  test::TricklingReceiver slow;
+  start({webhook("slow", slow.url()), webhook("ops", receiver_.url())});
+  const auto queued_slow = std::chrono::steady_clock::now();
+  queue("slow", notice("load", true));
+  ASSERT_TRUE(slow.wait_accepted(1, wait));
+  const auto queued = std::chrono::steady_clock::now();
+  queue("ops", notice("load", true));
+  ASSERT_EQ(receiver_.wait_for(1, wait).size(), 1u) << "the other receiver waits behind the slow one";
+  EXPECT_LT(std::chrono::steady_clock::now() - queued, 1s);
+  ASSERT_TRUE(eventually("receiver = 'slow' AND state = 'pending' AND attempts >= 1"
+                         " AND last_error = 'transport: no complete answer within 2s'"));
+  EXPECT_LT(std::chrono::steady_clock::now() - queued_slow, 4s) << "its 2 s timeout bounds the whole request";
+  EXPECT_TRUE(eventually("receiver = 'ops' AND state = 'delivered'"));
+}
+
 TEST_F(DeliveryTest, AReceiverDownAcrossARestartGetsItOnceWhenBack) {
   receiver_.stop();
   start({webhook("ops", receiver_.url())});
