@@ -121,7 +121,7 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-Daemon::Daemon(const std::string& name, const std::string& config_body) {
+Daemon::Daemon(const std::string& name, const std::string& config_body, const std::string& state_dir) {
   EXPECT_EQ(geteuid(), 0u) << "the end-to-end tests load BPF programs: run them as root";
   EXPECT_TRUE(fs::exists("/sys/kernel/btf/vmlinux")) << "kernel BTF is required";
   dir_ = fs::temp_directory_path() / ("perfwatch-e2e-" + name + "-" + std::to_string(getpid()));
@@ -129,6 +129,7 @@ Daemon::Daemon(const std::string& name, const std::string& config_body) {
   fs::create_directories(dir_);
   // The embedded PostgreSQL runs unprivileged and must traverse the path to its directory.
   fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  state_dir_ = state_dir.empty() ? (dir_ / "state").string() : state_dir;
   config_ = (dir_ / "perfwatch.yaml").string();
   log_ = (dir_ / "perfwatchd.log").string();
   write_config(config_body);
@@ -180,6 +181,13 @@ int Daemon::stop() {
   return code;
 }
 
+void Daemon::kill_hard() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  wait_exit(pid_);
+  pid_ = -1;
+}
+
 void Daemon::reload() const { kill(pid_, SIGHUP); }
 
 bool Daemon::wait_for_log(const std::string& what, pid_t pid, int count) const {
@@ -196,7 +204,7 @@ bool Daemon::wait_for_log(const std::string& what, pid_t pid, int count) const {
 }
 
 void Daemon::write_config(const std::string& config_body) const {
-  std::ofstream(config_) << "state_dir: " << (dir_ / "state").string() << "\n" << config_body;
+  std::ofstream(config_) << "state_dir: " << state_dir_ << "\n" << config_body;
 }
 
 std::pair<int, std::string> Daemon::cli(const std::vector<std::string>& args) const {
