@@ -62,8 +62,9 @@ class WindowClockTest : public testing::Test {
       EXPECT_LE(s.end - s.start, length * 3 / 2) << "window " << i;
       EXPECT_GE(closed_[i].waited, i == 0 ? Duration::zero() : length / 2) << "window " << i;
       EXPECT_LE(closed_[i].waited, length * 3 / 2) << "window " << i;
-      if (i > 0 && i != stepped_back)
+      if (i > 0 && i != stepped_back) {
         EXPECT_GE(s.start, closed_[i - 1].span.end) << "window " << i << " overlaps the one before";
+      }
     }
   }
   static bool on_multiple(profile::TimePoint t) { return t.time_since_epoch() % length == Duration::zero(); }
