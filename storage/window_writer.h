@@ -38,8 +38,8 @@ struct WriterOptions {
 struct WriterStats {
   std::uint64_t written = 0;      // windows stored, live or replayed from the spool
   std::uint64_t spooled = 0;      // windows that went to the spool
-  std::uint64_t dropped = 0;      // windows dropped because the spool was full
-  std::uint64_t quarantined = 0;  // windows the database refused for their content, set aside in <spool>/failed
+  std::uint64_t dropped = 0;      // windows dropped because the spool was full or its disk failed
+  std::uint64_t quarantined = 0;  // windows the database refused for their content or times, set aside in <spool>/failed
   std::uint64_t implausible_time = 0;  // of those, windows far ahead of the database's clock
   std::uint64_t write_errors = 0;
   std::uint64_t queue_depth = 0;  // windows in memory waiting for the writer
