@@ -350,7 +350,13 @@ TEST(Faults, ExecStormWithPidsReusedAcrossTargets) {
   const long rss_before = memory_kib(pid, "VmRSS");
   const double cpu_before = cpu_seconds_of(pid);
   const auto started = Clock::now();
-  auto [code, out] = run({EXEC_STORM_PATH, std::to_string(rate), std::to_string(seconds), "8", STORM_A_PATH, STORM_B_PATH});
+  Child storm = spawn({EXEC_STORM_PATH, std::to_string(rate), std::to_string(seconds), "8", STORM_A_PATH, STORM_B_PATH},
+                      "/dev/null", /*pipe_stdout=*/true);
+  // Half-way, `perfwatch targets` shows a few of the storm's PIDs and their count, not every one.
+  std::this_thread::sleep_for(std::chrono::seconds(seconds / 2 + 4));
+  auto [targets_code, targets] = daemon.cli({"targets", "--since", "6s"});
+  const std::string out = read_all(storm.stdout_fd);
+  const int code = wait_exit(storm.pid);
   const double wall = std::chrono::duration<double>(Clock::now() - started).count();
   ASSERT_EQ(code, 0) << out;
   const double cpu_share = (cpu_seconds_of(pid) - cpu_before) / wall;
@@ -362,7 +368,6 @@ TEST(Faults, ExecStormWithPidsReusedAcrossTargets) {
 
   const std::string since = std::to_string(seconds + 60) + "s";
   const Folded a(daemon.folded("storm_a", since)), b(daemon.folded("storm_b", since));
-  auto [targets_code, targets] = daemon.cli({"targets", "--since", since});
   ASSERT_EQ(targets_code, 0);
   Figures figures("exec storm: " + std::to_string(rate) + "/s for " + std::to_string(seconds) + " s, PIDs reused across targets");
   figures.add("processes_spawned", spawned);
@@ -388,7 +393,6 @@ TEST(Faults, ExecStormWithPidsReusedAcrossTargets) {
   EXPECT_GT(b.inclusive.count("storm_b_work"), 0u);
   EXPECT_EQ(a.inclusive.count("storm_b_work"), 0u) << "storm_b's samples attributed to storm_a";
   EXPECT_EQ(b.inclusive.count("storm_a_work"), 0u) << "storm_a's samples attributed to storm_b";
-  // `perfwatch targets` shows a few PIDs and their count, not every one.
   EXPECT_TRUE(std::regex_search(targets, std::regex(R"(storm_a +\S+ +[0-9]+,[0-9]+,[0-9]+,\.\.\. \([0-9]+\) )")))
       << targets;
   EXPECT_LT(targets.size(), 1000u) << targets;
