@@ -381,6 +381,8 @@ TEST(Faults, ExecStormWithPidsReusedAcrossTargets) {
   figures.add("perfwatchd_cpu_share_storm", cpu_share);
   figures.add("perfwatchd_rss_kib", std::to_string(rss_before) + " -> " + std::to_string(rss_after) + " (peak " +
                                         std::to_string(rss_peak) + ")");
+  std::smatch row;
+  figures.add("targets_storm_a_row", std::regex_search(targets, row, std::regex("storm_a [^\n]*")) ? row.str() : "-");
   figures.add("process_events", metric(port, "perfwatch_process_events_total"));
   figures.add("process_events_dropped", metric(port, "perfwatch_process_events_dropped_total"));
   figures.add("processes_matched", metric(port, "perfwatch_processes_matched_total"));
