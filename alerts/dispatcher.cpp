@@ -1,8 +1,11 @@
 #include "alerts/dispatcher.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "alerts/backoff.h"
 #include "alerts/formats.h"
@@ -20,6 +23,54 @@ std::string api_url(const std::string& base) {
 }
 
 }  // namespace
+
+// A receiver's sends, one round at a time, on a thread of its own.
+class Dispatcher::Lane {
+ public:
+  Lane() : thread_([this] { run(); }) {}
+  ~Lane() {  // finishes the round in flight; one not yet started is dropped (its rows stay pending)
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  Lane(const Lane&) = delete;
+  Lane& operator=(const Lane&) = delete;
+
+  void start(std::function<void()> round) {
+    busy = true;
+    {
+      std::lock_guard lock(mutex_);
+      round_ = std::move(round);
+    }
+    wake_.notify_all();
+  }
+
+  // The dispatcher's thread only: a round was handed out and its outcomes are not recorded yet.
+  bool busy = false;
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stopping_ || round_; });
+      if (stopping_) return;
+      std::function<void()> round = std::move(round_);
+      round_ = nullptr;
+      lock.unlock();
+      round();
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::function<void()> round_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
 
 Dispatcher::Dispatcher(DispatcherOptions options, std::shared_ptr<HttpClient> client)
     : options_(std::move(options)), client_(std::move(client)) {
@@ -65,40 +116,66 @@ void Dispatcher::run() {
     }
     woken_ = false;
     lock.unlock();
-    bool sent = false;
+    bool worked = false;
     try {
-      sent = deliver_due(*outbox);
+      worked = deliver_due(*outbox);
     } catch (const std::exception& e) {
       log::warn("alert delivery lost the database; reconnecting", {{"error", e.what()}});
       outbox.reset();
       conn.reset();
     }
     lock.lock();
-    if (!sent && outbox) sleep(lock, options_.poll);
+    // Woken early by a lane that finished, by new notifications or by stop().
+    if (!worked && outbox) sleep(lock, options_.poll);
+  }
+  lock.unlock();
+  lanes_.clear();  // waits for the requests in flight
+  if (!outbox) return;  // their outcomes go unrecorded: those rows are sent again later (at least once)
+  try {
+    deliver_due(*outbox);
+  } catch (const std::exception& e) {
+    log::warn("alert delivery could not record its last sends; they will be sent again", {{"error", e.what()}});
   }
 }
 
 bool Dispatcher::deliver_due(Outbox& outbox) {
+  std::vector<Finished> finished;
   std::vector<ResolvedReceiver> receivers;
+  bool stopping = false;
   {
     std::lock_guard lock(mutex_);
+    finished.swap(finished_);
     receivers = options_.receivers;
+    stopping = stopping_;
   }
+  // Lanes are free again first: should recording fail, their rows are sent again, never stuck.
+  for (const Finished& f : finished)
+    if (auto it = lanes_.find(f.receiver.config.name); it != lanes_.end()) it->second->busy = false;
+  for (const Finished& f : finished)
+    for (const Sent& sent : f.sends) record(outbox, f.receiver, sent);
+  if (stopping) return true;
+
+  auto configured = [&](const std::string& name) {
+    return std::any_of(receivers.begin(), receivers.end(), [&](const auto& r) { return r.config.name == name; });
+  };
+  std::erase_if(lanes_, [&](const auto& lane) { return !lane.second->busy && !configured(lane.first); });
+
   Result<OutboxBacklog> backlog = outbox.backlog();
   if (!backlog) throw std::runtime_error(backlog.error().message);
   {
     std::lock_guard lock(mutex_);
     stats_.backlog = *backlog;
   }
-  std::vector<std::string> names;
-  for (const ResolvedReceiver& r : receivers) names.push_back(r.config.name);
-  if (names.empty()) return false;
-  Result<std::vector<OutboxRow>> due = outbox.due(names, options_.batch);
+  std::vector<std::string> idle;
+  for (const ResolvedReceiver& r : receivers)
+    if (auto it = lanes_.find(r.config.name); it == lanes_.end() || !it->second->busy) idle.push_back(r.config.name);
+  if (idle.empty()) return !finished.empty();
+  Result<std::vector<OutboxRow>> due = outbox.due(idle, options_.batch);
   if (!due) throw std::runtime_error(due.error().message);
-  if (due->empty()) return false;
+  if (due->empty()) return !finished.empty();
 
-  // Per receiver, in the order the oldest notification of each group was queued.
   for (const ResolvedReceiver& receiver : receivers) {
+    // Groups in the order the oldest notification of each was queued.
     std::vector<std::string> order;
     std::map<std::string, std::vector<OutboxRow>> groups;
     for (OutboxRow& row : *due) {
@@ -109,18 +186,31 @@ bool Dispatcher::deliver_due(Outbox& outbox) {
       if (fresh) order.push_back(key);
       it->second.push_back(std::move(row));
     }
-    for (const std::string& key : order) {
+    if (order.empty()) continue;
+    std::vector<std::vector<OutboxRow>> round;
+    for (const std::string& key : order) round.push_back(std::move(groups[key]));
+    std::unique_ptr<Lane>& lane = lanes_[receiver.config.name];
+    if (!lane) lane = std::make_unique<Lane>();
+    lane->start([this, receiver, round = std::move(round)]() mutable {
+      Finished done{receiver, {}};
+      for (std::vector<OutboxRow>& rows : round) {
+        {
+          std::lock_guard lock(mutex_);
+          if (stopping_) break;
+        }
+        done.sends.push_back(send(receiver, std::move(rows)));
+      }
       {
         std::lock_guard lock(mutex_);
-        if (stopping_) return true;
+        finished_.push_back(std::move(done));
       }
-      send(outbox, receiver, groups[key]);
-    }
+      wake();
+    });
   }
   return true;
 }
 
-void Dispatcher::send(Outbox& outbox, const ResolvedReceiver& receiver, const std::vector<OutboxRow>& rows) {
+Dispatcher::Sent Dispatcher::send(const ResolvedReceiver& receiver, std::vector<OutboxRow> rows) {
   const config::Receiver& r = receiver.config;
   std::vector<Notice> notices;
   for (const OutboxRow& row : rows) notices.push_back(row.notice);
@@ -141,8 +231,15 @@ void Dispatcher::send(Outbox& outbox, const ResolvedReceiver& receiver, const st
     request.url = r.url;
     request.body = webhook_payload(r.format, notices, r.name, external_url).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
-  const Result<HttpResponse> response = client_->post(request);
-  const std::string group = notices.front().labels.count("alertname") ? notices.front().labels.at("alertname") : "";
+  return {std::move(rows), client_->post(request)};
+}
+
+void Dispatcher::record(Outbox& outbox, const ResolvedReceiver& receiver, const Sent& sent) {
+  const config::Receiver& r = receiver.config;
+  const std::vector<OutboxRow>& rows = sent.rows;
+  const Result<HttpResponse>& response = sent.response;
+  const Labels& labels = rows.front().notice.labels;
+  const std::string group = labels.count("alertname") ? labels.at("alertname") : "";
 
   Result<void> recorded;
   if (response && response->status >= 200 && response->status < 300) {

@@ -1,12 +1,18 @@
 #pragma once
 // Delivers the outbox from a background thread: due notifications are grouped (per alertname, host
 // and target for webhooks; all together for an Alertmanager), formatted and POSTed. 2xx: delivered.
-// Transport errors, 5xx, 408 and 429: retried with exponential backoff and jitter (backoff.h), for as
-// long as it takes. Any other status: not retried, marked failed and logged with the receiver's
-// answer. A restart loses nothing: the outbox is in PostgreSQL; a notification sent just before a
-// crash, whose delivery was not recorded yet, is sent again (at least once).
+// Transport errors (a timeout among them: `timeout` bounds each request whole), 5xx, 408 and 429:
+// retried with exponential backoff and jitter (backoff.h), for as long as it takes. Any other status:
+// not retried, marked failed and logged with the receiver's answer. A restart loses nothing: the
+// outbox is in PostgreSQL; a notification sent just before a crash, whose delivery was not recorded
+// yet, is sent again (at least once).
+//
+// Each receiver sends on a thread of its own (a lane), so a slow or stuck receiver delays only its own
+// notifications. The dispatcher's thread alone reads the outbox and records what became of each send;
+// a receiver's due rows are not read again while its lane has sends out or outcomes unrecorded.
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,20 +48,37 @@ struct DispatcherStats {
 class Dispatcher final : public Background {
  public:
   Dispatcher(DispatcherOptions options, std::shared_ptr<HttpClient> client);
-  ~Dispatcher();  // finishes the request in flight, then stops
+  ~Dispatcher();  // finishes the requests in flight, then stops
 
   void set_receivers(std::vector<ResolvedReceiver> receivers, std::string external_url);
   DispatcherStats stats() const;
 
  private:
+  class Lane;
+  // One POST and its answer (or transport error), for the rows it carried.
+  struct Sent {
+    std::vector<OutboxRow> rows;
+    Result<HttpResponse> response;
+  };
+  // What a lane finished: every group of one round of one receiver.
+  struct Finished {
+    ResolvedReceiver receiver;
+    std::vector<Sent> sends;
+  };
+
   void run();
-  // Sends what is due; false when nothing was.
+  // Records what the lanes finished; then hands the due rows of idle receivers to their lanes.
+  // False when there was nothing to do.
   bool deliver_due(Outbox& outbox);
-  void send(Outbox& outbox, const ResolvedReceiver& receiver, const std::vector<OutboxRow>& rows);
+  void record(Outbox& outbox, const ResolvedReceiver& receiver, const Sent& sent);
+  // Runs on a lane's thread.
+  Sent send(const ResolvedReceiver& receiver, std::vector<OutboxRow> rows);
 
   DispatcherOptions options_;
   std::shared_ptr<HttpClient> client_;
   DispatcherStats stats_;
+  std::vector<Finished> finished_;                  // guarded by mutex_
+  std::map<std::string, std::unique_ptr<Lane>> lanes_;  // by receiver name; the dispatcher's thread only
 };
 
 }  // namespace perfwatch::alerts

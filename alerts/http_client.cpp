@@ -9,8 +9,14 @@
 #include <Poco/Net/SSLManager.h>
 #include <Poco/URI.h>
 
+#include <sys/socket.h>
+
+#include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <thread>
+
+#include "common/duration.h"
 
 namespace perfwatch::alerts {
 namespace {
@@ -27,6 +33,44 @@ std::unique_ptr<Poco::Net::HTTPClientSession> session_for(const Poco::URI& uri, 
   return std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), context);
 }
 
+// Poco's timeout bounds each socket operation, so a receiver that answers one byte at a time would
+// hold a request for ever. This bounds the answer as a whole: at the deadline the socket is shut down,
+// which fails the read in progress. Destroyed before the session closes the socket.
+class AnswerDeadline {
+ public:
+  AnswerDeadline(int fd, std::chrono::milliseconds after) : fd_(fd), thread_([this, after] { run(after); }) {}
+  ~AnswerDeadline() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    done_changed_.notify_all();
+    thread_.join();
+  }
+  AnswerDeadline(const AnswerDeadline&) = delete;
+  AnswerDeadline& operator=(const AnswerDeadline&) = delete;
+
+  bool expired() const {
+    std::lock_guard lock(mutex_);
+    return expired_;
+  }
+
+ private:
+  void run(std::chrono::milliseconds after) {
+    std::unique_lock lock(mutex_);
+    if (done_changed_.wait_for(lock, after, [&] { return done_; })) return;
+    expired_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+  }
+
+  const int fd_;
+  mutable std::mutex mutex_;
+  std::condition_variable done_changed_;
+  bool done_ = false;
+  bool expired_ = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 Result<HttpResponse> PocoHttpClient::post(const HttpRequest& request) {
@@ -41,17 +85,24 @@ Result<HttpResponse> PocoHttpClient::post(const HttpRequest& request) {
     for (const auto& [name, value] : request.headers) http.set(name, value);
     http.setContentLength(static_cast<std::streamsize>(request.body.size()));
     session->sendRequest(http) << request.body;
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session->receiveResponse(response);
-    HttpResponse out;
-    out.status = static_cast<int>(response.getStatus());
-    char buf[1024];
-    while (in && out.body.size() < max_logged_body) {
-      in.read(buf, sizeof buf);
-      out.body.append(buf, static_cast<std::size_t>(in.gcount()));
+    AnswerDeadline deadline(session->socket().impl()->sockfd(), request.timeout);
+    try {
+      Poco::Net::HTTPResponse response;
+      std::istream& in = session->receiveResponse(response);
+      HttpResponse out;
+      out.status = static_cast<int>(response.getStatus());
+      char buf[1024];
+      while (in && out.body.size() < max_logged_body) {
+        in.read(buf, sizeof buf);
+        out.body.append(buf, static_cast<std::size_t>(in.gcount()));
+      }
+      if (deadline.expired()) return make_error("no complete answer within " + format_duration(request.timeout));
+      if (out.body.size() > max_logged_body) out.body.resize(max_logged_body);
+      return out;
+    } catch (const Poco::Exception& e) {
+      if (deadline.expired()) return make_error("no complete answer within " + format_duration(request.timeout));
+      throw;
     }
-    if (out.body.size() > max_logged_body) out.body.resize(max_logged_body);
-    return out;
   } catch (const Poco::Exception& e) {
     return make_error(e.displayText());
   } catch (const std::exception& e) {

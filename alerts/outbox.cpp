@@ -93,10 +93,11 @@ Result<void> Outbox::delivered(std::span<const OutboxRow> rows) {
 Result<void> Outbox::failed(std::span<const OutboxRow> rows, const std::string& error) {
   return guarded("cannot mark notifications failed", [&]() -> Result<void> {
     pqxx::work tx(conn_, "outbox_failed");
-    tx.exec_params0(
-        "UPDATE alert_outbox SET state = 'failed', done_at = now(), attempts = attempts + 1, last_error = $2"
-        " WHERE id = ANY($1::bigint[])",
-        storage::int_array_literal(ids_of(rows)), error);
+    for (const OutboxRow& r : rows)
+      tx.exec_params0(
+          "UPDATE alert_outbox SET state = 'failed', done_at = now(), attempts = attempts + 1, last_error = $3"
+          " WHERE id = $1 AND revision = $2",
+          r.id, r.revision, error);
     tx.commit();
     return {};
   });

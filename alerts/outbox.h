@@ -1,7 +1,8 @@
 #pragma once
 // The delivery side of the outbox (migration 0004): the notifications due for this host's receivers,
-// and what became of each send. Rows are marked delivered only at the revision that was sent, so a
-// newer state queued meanwhile is still delivered.
+// and what became of each send. Rows are marked delivered or failed only at the revision that was
+// sent, so a newer state queued meanwhile is still delivered. A retry is scheduled whatever the
+// revision: its delay spares the receiver, and the row, still pending, sends its newest state.
 #include <cstdint>
 #include <optional>
 #include <pqxx/connection>

@@ -37,10 +37,16 @@ std::optional<std::string> take_value(std::span<const std::string> args, std::si
   return std::nullopt;
 }
 
-std::string join_pids(const std::vector<std::int32_t>& pids) {
+// A target may match thousands of short-lived processes in a window: the table shows a few of them and
+// how many there are (--format json lists them all).
+std::string pids_cell(const std::vector<std::int32_t>& pids) {
+  constexpr std::size_t shown = 3;
+  if (pids.empty()) return "-";
   std::string out;
-  for (std::int32_t pid : pids) out += (out.empty() ? "" : ",") + std::to_string(pid);
-  return out.empty() ? "-" : out;
+  for (std::size_t i = 0; i < pids.size() && i < shown; ++i) out += (i ? "," : "") + std::to_string(pids[i]);
+  if (pids.size() > shown + 1) return out + ",... (" + std::to_string(pids.size()) + ")";
+  if (pids.size() == shown + 1) out += "," + std::to_string(pids.back());
+  return out;
 }
 
 struct Context {
@@ -137,13 +143,13 @@ int list_targets(const Options& options, Context& ctx, std::FILE* out, std::FILE
   for (const auto& r : rows) {
     name_width = std::max(name_width, r.name.size());
     host_width = std::max(host_width, r.host.size());
-    pid_width = std::max(pid_width, join_pids(r.pids).size());
+    pid_width = std::max(pid_width, pids_cell(r.pids).size());
   }
   const int nw = static_cast<int>(name_width), hw = static_cast<int>(host_width), pw = static_cast<int>(pid_width);
   std::fprintf(out, "%-*s  %-*s  %-*s  %10s  %s\n", nw, "TARGET", hw, "HOST", pw, "PIDS", "SAMPLES", "LAST WINDOW");
   for (const auto& r : rows)
     std::fprintf(out, "%-*s  %-*s  %-*s  %10llu  %s\n", nw, r.name.c_str(), hw, r.host.c_str(), pw,
-                 join_pids(r.pids).c_str(), static_cast<unsigned long long>(r.samples),
+                 pids_cell(r.pids).c_str(), static_cast<unsigned long long>(r.samples),
                  r.last_window_end ? format_time(*r.last_window_end).c_str() : "-");
   print_probes(*probes, out);
   return 0;

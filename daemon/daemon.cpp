@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <stdexcept>
 
 #include "alerts/dispatcher.h"
@@ -37,6 +38,7 @@
 #include "daemon/process_registry.h"
 #include "daemon/python_tracker.h"
 #include "daemon/window_builder.h"
+#include "daemon/window_clock.h"
 #include "dashboard/api.h"
 #include "dashboard/assets.h"
 #include "dashboard/query_pool.h"
@@ -204,7 +206,7 @@ class Daemon {
     code_watcher_ = std::make_unique<CodeWatcher>(code_reader_);
     deploys_ = std::make_unique<DeployTracker>(cfg_.state_dir + "/deploys.json");
 
-    window_start_ = system_clock::now();
+    window_clock_.emplace(cfg_.sampling.window, ClockReading::now());
     setup_fds();
     const std::string status = publish_probe_states();
     sd_notify(0, ("READY=1\nSTATUS=" + status).c_str());
@@ -420,7 +422,8 @@ class Daemon {
   void setup_fds() {
     sigset_t mask = handled_signals();
     signal_fd_ = std::make_unique<Fd>(checked(signalfd(-1, &mask, SFD_CLOEXEC), "signalfd"));
-    window_fd_ = std::make_unique<Fd>(checked(timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC), "timerfd"));
+    // Monotonic: a step of the wall clock must neither stop windows nor stretch one (window_clock.h).
+    window_fd_ = std::make_unique<Fd>(checked(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd"));
     arm_window_timer();
     python_retry_fd_ = std::make_unique<Fd>(checked(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd"));
 
@@ -451,13 +454,11 @@ class Daemon {
 
   // Windows end on wall-clock multiples of the window length, so hosts' windows line up.
   void arm_window_timer() {
-    auto window = duration_cast<nanoseconds>(cfg_.sampling.window);
-    auto now = duration_cast<nanoseconds>(system_clock::now().time_since_epoch());
-    auto next = (now / window + 1) * window;
+    const auto wait = duration_cast<nanoseconds>(window_clock_->until_close(ClockReading::now()));
     itimerspec spec{};
-    spec.it_value.tv_sec = duration_cast<seconds>(next).count();
-    spec.it_value.tv_nsec = (next % seconds(1)).count();
-    timerfd_settime(window_fd_->get(), TFD_TIMER_ABSTIME, &spec, nullptr);
+    spec.it_value.tv_sec = duration_cast<seconds>(wait).count();
+    spec.it_value.tv_nsec = (wait % seconds(1)).count();
+    timerfd_settime(window_fd_->get(), 0, &spec, nullptr);
   }
 
   void loop() {
@@ -539,9 +540,9 @@ class Daemon {
     auto drained = sampler_ ? sampler_->drain() : collector::DrainResult{};
     WindowInput input;
     input.host = host_;
-    input.start = window_start_;
-    input.end = system_clock::now();
-    window_start_ = input.end;
+    const WindowSpan span = window_clock_->close(ClockReading::now());
+    input.start = span.start;
+    input.end = span.end;
     for (const config::Target& t : cfg_.targets) input.target_names.push_back(t.name);
     input.stats = drained.stats;
     input.samples.reserve(drained.stacks.size());
@@ -760,7 +761,7 @@ class Daemon {
   std::unique_ptr<CodeWatcher> code_watcher_;
   std::unique_ptr<DeployTracker> deploys_;
   std::unique_ptr<Fd> signal_fd_, window_fd_, watchdog_fd_, python_retry_fd_, epoll_fd_;
-  system_clock::time_point window_start_;
+  std::optional<WindowClock> window_clock_;
 };
 
 }  // namespace

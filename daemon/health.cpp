@@ -124,15 +124,24 @@ void HealthMetrics::collect(dashboard::MetricsWriter& out) const {
               static_cast<double>(w.written));
   out.counter("perfwatch_storage_windows_spooled_total", "Windows sent to the on-disk spool",
               static_cast<double>(w.spooled));
-  out.counter("perfwatch_storage_windows_dropped_total", "Windows dropped because the spool was full",
-              static_cast<double>(w.dropped));
-  out.counter("perfwatch_storage_windows_quarantined_total", "Spooled windows that kept failing",
+  out.counter("perfwatch_storage_windows_dropped_total",
+              "Windows dropped because the spool was full or its disk failed", static_cast<double>(w.dropped));
+  out.counter("perfwatch_storage_windows_quarantined_total",
+              "Windows the database refused for their content or times, set aside in the spool's failed/",
               static_cast<double>(w.quarantined));
+  out.counter("perfwatch_storage_windows_implausible_time_total",
+              "Windows set aside because they start far ahead of the database's clock",
+              static_cast<double>(w.implausible_time));
   out.counter("perfwatch_storage_write_errors_total", "Failed database writes", static_cast<double>(w.write_errors));
   out.gauge("perfwatch_storage_queue_windows", "Windows in memory waiting for the writer",
             static_cast<double>(w.queue_depth));
   out.gauge("perfwatch_storage_spool_windows", "Windows in the spool", static_cast<double>(w.spool_windows));
   out.gauge("perfwatch_storage_spool_bytes", "Bytes in the spool", static_cast<double>(w.spool_bytes));
+  out.gauge("perfwatch_storage_quarantine_windows",
+            "Windows set aside in the spool's failed/ (within its bound; tried again at the next start)",
+            static_cast<double>(w.quarantine_windows));
+  out.gauge("perfwatch_storage_quarantine_bytes", "Bytes set aside in the spool's failed/",
+            static_cast<double>(w.quarantine_bytes));
   out.gauge("perfwatch_storage_connected", "1 while the writer is connected to PostgreSQL", w.connected ? 1 : 0);
   // Lag: how far the newest stored window's end trails now; NaN until one is stored.
   const bool any = w.last_written_end != profile::TimePoint{};

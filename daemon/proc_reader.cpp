@@ -95,7 +95,8 @@ std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat) {
     while (pos < rest.size() && rest[pos] == ' ') ++pos;
     std::size_t end = rest.find(' ', pos);
     if (end == std::string_view::npos) end = rest.size();
-    if (pos < end && ++field == 22) {
+    if (pos < end && ++field == 3 && (rest[pos] == 'Z' || rest[pos] == 'X')) return std::nullopt;  // exited
+    if (pos < end && field == 22) {
       std::uint64_t value = 0;
       auto [p, ec] = std::from_chars(rest.data() + pos, rest.data() + end, value);
       if (ec != std::errc{}) return std::nullopt;

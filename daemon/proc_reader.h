@@ -30,7 +30,8 @@ class ProcSource {
   virtual std::vector<std::int32_t> list_pids() = 0;
   // Fails when the process is gone (or turns out to be a kernel thread); callers treat that as a race.
   virtual Result<ProcessInfo> read(std::int32_t pid) = 0;
-  // Cheap identity check for a PID: its start time, or nullopt when it is gone.
+  // Cheap identity check for a PID: its start time, or nullopt when it is gone (a zombie is: it keeps
+  // its PID only until it is reaped).
   virtual std::optional<std::uint64_t> start_time(std::int32_t pid) = 0;
 };
 
@@ -51,7 +52,8 @@ std::string parse_cgroup_path(std::string_view proc_cgroup_text);
 // The systemd unit a cgroup path belongs to: the first path component with a unit suffix other
 // than ".slice" ("/system.slice/kb-api.service/x" -> "kb-api.service"); "" when none.
 std::string unit_from_cgroup(std::string_view cgroup_path);
-// Field 22 of /proc/PID/stat; comm (field 2) may contain spaces and parentheses.
+// Field 22 of /proc/PID/stat; comm (field 2) may contain spaces and parentheses. nullopt for a
+// process that has exited (state Z or X).
 std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat_text);
 
 }  // namespace perfwatch::daemon

@@ -25,10 +25,21 @@ bool ProcessRegistry::profiled(std::size_t target) const { return target < profi
 void ProcessRegistry::start_watching(const ProcessInfo& info, std::size_t target) {
   Watched w{next_generation_++, target, info.start_time};
   if (next_generation_ == 0) next_generation_ = 1;  // generation 0 is "never watched"
-  live_[info.pid] = w;
+  const ProcessKey key{info.pid, w.generation};
   unmatched_.erase(info.pid);
+  sink_.watch(key, target, profiled(target));
+  // Gone since it was read (or a zombie), its exit went unseen: BPF reports the exits of watched
+  // processes only. Its PID may already be another process's, which must not be sampled as this
+  // target: the key is dropped, so whatever it counted is attributed to no target. Checked once
+  // the watch is in place, so that from here on BPF sees the exit.
+  if (proc_.start_time(info.pid) != info.start_time) {
+    ++stats_.races;
+    sink_.unwatch(key);
+    sink_.retire(key);
+    return;
+  }
+  live_[info.pid] = w;
   ++stats_.matched;
-  sink_.watch({info.pid, w.generation}, target, profiled(target));
   log::debug("watching process", {{"pid", info.pid}, {"target", target}, {"generation", w.generation}});
 }
 
@@ -51,6 +62,7 @@ void ProcessRegistry::consider(std::int32_t pid) {
   auto info = proc_.read(pid);
   if (!info) {
     ++stats_.races;
+    unmatched_[pid] = 0;  // gone, or a zombie: not read again until its PID has a new process
     return;
   }
   if (auto target = matcher_.match(*info)) {
@@ -80,7 +92,10 @@ void ProcessRegistry::rescan() {
   }
   for (std::int32_t pid : pids) {
     if (live_.contains(pid)) continue;
-    if (auto it = unmatched_.find(pid); it != unmatched_.end() && proc_.start_time(pid) == it->second) continue;
+    if (auto it = unmatched_.find(pid); it != unmatched_.end()) {
+      const auto started = proc_.start_time(pid);
+      if (!started || *started == it->second) continue;  // the same process, or one that has exited
+    }
     consider(pid);
   }
 }

@@ -7,11 +7,14 @@
 #include <pqxx/stream_to>
 #include <pqxx/transaction>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <map>
 #include <optional>
 #include <set>
+#include <stdexcept>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -62,6 +65,31 @@ std::optional<std::int64_t> partition_day(const char* table, const std::string& 
   std::int64_t day = static_cast<std::int64_t>(timegm(&tm)) / seconds_per_day;
   if (partition_name(table, day) != name) return std::nullopt;
   return day;
+}
+
+// Why a write failed, by what was thrown. SQL errors by class: the window's data (22), a constraint it
+// breaks (23) or a limit it exceeds (54) will fail again however often it is sent; every other class
+// (connection, rollbacks, resources, rights, missing relations, timeouts, shutdowns) is the database's
+// state, which changes. libpqxx's logic errors come from converting the window's values.
+WriteFailure classify(const std::exception& e) {
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    const std::string_view state = sql->sqlstate();
+    const std::string_view sql_class = state.substr(0, std::min<std::size_t>(2, state.size()));
+    return sql_class == "22" || sql_class == "23" || sql_class == "54" ? WriteFailure::unwritable
+                                                                       : WriteFailure::transient;
+  }
+  if (dynamic_cast<const std::logic_error*>(&e)) return WriteFailure::unwritable;
+  return WriteFailure::transient;
+}
+
+// Thrown inside the write transaction (which then rolls back) for a window far ahead of the database.
+struct ImplausibleTime : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The database server's clock, which every host shares, unlike their own.
+profile::TimePoint database_now(pqxx::transaction_base& tx) {
+  return from_epoch_us(tx.exec1("SELECT " + epoch_us_sql("now()"))[0].as<std::int64_t>());
 }
 
 // A set of ids that forgets everything when full: bounded memory, and forgetting only costs
@@ -301,6 +329,12 @@ struct PgStore::Impl {
     const std::int64_t day = day_of(w.start);
 
     pqxx::work tx(*conn, "write_window");
+    // Checked first, before anything (partitions above all) is made for the window.
+    const profile::TimePoint db_now = database_now(tx);
+    if (w.start > db_now + max_ahead_of_database)
+      throw ImplausibleTime("window starts at " + to_pg_timestamp(w.start) + ", " +
+                            std::to_string(std::chrono::duration_cast<std::chrono::hours>(w.start - db_now).count()) +
+                            " h ahead of the database's clock (" + to_pg_timestamp(db_now) + ")");
     const std::string host = sanitize_utf8(w.host);
     const int hid = host_id(tx, host);
     std::vector<int> tids;
@@ -359,9 +393,11 @@ struct PgStore::Impl {
     known_stacks.add(ids);
   }
 
-  int drop_partitions_before(profile::TimePoint cutoff) {
+  int apply_retention(Duration retention, profile::TimePoint now) {
     pqxx::work tx(*conn, "retention");
     tx.exec_params("SELECT pg_advisory_xact_lock($1)", partition_lock_key);
+    const profile::TimePoint cutoff =
+        std::min(now, database_now(tx)) - std::chrono::duration_cast<profile::Clock::duration>(retention);
     int dropped = 0;
     for (const char* table : partitioned_tables) {
       auto rows = tx.exec_params(
@@ -416,26 +452,30 @@ Result<std::unique_ptr<PgStore>> PgStore::connect(const ConnectOptions& options,
     // Staging tables for the ON CONFLICT inserts; private to the session, emptied at each commit.
     tx.exec0("CREATE TEMP TABLE pw_new_frames (LIKE frames) ON COMMIT DELETE ROWS");
     tx.exec0("CREATE TEMP TABLE pw_new_stacks (LIKE stacks) ON COMMIT DELETE ROWS");
+    tx.exec0("SET statement_timeout = " +
+             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(statement_timeout).count()));
   } catch (const std::exception& e) {
     return make_error(std::string("cannot prepare the PostgreSQL session: ") + e.what());
   }
   return std::unique_ptr<PgStore>(new PgStore(std::make_unique<Impl>(std::move(*conn), known_ids_capacity)));
 }
 
-Result<void> PgStore::write_window(const WindowProfile& window) {
+WriteResult PgStore::write_window(const WindowProfile& window) {
   try {
     impl_->write(window);
     return {};
+  } catch (const ImplausibleTime& e) {
+    return WriteError{WriteFailure::implausible_time, std::string("cannot write window: ") + e.what()};
   } catch (const std::exception& e) {
     // The transaction rolled back: what it inserted may not be in the database after all.
     impl_->forget_cached_state();
-    return make_error(std::string("cannot write window: ") + e.what());
+    return WriteError{classify(e), std::string("cannot write window: ") + e.what()};
   }
 }
 
 Result<int> PgStore::apply_retention(Duration retention, profile::TimePoint now) {
   try {
-    return impl_->drop_partitions_before(now - std::chrono::duration_cast<profile::Clock::duration>(retention));
+    return impl_->apply_retention(retention, now);
   } catch (const std::exception& e) {
     return make_error(std::string("cannot apply retention: ") + e.what());
   }

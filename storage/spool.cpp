@@ -32,6 +32,7 @@ using nlohmann::json;
 constexpr int format_version = 5;
 constexpr int oldest_readable_version = 1;
 constexpr const char* suffix = ".window";
+constexpr const char* failed_dir = "failed";
 
 std::int64_t to_us(profile::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
@@ -42,30 +43,74 @@ profile::TimePoint from_us(std::int64_t us) {
 
 Error errno_error(const std::string& what) { return make_error(what + ": " + std::strerror(errno)); }
 
-Result<void> write_durably(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+class SystemFileOps final : public FileOps {
+ public:
+  int open(const std::string& path, int flags, mode_t mode) override { return ::open(path.c_str(), flags, mode); }
+  ssize_t write(int fd, const void* data, std::size_t size) override { return ::write(fd, data, size); }
+  int fsync(int fd) override { return ::fsync(fd); }
+  int close(int fd) override { return ::close(fd); }
+  int rename(const std::string& from, const std::string& to) override { return ::rename(from.c_str(), to.c_str()); }
+};
+
+// A rename or a new file is durable only once its directory is synced too.
+Result<void> sync_directory(FileOps& files, const std::string& dir) {
+  const int fd = files.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  if (fd < 0) return errno_error("spool: open " + dir);
+  const bool synced = files.fsync(fd) == 0;
+  Error e = errno_error("spool: sync " + dir);
+  files.close(fd);
+  if (!synced) return e;
+  return {};
+}
+
+void sync_directory_or_warn(FileOps& files, const std::string& dir) {
+  if (Result<void> r = sync_directory(files, dir); !r)
+    log::warn("spool: a change may not survive a power loss", {{"error", r.error().message}});
+}
+
+Result<void> write_durably(FileOps& files, const std::string& dir, const std::string& path,
+                           const std::vector<std::uint8_t>& bytes) {
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  std::error_code ec;
+  int fd = files.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return errno_error("spool: create " + tmp);
   std::size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    ssize_t n = files.write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
+      if (n == 0) errno = ENOSPC;
       Error e = errno_error("spool: write " + tmp);
-      ::close(fd);
-      ::unlink(tmp.c_str());
+      files.close(fd);
+      fs::remove(tmp, ec);
       return e;
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    Error e = errno_error("spool: sync " + tmp);
-    ::unlink(tmp.c_str());
-    return e;
+  // The data first: a rename that reached the disk before the data would publish an empty file.
+  const bool synced = files.fsync(fd) == 0;
+  Error e = errno_error("spool: sync " + tmp);
+  if (files.close(fd) != 0 && synced) e = errno_error("spool: close " + tmp);
+  else if (synced) {
+    if (files.rename(tmp, path) == 0) {
+      // The file is in place; without this its name may not survive a power loss.
+      sync_directory_or_warn(files, dir);
+      return {};
+    }
+    e = errno_error("spool: rename " + tmp);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_error("spool: rename " + tmp);
-  return {};
+  fs::remove(tmp, ec);
+  return e;
 }
+
+// The name is the window's start in microseconds; a foreign or damaged name gives the epoch.
+Spool::Entry entry_of(const fs::path& path, std::uint64_t bytes) {
+  const long long us = std::strtoll(path.filename().c_str(), nullptr, 10);
+  const bool in_range = us >= 0 && us < std::chrono::duration_cast<std::chrono::microseconds>(latest_time).count();
+  return {path.string(), bytes, in_range ? from_us(us) : profile::TimePoint{}};
+}
+
+bool by_path(const Spool::Entry& a, const Spool::Entry& b) { return a.path < b.path; }
 
 }  // namespace
 
@@ -294,12 +339,31 @@ Result<profile::WindowProfile> decode_window(const std::vector<std::uint8_t>& by
   }
 }
 
-Result<Spool> Spool::open(std::string dir, std::uint64_t max_bytes) {
+FileOps& system_file_ops() {
+  static SystemFileOps ops;
+  return ops;
+}
+
+Result<Spool> Spool::open(std::string dir, std::uint64_t max_bytes, FileOps& files) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return make_error("spool: cannot create " + dir + ": " + ec.message());
   ::chmod(dir.c_str(), 0700);
-  Spool spool(std::move(dir), max_bytes);
+  Spool spool(std::move(dir), max_bytes, files);
+  // Set-aside windows back in line first, so that the listing below indexes them.
+  const fs::path failed = fs::path(spool.dir_) / failed_dir;
+  std::size_t requeued = 0;
+  for (const auto& entry : fs::directory_iterator(failed, ec)) {
+    if (!entry.is_regular_file() || !entry.path().filename().string().ends_with(suffix)) continue;
+    if (files.rename(entry.path().string(), (fs::path(spool.dir_) / entry.path().filename()).string()) == 0)
+      ++requeued;
+  }
+  ec.clear();  // no failed/ is the usual case
+  if (requeued > 0) {
+    sync_directory_or_warn(files, failed.string());
+    sync_directory_or_warn(files, spool.dir_);
+    log::info("windows set aside by an earlier run are tried again", {{"windows", requeued}});
+  }
   for (const auto& entry : fs::directory_iterator(spool.dir_, ec)) {
     const std::string name = entry.path().filename().string();
     if (name.ends_with(".tmp")) {
@@ -307,39 +371,50 @@ Result<Spool> Spool::open(std::string dir, std::uint64_t max_bytes) {
       continue;
     }
     if (!entry.is_regular_file() || !name.ends_with(suffix)) continue;
-    const long long us = std::strtoll(name.c_str(), nullptr, 10);
-    const bool in_range = us >= 0 && us < std::chrono::duration_cast<std::chrono::microseconds>(latest_time).count();
-    spool.entries_.push_back({entry.path().string(), static_cast<std::uint64_t>(entry.file_size(ec)),
-                              in_range ? from_us(us) : profile::TimePoint{}});
+    spool.entries_.push_back(entry_of(entry.path(), static_cast<std::uint64_t>(entry.file_size(ec))));
     spool.bytes_ += spool.entries_.back().bytes;
   }
   if (ec) return make_error("spool: cannot list " + spool.dir_ + ": " + ec.message());
-  std::sort(spool.entries_.begin(), spool.entries_.end(), [](const Entry& a, const Entry& b) { return a.path < b.path; });
+  std::sort(spool.entries_.begin(), spool.entries_.end(), by_path);
   if (!spool.entries_.empty())
     log::info("spooled windows waiting for the database", {{"windows", spool.entries_.size()}, {"bytes", spool.bytes_}});
   return spool;
 }
 
-Result<void> Spool::push(const profile::WindowProfile& window) {
+Result<Spool::Entry> Spool::push(const profile::WindowProfile& window) {
   const std::vector<std::uint8_t> bytes = encode_window(window);
   // Zero-padded so that name order is time order; the sequence keeps equal starts apart.
   char name[96];
   std::snprintf(name, sizeof name, "%020lld-%06llu%s", static_cast<long long>(to_us(window.start)),
                 static_cast<unsigned long long>(sequence_++ % 1000000), suffix);
   const std::string path = dir_ + "/" + name;
-  if (Result<void> r = write_durably(path, bytes); !r) return r;
+  if (Result<void> r = write_durably(*files_, dir_, path, bytes); !r) return r.error();
   Entry entry{path, bytes.size(), window.start};
-  entries_.insert(std::upper_bound(entries_.begin(), entries_.end(), entry,
-                                   [](const Entry& a, const Entry& b) { return a.path < b.path; }),
-                  entry);
+  entries_.insert(std::upper_bound(entries_.begin(), entries_.end(), entry, by_path), entry);
   bytes_ += entry.bytes;
-  while (bytes_ > max_bytes_ && entries_.size() > 1) {
-    Entry victim = entries_.front().path == path ? entries_[1] : entries_.front();
-    log::warn("spool full; dropping the oldest window", {{"path", victim.path}, {"spool_bytes", bytes_}});
-    remove(victim);
+  drop_past_bound(path);
+  return entry;
+}
+
+void Spool::drop_past_bound(const std::string& keep) {
+  while (bytes_ + quarantine_bytes_ > max_bytes_) {
+    // Set-aside windows go first: the database refused them once already.
+    if (!quarantined_.empty()) {
+      const Entry victim = quarantined_.front();
+      log::warn("spool full; dropping the oldest window set aside", {{"path", victim.path}});
+      quarantined_.erase(quarantined_.begin());
+      quarantine_bytes_ -= victim.bytes;
+      std::error_code ec;
+      fs::remove(victim.path, ec);
+    } else if (entries_.size() > 1) {
+      const Entry victim = entries_.front().path == keep ? entries_[1] : entries_.front();
+      log::warn("spool full; dropping the oldest window", {{"path", victim.path}, {"spool_bytes", bytes_}});
+      remove(victim);
+    } else {
+      return;
+    }
     ++dropped_;
   }
-  return {};
 }
 
 std::optional<Spool::Entry> Spool::oldest() const {
@@ -370,10 +445,19 @@ void Spool::remove(const Entry& entry) {
 void Spool::quarantine(const Entry& entry) {
   forget(entry);
   std::error_code ec;
-  const fs::path failed = fs::path(dir_) / "failed";
-  fs::create_directories(failed, ec);
-  fs::rename(entry.path, failed / fs::path(entry.path).filename(), ec);
-  if (ec) fs::remove(entry.path, ec);
+  const fs::path failed = fs::path(dir_) / failed_dir;
+  if (fs::create_directory(failed, ec)) sync_directory_or_warn(*files_, dir_);
+  const fs::path to = failed / fs::path(entry.path).filename();
+  if (files_->rename(entry.path, to.string()) != 0) {
+    log::error("spool: cannot set a window aside; it is lost", {{"path", entry.path}, {"error", std::strerror(errno)}});
+    fs::remove(entry.path, ec);
+    ++dropped_;
+    return;
+  }
+  sync_directory_or_warn(*files_, failed.string());
+  sync_directory_or_warn(*files_, dir_);
+  quarantined_.push_back({to.string(), entry.bytes, entry.start});
+  quarantine_bytes_ += entry.bytes;
 }
 
 }  // namespace perfwatch::storage

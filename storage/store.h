@@ -15,14 +15,33 @@
 
 namespace perfwatch::storage {
 
+// Why a window was not written, which decides what the writer does with it.
+enum class WriteFailure {
+  // The database's state: connection, locks, serialization, rights, disk, timeouts, restarts. It
+  // changes, so the window is kept and tried again.
+  transient,
+  // The window's own content (data, constraints, limits): trying again cannot help, it is set aside.
+  unwritable,
+  // The window lies far ahead of the database's clock (this host's clock is wrong): set aside.
+  implausible_time,
+};
+
+struct WriteError {
+  WriteFailure kind = WriteFailure::transient;
+  std::string message;
+};
+
+using WriteResult = Result<void, WriteError>;
+
 class Store {
  public:
   virtual ~Store() = default;
   // Writes one window (targets, frames, stacks, sample counts) in one transaction. Idempotent per
   // (host, target, window start): writing a window again replaces what was written for it.
-  virtual Result<void> write_window(const profile::WindowProfile& window) = 0;
-  // Drops the daily partitions whose whole day ended before now - retention; returns how many
-  // partition tables were dropped.
+  virtual WriteResult write_window(const profile::WindowProfile& window) = 0;
+  // Drops the daily partitions whose whole day ended before now - retention, where now is the
+  // earlier of `now` (this host's clock) and the database's clock, so that a host whose clock runs
+  // ahead cannot drop what other hosts still keep. Returns how many partition tables were dropped.
   virtual Result<int> apply_retention(Duration retention, profile::TimePoint now) = 0;
 };
 
@@ -47,12 +66,18 @@ class PgStore final : public Store {
   // Ids of frames and stacks known to be in the database are remembered (up to this many of each)
   // so they are not sent again with every window.
   static constexpr std::size_t default_known_ids = 1 << 20;
+  // A window starting further than this ahead of the database's clock is refused (implausible_time):
+  // no partition is made for it. Generous, for hosts whose clocks are merely off by some hours.
+  static constexpr std::chrono::hours max_ahead_of_database{24};
+  // A statement that runs longer (a lock held elsewhere, a stuck server) fails as transient instead of
+  // stalling the writer.
+  static constexpr std::chrono::minutes statement_timeout{2};
 
   static Result<std::unique_ptr<PgStore>> connect(const ConnectOptions& options,
                                                   std::size_t known_ids_capacity = default_known_ids);
   ~PgStore() override;
 
-  Result<void> write_window(const profile::WindowProfile& window) override;
+  WriteResult write_window(const profile::WindowProfile& window) override;
   Result<int> apply_retention(Duration retention, profile::TimePoint now) override;
 
   // The factory the daemon's writer uses.

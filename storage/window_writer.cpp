@@ -64,7 +64,9 @@ WriterStats WindowWriter::stats() const {
   s.queue_depth = queue_.size() + (busy_ ? 1 : 0);
   s.spool_windows = spool_.size();
   s.spool_bytes = spool_.bytes();
-  s.dropped = spool_.dropped();
+  s.quarantine_windows = spool_.quarantine_size();
+  s.quarantine_bytes = spool_.quarantine_bytes();
+  s.dropped += spool_.dropped();
   s.connected = store_ != nullptr;
   if (!queue_.empty()) s.oldest_unwritten_start = queue_.front().start;
   if (auto spooled = spool_.oldest(); spooled && (!s.oldest_unwritten_start || spooled->start < *s.oldest_unwritten_start))
@@ -74,7 +76,7 @@ WriterStats WindowWriter::stats() const {
 
 void WindowWriter::spool_queue_locked() {
   for (profile::WindowProfile& w : queue_) {
-    if (Result<void> r = spool_.push(w); !r) {
+    if (Result<Spool::Entry> r = spool_.push(w); !r) {
       // The disk failed too: this window is lost, and says so.
       log::error("cannot spool window; it is lost", {{"error", r.error().message}});
       ++stats_.dropped;
@@ -117,15 +119,13 @@ bool WindowWriter::ensure_store(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   if (store) {
     store_ = std::move(*store);
-    if (backoff_.count() > 0) log::info("database reachable again", {{"spooled_windows", spool_.size()}});
-    backoff_ = std::chrono::milliseconds(0);
     return true;
   }
-  connection_lost(store.error().message);
+  retry_later(store.error().message);
   return false;
 }
 
-void WindowWriter::connection_lost(const std::string& error) {
+void WindowWriter::retry_later(const std::string& error) {
   // Log the first failure of an outage as a warning, the retries at debug level.
   if (backoff_.count() == 0)
     log::warn("database write failed; spooling windows until it succeeds", {{"error", error}});
@@ -136,61 +136,71 @@ void WindowWriter::connection_lost(const std::string& error) {
   next_connect_ = steady_clock::now() + jittered(backoff_);
 }
 
+void WindowWriter::set_aside(const Spool::Entry& entry, const WriteError& error) {
+  log::error("the database refuses this window; set aside", {{"path", entry.path}, {"error", error.message}});
+  spool_.quarantine(entry);
+  ++stats_.quarantined;
+  if (error.kind == WriteFailure::implausible_time) ++stats_.implausible_time;
+}
+
 void WindowWriter::write_queued(std::unique_lock<std::mutex>& lock) {
   profile::WindowProfile window = std::move(queue_.front());
   queue_.pop_front();
   busy_ = true;
   lock.unlock();
-  Result<void> written = store_->write_window(window);
+  WriteResult written = store_->write_window(window);
   lock.lock();
   busy_ = false;
   if (written) {
-    ++stats_.written;
-    stats_.last_written_end = std::max(stats_.last_written_end, window.end);
-    notify_written(lock, window);
+    written_one(lock, window);
     return;
   }
   ++stats_.write_errors;
-  queue_.push_front(std::move(window));  // spooled by the next turn, as the store is gone
-  connection_lost(written.error().message);
+  if (written.error().kind == WriteFailure::transient) {
+    queue_.push_front(std::move(window));  // spooled by the next turn, as the store is gone
+    retry_later(written.error().message);
+    return;
+  }
+  Result<Spool::Entry> spooled = spool_.push(window);
+  if (!spooled) {
+    log::error("cannot spool window; it is lost", {{"error", spooled.error().message}});
+    ++stats_.dropped;
+    return;
+  }
+  set_aside(*spooled, written.error());
 }
 
 void WindowWriter::replay_one(std::unique_lock<std::mutex>& lock) {
   const Spool::Entry entry = *spool_.oldest();
   Result<profile::WindowProfile> window = spool_.load(entry);
   if (!window) {
-    log::error("unreadable spooled window moved aside", {{"path", entry.path}, {"error", window.error().message}});
-    spool_.quarantine(entry);
-    ++stats_.quarantined;
+    set_aside(entry, {WriteFailure::unwritable, window.error().message});
     return;
   }
   busy_ = true;
   lock.unlock();
-  Result<void> written = store_->write_window(*window);
+  WriteResult written = store_->write_window(*window);
   lock.lock();
   busy_ = false;
   if (written) {
     spool_.remove(entry);
-    ++stats_.written;
-    stats_.last_written_end = std::max(stats_.last_written_end, window->end);
-    failing_entry_.reset();
-    notify_written(lock, *window);
+    written_one(lock, *window);
     return;
   }
   ++stats_.write_errors;
-  failing_attempts_ = failing_entry_ == entry.path ? failing_attempts_ + 1 : 1;
-  failing_entry_ = entry.path;
-  if (failing_attempts_ >= options_.max_attempts) {
-    log::error("spooled window keeps failing; moved aside", {{"path", entry.path}, {"attempts", failing_attempts_},
-                                                             {"error", written.error().message}});
-    spool_.quarantine(entry);
-    ++stats_.quarantined;
-    failing_entry_.reset();
-  }
-  connection_lost(written.error().message);
+  if (written.error().kind == WriteFailure::transient)
+    retry_later(written.error().message);
+  else
+    set_aside(entry, written.error());
 }
 
-void WindowWriter::notify_written(std::unique_lock<std::mutex>& lock, const profile::WindowProfile& window) {
+void WindowWriter::written_one(std::unique_lock<std::mutex>& lock, const profile::WindowProfile& window) {
+  ++stats_.written;
+  stats_.last_written_end = std::max(stats_.last_written_end, window.end);
+  // The backoff ends with a write, not a connection: a database may accept connections and still
+  // refuse writes (rights, a full disk) for a long time.
+  if (backoff_.count() > 0) log::info("database writes succeed again", {{"spooled_windows", spool_.size()}});
+  backoff_ = std::chrono::milliseconds(0);
   if (!options_.on_written) return;
   lock.unlock();
   options_.on_written(window);

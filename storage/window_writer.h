@@ -1,7 +1,9 @@
 #pragma once
 // Writes closed windows to the database from a background thread, so a slow or unreachable
-// database never stalls sampling. While the database is unreachable windows go to the on-disk
-// spool (bounded; drops past the bound are counted) and are written, oldest first, when it returns.
+// database never stalls sampling. While the database cannot take them (unreachable, or refusing
+// writes for a reason of its own: rights, locks, a full disk) windows go to the on-disk spool
+// (bounded; drops past the bound are counted) and are written, oldest first, when it can. A window
+// the database refuses for its own content or times is set aside in the spool's failed/ at once.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -28,8 +30,6 @@ struct WriterOptions {
   std::chrono::seconds retention_interval{3600};
   std::chrono::milliseconds min_backoff{500};
   std::chrono::milliseconds max_backoff{30000};
-  // A spooled window that fails this many times while the database takes other writes is moved aside.
-  int max_attempts = 5;
   // Called from the writer thread after each window is stored (live or from the spool), e.g. to wake
   // what reads the stored windows.
   std::function<void(const profile::WindowProfile&)> on_written;
@@ -38,12 +38,15 @@ struct WriterOptions {
 struct WriterStats {
   std::uint64_t written = 0;      // windows stored, live or replayed from the spool
   std::uint64_t spooled = 0;      // windows that went to the spool
-  std::uint64_t dropped = 0;      // windows dropped because the spool was full
-  std::uint64_t quarantined = 0;  // spooled windows that kept failing, moved to <spool>/failed
+  std::uint64_t dropped = 0;      // windows dropped because the spool was full or its disk failed
+  std::uint64_t quarantined = 0;  // windows the database refused for their content or times, set aside in <spool>/failed
+  std::uint64_t implausible_time = 0;  // of those, windows far ahead of the database's clock
   std::uint64_t write_errors = 0;
   std::uint64_t queue_depth = 0;  // windows in memory waiting for the writer
   std::uint64_t spool_windows = 0;
   std::uint64_t spool_bytes = 0;
+  std::uint64_t quarantine_windows = 0;  // set aside now (part of the spool's bound)
+  std::uint64_t quarantine_bytes = 0;
   bool connected = false;
   profile::TimePoint last_written_end{};  // end of the newest window written (database lag)
   // Start of the oldest window queued or spooled (not counting the one being written), if any.
@@ -70,8 +73,12 @@ class WindowWriter {
   void write_queued(std::unique_lock<std::mutex>& lock);
   void replay_one(std::unique_lock<std::mutex>& lock);
   void spool_queue_locked();
-  void connection_lost(const std::string& error);
-  void notify_written(std::unique_lock<std::mutex>& lock, const profile::WindowProfile& window);
+  // After a transient failure: drops the connection and tries again after a backoff.
+  void retry_later(const std::string& error);
+  // A window the database refuses for its own sake goes to <spool>/failed.
+  void set_aside(const Spool::Entry& entry, const WriteError& error);
+  // Counts a stored window, ends the backoff and calls on_written (with the lock released).
+  void written_one(std::unique_lock<std::mutex>& lock, const profile::WindowProfile& window);
   // Drops old partitions once per retention_interval; true when it ran (the lock was released).
   bool maybe_apply_retention(std::unique_lock<std::mutex>& lock);
 
@@ -85,8 +92,6 @@ class WindowWriter {
   std::deque<profile::WindowProfile> queue_;
   bool busy_ = false;  // the writer thread holds a window outside the queue
   Spool spool_;
-  std::optional<std::string> failing_entry_;  // spooled window that failed last, and how often
-  int failing_attempts_ = 0;
   WriterStats stats_;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point next_connect_{};

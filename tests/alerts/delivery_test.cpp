@@ -181,6 +181,44 @@ TEST_F(DeliveryTest, DoesNotRetryA4xxAndKeepsTheReason) {
   EXPECT_EQ(dispatcher_->stats().failed, 1u);
 }
 
+// The answer to a send applies to the revision that was sent: a 4xx for an older state of the alert
+// does not fail the newer one queued while it was in flight.
+TEST_F(DeliveryTest, ARefusalOfAnOlderRevisionLeavesTheNewerOneToBeSent) {
+  receiver_.respond_with({400});
+  receiver_.hold_next();
+  start({webhook("ops", receiver_.url())});
+  queue("ops", notice("load", true));
+  ASSERT_EQ(receiver_.wait_for(1, wait).size(), 1u);
+  queue("ops", notice("load", false));  // revision 2, queued while revision 1 is in flight
+  EXPECT_EQ(count("SELECT revision FROM alert_outbox"), 2);
+  receiver_.release();  // revision 1 gets a 400
+  const auto got = receiver_.wait_for(2, wait);
+  ASSERT_EQ(got.size(), 2u) << "the newer revision was marked failed by the older one's answer";
+  EXPECT_EQ(got[0].json()["status"], "firing");
+  EXPECT_EQ(got[1].json()["status"], "resolved");
+  ASSERT_TRUE(eventually("state = 'delivered' AND revision = 2"));
+  EXPECT_EQ(dispatcher_->stats().failed, 1u);
+  EXPECT_EQ(dispatcher_->stats().delivered, 1u);
+}
+
+// A receiver that takes the connection and answers a byte a second holds only its own notifications,
+// and only for its timeout: the others go out at once.
+TEST_F(DeliveryTest, AReceiverAnsweringAByteASecondDelaysOnlyItself) {
+  test::TricklingReceiver slow;
+  start({webhook("slow", slow.url()), webhook("ops", receiver_.url())});
+  const auto queued_slow = std::chrono::steady_clock::now();
+  queue("slow", notice("load", true));
+  ASSERT_TRUE(slow.wait_accepted(1, wait));
+  const auto queued = std::chrono::steady_clock::now();
+  queue("ops", notice("load", true));
+  ASSERT_EQ(receiver_.wait_for(1, wait).size(), 1u) << "the other receiver waits behind the slow one";
+  EXPECT_LT(std::chrono::steady_clock::now() - queued, 1s);
+  ASSERT_TRUE(eventually("receiver = 'slow' AND state = 'pending' AND attempts >= 1"
+                         " AND last_error = 'transport: no complete answer within 2s'"));
+  EXPECT_LT(std::chrono::steady_clock::now() - queued_slow, 4s) << "its 2 s timeout bounds the whole request";
+  EXPECT_TRUE(eventually("receiver = 'ops' AND state = 'delivered'"));
+}
+
 TEST_F(DeliveryTest, AReceiverDownAcrossARestartGetsItOnceWhenBack) {
   receiver_.stop();
   start({webhook("ops", receiver_.url())});

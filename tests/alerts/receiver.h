@@ -14,6 +14,7 @@
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace perfwatch::test {
@@ -44,6 +45,10 @@ class WebhookReceiver {
 
   // The next requests get these statuses, in order; later ones get 200.
   void respond_with(std::vector<int> statuses);
+  // The next request is recorded, then left unanswered until release(): a notification in flight
+  // while the test changes what is queued.
+  void hold_next();
+  void release();
   void stop();   // closes the port: connections are refused
   void start();  // listens on the same port again
 
@@ -59,9 +64,44 @@ class WebhookReceiver {
   mutable std::condition_variable arrived_;
   std::vector<ReceivedRequest> requests_;
   std::deque<int> statuses_;
+  mutable std::condition_variable released_;
+  bool hold_next_ = false;
+  bool holding_ = false;
   std::optional<TlsFiles> tls_;
   std::uint16_t port_ = 0;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
+};
+
+// A receiver that accepts connections, reads the request and then answers one byte a second, for as
+// long as the client waits (a status line, then a header that never ends): a stuck or overloaded
+// receiver, which no per-read timeout detects.
+class TricklingReceiver {
+ public:
+  TricklingReceiver();  // listening on an ephemeral port of 127.0.0.1
+  ~TricklingReceiver();
+  TricklingReceiver(const TricklingReceiver&) = delete;
+  TricklingReceiver& operator=(const TricklingReceiver&) = delete;
+
+  std::string url() const;
+  // Connections accepted so far, and how many of them the client has closed.
+  std::size_t accepted() const;
+  std::size_t closed_by_client() const;
+  // Waits until at least `count` connections were accepted.
+  bool wait_accepted(std::size_t count, std::chrono::milliseconds timeout) const;
+
+ private:
+  void accept_loop();
+  void trickle(int fd);
+
+  int listen_fd_ = -1;
+  std::uint16_t port_ = 0;
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
+  std::size_t accepted_ = 0;
+  std::size_t closed_by_client_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> tricklers_;  // guarded by mutex_ until accepter_ is joined
+  std::thread accepter_;
 };
 
 }  // namespace perfwatch::test

@@ -4,7 +4,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <set>
+#include <utility>
 
 #include "daemon/process_registry.h"
 #include "daemon/proc_reader.h"
@@ -35,14 +38,15 @@ class FakeProc : public ProcSource {
   Result<ProcessInfo> read(std::int32_t pid) override {
     ++reads;
     auto it = procs.find(pid);
-    if (it == procs.end()) return make_error("gone");
+    if (it == procs.end() || zombies.contains(pid)) return make_error("gone");
     return it->second;
   }
   std::optional<std::uint64_t> start_time(std::int32_t pid) override {
     auto it = procs.find(pid);
-    if (it == procs.end()) return std::nullopt;
+    if (it == procs.end() || zombies.contains(pid)) return std::nullopt;
     return it->second.start_time;
   }
+  std::set<std::int32_t> zombies;  // listed in /proc, but exited
 };
 
 class FakeSink : public ProcessSink {
@@ -50,9 +54,11 @@ class FakeSink : public ProcessSink {
   std::map<std::int32_t, std::pair<std::uint32_t, std::size_t>> watched;  // the BPF map
   std::map<std::int32_t, bool> profiled;                                   // its WATCH_PROFILE flags
   std::vector<ProcessKey> retired, released;
+  std::function<void(ProcessKey)> on_next_watch;  // runs once, as the next watch lands
   void watch(ProcessKey k, std::size_t target, bool profile) override {
     watched[k.pid] = {k.generation, target};
     profiled[k.pid] = profile;
+    if (auto hook = std::exchange(on_next_watch, nullptr)) hook(k);
   }
   void unwatch(ProcessKey k) override {
     if (auto it = watched.find(k.pid); it != watched.end() && it->second.first == k.generation) watched.erase(it);
@@ -289,6 +295,40 @@ TEST(ProcParseTest, CgroupPathPrefersUnifiedThenSystemd) {
   EXPECT_EQ(parse_cgroup_path("3:cpu:/a\n"), "/a");
 }
 
+// A process that exits between being read and being watched: BPF never had it watched, so its exit
+// goes unreported, and its PID may already be another process's by the time the watch lands. That
+// process must not be sampled as the target of the one that left.
+TEST_F(RegistryTest, AProcessGoneBeforeItsWatchLandsLeavesItsPidUnwatched) {
+  use_targets({target("a", "storm_a"), target("b", "storm_b")});
+  proc.add(30, "storm_a", 100);
+  ProcessKey stale;
+  sink.on_next_watch = [&](ProcessKey k) {
+    stale = k;
+    proc.add(30, "storm_b", 101);  // storm_a exited; storm_b took PID 30
+  };
+  registry.on_exec(30);
+  EXPECT_FALSE(sink.watched.contains(30)) << "PID 30 still watched as storm_a's";
+  EXPECT_EQ(registry.target_of(stale), std::nullopt) << "samples of PID 30 would count for storm_a";
+  EXPECT_EQ(registry.stats().races, 1u);
+  registry.on_exec(30);  // storm_b's own exec event
+  ASSERT_TRUE(sink.watched.contains(30));
+  EXPECT_EQ(sink.watched[30].second, 1u);
+}
+
+TEST_F(RegistryTest, AZombieIsReadOnceNotAtEveryRescan) {
+  use_targets({target("api", "api")});
+  proc.zombies.insert(40);
+  proc.add(40, "api");
+  registry.rescan();
+  registry.rescan();
+  EXPECT_TRUE(sink.watched.empty());
+  EXPECT_EQ(registry.stats().races, 1u);
+  proc.zombies.clear();  // reaped, and the PID reused
+  proc.add(40, "api", 200);
+  registry.rescan();
+  EXPECT_TRUE(sink.watched.contains(40));
+}
+
 TEST(ProcParseTest, UnitFromCgroup) {
   EXPECT_EQ(unit_from_cgroup("/system.slice/kb-api.service"), "kb-api.service");
   EXPECT_EQ(unit_from_cgroup("/system.slice/kb-api.service/worker"), "kb-api.service");
@@ -301,6 +341,9 @@ TEST(ProcParseTest, StatStartTimeSurvivesOddComm) {
   std::string stat = "123 (a) b) (c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 98765 19 20";
   EXPECT_EQ(parse_stat_start_time(stat), 98765u);
   EXPECT_FALSE(parse_stat_start_time("garbage").has_value());
+  // A zombie keeps its PID until reaped and is reused after: for perfwatch it is gone.
+  EXPECT_FALSE(parse_stat_start_time("123 (a) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 98765 19 20").has_value());
+  EXPECT_FALSE(parse_stat_start_time("123 (a) X 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 98765 19 20").has_value());
 }
 
 TEST(ProcFsTest, ReadsThisProcess) {

@@ -48,11 +48,12 @@ std::string slurp(const std::string& path);
 // A running perfwatchd in a private directory (state, config, log), stopped with SIGTERM by stop().
 class Daemon {
  public:
-  // Writes `config_body` (everything but state_dir, which points into the private directory) and
-  // starts perfwatchd on it, through `launcher` when given (a command that execs its arguments:
-  // unshare, setpriv); waits until it logs that it started. Fails the test (and returns false from
-  // started()) when it does not.
-  explicit Daemon(const std::string& name, const std::string& config_body, std::vector<std::string> launcher = {});
+  // Writes `config_body` (everything but state_dir, which points into the private directory unless
+  // `state_dir` names one) and starts perfwatchd on it, through `launcher` when given (a command that
+  // execs its arguments: unshare, setpriv); waits until it logs that it started. Fails the test (and
+  // returns false from started()) when it does not.
+  explicit Daemon(const std::string& name, const std::string& config_body, std::vector<std::string> launcher = {},
+                  const std::string& state_dir = "");
   ~Daemon();  // stop() if still running; removes the directory unless a test failed
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
@@ -62,6 +63,8 @@ class Daemon {
   bool alive() const;
   // SIGTERM and wait; returns the exit code.
   int stop();
+  // SIGKILL and wait: a crash, nothing saved on the way out.
+  void kill_hard();
   // Stops it (when running) and starts it again on the same directory, state and config; false (and
   // a test failure) when it does not start.
   bool restart();
@@ -84,6 +87,7 @@ class Daemon {
   bool start();
 
   std::filesystem::path dir_;
+  std::string state_dir_;
   std::string config_, log_;
   std::vector<std::string> launcher_;
   pid_t pid_ = -1;

@@ -13,7 +13,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr std::int64_t t0 = 1'800'000'000;  // a whole hour (and 5 minutes)
+constexpr std::int64_t t0 = 1'764'000'000;  // 2025-11-24T16:00:00Z: a whole hour (and 5 minutes), in the past
 
 // Two hours of windows, one a minute (window(minute) makes each), written by the real writer.
 class RollupsFixture : public PgTest {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "storage/spool.h"
@@ -238,6 +239,13 @@ TEST_F(SpoolTest, DropsTheOldestPastItsBoundAndCountsThem) {
   EXPECT_EQ(oldest->start, at(1002));
 }
 
+std::uint64_t bytes_on_disk(const fs::path& dir) {
+  std::uint64_t total = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) total += e.file_size();
+  return total;
+}
+
 TEST_F(SpoolTest, QuarantineMovesAFileAside) {
   Result<Spool> spool = Spool::open(dir_, 1 << 20);
   ASSERT_TRUE(spool.ok());
@@ -246,7 +254,105 @@ TEST_F(SpoolTest, QuarantineMovesAFileAside) {
   spool->quarantine(entry);
   EXPECT_EQ(spool->size(), 0u);
   EXPECT_TRUE(fs::exists(dir_ / "failed" / fs::path(entry.path).filename()));
-  EXPECT_EQ(Spool::open(dir_, 1 << 20)->size(), 0u) << "quarantined windows are not replayed";
+}
+
+TEST_F(SpoolTest, QuarantinedWindowsAreTriedAgainAfterARestart) {
+  {
+    Result<Spool> spool = Spool::open(dir_, 1 << 20);
+    ASSERT_TRUE(spool.ok());
+    ASSERT_TRUE(spool->push(sample_window("h", at(5))).ok());
+    spool->quarantine(*spool->oldest());
+  }
+  // A newer perfwatchd (or a repaired database) may store what this one could not.
+  Result<Spool> spool = Spool::open(dir_, 1 << 20);
+  ASSERT_TRUE(spool.ok());
+  ASSERT_EQ(spool->size(), 1u);
+  Result<profile::WindowProfile> back = spool->load(*spool->oldest());
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->start, at(5));
+}
+
+TEST_F(SpoolTest, QuarantinedWindowsCountAgainstTheBoundAndAreDroppedFirst) {
+  const std::uint64_t one = encode_window(sample_window("h", at(0))).size();
+  const std::uint64_t bound = 3 * one + one / 2;
+  Result<Spool> spool = Spool::open(dir_, bound);
+  ASSERT_TRUE(spool.ok());
+  ASSERT_TRUE(spool->push(sample_window("h", at(1000))).ok());
+  ASSERT_TRUE(spool->push(sample_window("h", at(1001))).ok());
+  spool->quarantine(*spool->oldest());  // at(1000)
+  for (int i = 2; i < 5; ++i) ASSERT_TRUE(spool->push(sample_window("h", at(1000 + i))).ok());
+  EXPECT_LE(bytes_on_disk(dir_), bound) << "quarantined windows take space in the spool too";
+  EXPECT_EQ(spool->dropped(), 2u);
+  EXPECT_FALSE(fs::exists(dir_ / "failed") && !fs::is_empty(dir_ / "failed")) << "the quarantined window goes first";
+  EXPECT_EQ(spool->size(), 3u);
+  Result<profile::WindowProfile> oldest = spool->load(*spool->oldest());
+  ASSERT_TRUE(oldest.ok());
+  EXPECT_EQ(oldest->start, at(1002)) << "then the oldest waiting window";
+}
+
+// The real calls, each recorded as "call path" (fsync and close by the path their descriptor was opened on).
+class RecordingFileOps final : public FileOps {
+ public:
+  int open(const std::string& path, int flags, mode_t mode) override {
+    const int fd = system_file_ops().open(path, flags, mode);
+    if (fd >= 0) paths_[fd] = path;
+    return fd;
+  }
+  ssize_t write(int fd, const void* data, std::size_t size) override {
+    calls.push_back("write " + paths_[fd]);
+    return system_file_ops().write(fd, data, size);
+  }
+  int fsync(int fd) override {
+    calls.push_back("fsync " + paths_[fd]);
+    return system_file_ops().fsync(fd);
+  }
+  int close(int fd) override { return system_file_ops().close(fd); }
+  int rename(const std::string& from, const std::string& to) override {
+    calls.push_back("rename " + from + " " + to);
+    return system_file_ops().rename(from, to);
+  }
+  std::vector<std::string> calls;
+
+ private:
+  std::map<int, std::string> paths_;
+};
+
+TEST_F(SpoolTest, SyncsTheWindowBeforeItsRenameAndTheDirectoryAfter) {
+  RecordingFileOps files;
+  Result<Spool> spool = Spool::open(dir_, 1 << 20, files);
+  ASSERT_TRUE(spool.ok());
+  ASSERT_TRUE(spool->push(sample_window("h", at(7))).ok());
+  const std::string path = spool->oldest()->path, dir = dir_.string();
+  EXPECT_EQ(files.calls, (std::vector<std::string>{"write " + path + ".tmp", "fsync " + path + ".tmp",
+                                                   "rename " + path + ".tmp " + path, "fsync " + dir}));
+
+  files.calls.clear();
+  spool->quarantine(*spool->oldest());
+  const std::string failed = (dir_ / "failed").string();
+  const std::string moved = failed + "/" + fs::path(path).filename().string();
+  EXPECT_EQ(files.calls, (std::vector<std::string>{"fsync " + dir, "rename " + path + " " + moved, "fsync " + failed,
+                                                   "fsync " + dir}))
+      << "the new failed/ directory, then the move, durable on both sides";
+}
+
+TEST_F(SpoolTest, AWriteThatFailsLeavesNoFileBehind) {
+  struct FullDisk final : FileOps {
+    int open(const std::string& path, int flags, mode_t mode) override { return system_file_ops().open(path, flags, mode); }
+    ssize_t write(int, const void*, std::size_t) override {
+      errno = ENOSPC;
+      return -1;
+    }
+    int fsync(int fd) override { return system_file_ops().fsync(fd); }
+    int close(int fd) override { return system_file_ops().close(fd); }
+    int rename(const std::string& from, const std::string& to) override { return system_file_ops().rename(from, to); }
+  } files;
+  Result<Spool> spool = Spool::open(dir_, 1 << 20, files);
+  ASSERT_TRUE(spool.ok());
+  Result<Spool::Entry> pushed = spool->push(sample_window("h", at(7)));
+  ASSERT_FALSE(pushed.ok());
+  EXPECT_NE(pushed.error().message.find("No space left on device"), std::string::npos) << pushed.error().message;
+  EXPECT_TRUE(fs::is_empty(dir_));
+  EXPECT_EQ(spool->size(), 0u);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <pqxx/nontransaction>
 #include <pqxx/result>
@@ -122,40 +123,106 @@ TEST_F(WriterOutageTest, PastTheSpoolBoundTheOldestAreDroppedAndCounted) {
   EXPECT_EQ((*kept)[0].last_window_end, at(t0 + 100)) << "the newest windows are the ones kept";
 }
 
-// Pure logic: a window the database always refuses is moved aside after max_attempts, so it
-// cannot block the windows behind it.
-class RefusingStore final : public Store {
+// Pure logic, with a store that answers as the test says: a window of host "poison" is refused for
+// its content; the first `transient` writes fail as a busy database's would.
+struct Script {
+  std::atomic<int> transient{0};
+  std::atomic<int> writes{0};
+};
+
+class ScriptedStore final : public Store {
  public:
-  explicit RefusingStore(std::atomic<int>& writes) : writes_(writes) {}
-  Result<void> write_window(const profile::WindowProfile& w) override {
-    if (w.host == "poison") return make_error("value too long");
-    ++writes_;
+  explicit ScriptedStore(Script& script) : script_(script) {}
+  WriteResult write_window(const profile::WindowProfile& w) override {
+    if (w.host == "poison") return WriteError{WriteFailure::unwritable, "value too long"};
+    if (script_.transient.fetch_sub(1) > 0) return WriteError{WriteFailure::transient, "could not serialize access"};
+    ++script_.writes;
     return {};
   }
   Result<int> apply_retention(Duration, profile::TimePoint) override { return 0; }
 
  private:
-  std::atomic<int>& writes_;
+  Script& script_;
 };
 
-TEST(WindowWriterLogic, QuarantinesAWindowThatKeepsFailing) {
-  const fs::path dir = fs::temp_directory_path() / ("pw-writer-logic-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  std::atomic<int> writes{0};
+class WindowWriterLogic : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("pw-writer-logic-" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::unique_ptr<WindowWriter> writer() {
+    WriterOptions o;
+    o.spool_dir = dir_.string();
+    o.min_backoff = 1ms;
+    o.max_backoff = 5ms;
+    return std::make_unique<WindowWriter>(
+        o, [&]() -> Result<std::unique_ptr<Store>> { return std::unique_ptr<Store>(new ScriptedStore(script_)); });
+  }
+  static bool eventually(const std::function<bool()>& condition) {
+    for (int i = 0; i < 1000 && !condition(); ++i) std::this_thread::sleep_for(10ms);
+    return condition();
+  }
+
+  fs::path dir_;
+  Script script_;
+};
+
+TEST_F(WindowWriterLogic, SetsAsideAWindowRefusedForItsContentAtOnce) {
+  auto w = writer();
+  w->enqueue(sample_window("poison", at(t0)));
+  w->enqueue(sample_window("good", at(t0 + 10)));
+  ASSERT_TRUE(eventually([&] { return w->stats().quarantined == 1 && script_.writes == 1; }));
+  EXPECT_EQ(w->stats().write_errors, 1u) << "not tried again";
+  EXPECT_EQ(w->stats().quarantine_windows, 1u);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_ / "failed"), fs::directory_iterator()), 1);
+}
+
+TEST_F(WindowWriterLogic, RetriesTransientFailuresForAsLongAsTheyLast) {
+  script_.transient = 200;
+  auto w = writer();
+  for (int i = 0; i < 3; ++i) w->enqueue(sample_window("h", at(t0 + 10 * i)));
+  ASSERT_TRUE(eventually([&] { return script_.writes == 3; })) << w->stats().write_errors;
+  EXPECT_EQ(w->stats().write_errors, 200u);
+  EXPECT_EQ(w->stats().quarantined, 0u);
+  EXPECT_EQ(w->stats().spool_windows, 0u);
+}
+
+// A spool on a full file system (a real, tiny tmpfs): windows are lost, counted and logged, and the
+// spool works again once there is room.
+struct Tmpfs {
+  explicit Tmpfs(const fs::path& at) : path(at) {
+    fs::create_directories(path);
+    mounted = std::system(("mount -t tmpfs -o size=64k pw-spool-test " + path.string()).c_str()) == 0;
+  }
+  ~Tmpfs() {
+    if (mounted) std::system(("umount " + path.string()).c_str());
+  }
+  fs::path path;
+  bool mounted = false;
+};
+
+TEST_F(WindowWriterLogic, ASpoolOnAFullDiskCountsWhatItDropsAndRecovers) {
+  ASSERT_EQ(geteuid(), 0u) << "mounts a tmpfs";
+  Tmpfs disk(dir_);
+  ASSERT_TRUE(disk.mounted);
   WriterOptions o;
-  o.spool_dir = dir.string();
+  o.spool_dir = (dir_ / "spool").string();
   o.min_backoff = 1ms;
   o.max_backoff = 5ms;
-  o.max_attempts = 3;
-  WindowWriter w(o, [&]() -> Result<std::unique_ptr<Store>> { return std::unique_ptr<Store>(new RefusingStore(writes)); });
-  w.enqueue(sample_window("poison", at(t0)));
-  w.enqueue(sample_window("good", at(t0 + 10)));
-  for (int i = 0; i < 200 && w.stats().quarantined == 0; ++i) std::this_thread::sleep_for(10ms);
-  for (int i = 0; i < 200 && writes < 1; ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_EQ(w.stats().quarantined, 1u);
-  EXPECT_EQ(writes.load(), 1);
-  EXPECT_EQ(std::distance(fs::directory_iterator(dir / "failed"), fs::directory_iterator()), 1);
-  fs::remove_all(dir);
+  fs::create_directories(o.spool_dir);
+  const fs::path filler = dir_ / "filler";
+  ASSERT_NE(std::system(("dd if=/dev/zero of=" + filler.string() + " bs=4k 2>/dev/null").c_str()), 0) << "fills it";
+  // The database is down all along.
+  WindowWriter w(o, []() -> Result<std::unique_ptr<Store>> { return make_error("connection refused"); });
+  for (int i = 0; i < 3; ++i) w.enqueue(sample_window("h", at(t0 + 10 * i)));
+  EXPECT_TRUE(eventually([&] { return w.stats().dropped == 3; })) << "dropped " << w.stats().dropped;
+  EXPECT_EQ(w.stats().spooled, 0u);
+  fs::remove(filler);  // room again
+  for (int i = 3; i < 5; ++i) w.enqueue(sample_window("h", at(t0 + 10 * i)));
+  EXPECT_TRUE(eventually([&] { return w.stats().spool_windows == 2; }));
+  EXPECT_EQ(w.stats().dropped, 3u);
 }
 
 }  // namespace
