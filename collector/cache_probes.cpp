@@ -173,6 +173,7 @@ void CacheProbes::attach_page_cache(const PageCachePlan& plan) {
     unsupported("page cache hit rates cannot be measured: the kernel rejected their program", page_cache_.text);
     return;
   }
+  const std::size_t links_before = global_links_.size();
   if (!plan.added || !attach_named(progs.page_added, "filemap", "mm_filemap_add_to_page_cache", false)) {
     page_cache_ = {false, "unsupported: no filemap:mm_filemap_add_to_page_cache tracepoint"};
     unsupported("page cache hit rates unsupported on this kernel", page_cache_.text);
@@ -197,9 +198,12 @@ void CacheProbes::attach_page_cache(const PageCachePlan& plan) {
   if (!plan.dirtied.empty() && attach_named(progs.page_dirtied, "writeback", plan.dirtied, true))
     writes = "writeback:" + plan.dirtied;
   if (lookups.empty()) {
-    page_cache_ = {true, "misses only (no lookup attach point: neither filemap:mm_filemap_get_pages nor a kprobe on "
-                         "folio_mark_accessed); lookups and hit ratios unknown"};
-    unsupported("page cache: lookups cannot be counted on this kernel; only pages added are", page_cache_.text);
+    // Misses without lookups give no hit ratio, and no kernel of the test matrix lacks both lookup
+    // attach points: the page cache is then unsupported, not half measured.
+    global_links_.resize(links_before);
+    page_cache_ = {false, "unsupported: no lookup attach point (neither filemap:mm_filemap_get_pages nor a kprobe on "
+                          "folio_mark_accessed)"};
+    unsupported("page cache hit rates unsupported on this kernel", page_cache_.text);
     return;
   }
   page_cache_ = {true, "lookups: " + lookups + "; misses: filemap:mm_filemap_add_to_page_cache; writes: " + writes};

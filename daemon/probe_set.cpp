@@ -21,15 +21,13 @@ std::string describe(const config::Operation& op) {
   return text;
 }
 
-// A cache source's text ("lookups: ...", "misses only ...", "unsupported: ...", "failed: ...",
-// "disabled") as a family state.
+// A cache source's text ("lookups: ...", "unsupported: ...", "failed: ...", "disabled") as a family state.
 profile::ProbeState cache_state(ProbeFamily family, const profile::CacheSourceState& source) {
   for (auto [prefix, status] : {std::pair{std::string_view("unsupported: "), ProbeStatus::unsupported},
                                 {std::string_view("failed: "), ProbeStatus::failed}})
     if (source.text.starts_with(prefix)) return {family, status, source.text.substr(prefix.size())};
   if (!source.measured) return {family, ProbeStatus::off, ""};
-  const bool partial = source.text.starts_with("misses only");
-  return {family, partial ? ProbeStatus::degraded : ProbeStatus::running, source.text};
+  return {family, ProbeStatus::running, source.text};
 }
 
 }  // namespace

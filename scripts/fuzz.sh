@@ -8,7 +8,8 @@
 #   FUZZ_SECONDS=600 bash scripts/fuzz.sh elf # one target, longer
 #
 # Environment: FUZZ_SECONDS (per target, default 60), FUZZ_BUILD_DIR (default build-fuzz), FUZZ_JOBS
-# (build parallelism, default nproc). New inputs found stay in FUZZ_BUILD_DIR/fuzz-corpus/TARGET.
+# (build parallelism, default nproc), FUZZ_PARALLEL (fuzzers run at once, default nproc). New inputs found
+# stay in FUZZ_BUILD_DIR/fuzz-corpus/TARGET.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,35 +35,57 @@ ASAN_OPTIONS=detect_leaks=0 cmake --build "$build_dir" -j "$jobs" --target "${ta
 # Crashes, leaks and undefined behaviour abort; -timeout turns a blocked or slow input into a failure too.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-failed=()
-for target in "${targets[@]}"; do
-  corpus=tests/fuzz/corpus/$target
-  [ -d "$corpus" ] || { echo "fuzz.sh: no seed corpus $corpus" >&2; exit 1; }
-  found="$build_dir/fuzz-corpus/$target"
-  artifacts="$build_dir/fuzz-artifacts/$target/"
+# One fuzzer per core at a time (FUZZ_PARALLEL, default nproc): each still gets its full time on a core.
+parallel=${FUZZ_PARALLEL:-$(nproc)}
+
+fuzz_one() {  # target; its output goes to its log, its verdict to the exit status
+  local target=$1
+  local found="$build_dir/fuzz-corpus/$target" artifacts="$build_dir/fuzz-artifacts/$target/"
+  local dict=()
+  [ -f "tests/fuzz/$target.dict" ] && dict=(-dict="tests/fuzz/$target.dict")
   rm -rf "$artifacts"
   mkdir -p "$found" "$artifacts"
-  dict=()
-  [ -f "tests/fuzz/$target.dict" ] && dict=(-dict="tests/fuzz/$target.dict")
-  fuzzer="$build_dir/tests/fuzz/fuzz_$target"
-  echo "== fuzz_$target: ${seconds}s"
-  log="$build_dir/fuzz-$target.log"
   # New inputs go to $found (first directory); the committed seeds are read only.
-  if "$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
-      -artifact_prefix="$artifacts" "${dict[@]}" "$found" "$corpus" >"$log" 2>&1; then
+  "$build_dir/tests/fuzz/fuzz_$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    -print_final_stats=1 -artifact_prefix="$artifacts" "${dict[@]}" "$found" "tests/fuzz/corpus/$target" \
+    >"$build_dir/fuzz-$target.log" 2>&1
+}
+
+report() {  # target, its exit status
+  local target=$1 log="$build_dir/fuzz-$1.log" fuzzer="$build_dir/tests/fuzz/fuzz_$1"
+  if [ "$2" = 0 ]; then
+    echo "== fuzz_$target: ${seconds}s"
     grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)' "$log" || true
-  else
-    failed+=("$target")
-    echo "fuzz_$target FAILED; the end of its log ($log):"
-    tail -n 60 "$log"
-    for input in "$artifacts"*; do
-      [ -f "$input" ] || continue
-      echo "-- reproducer $input ($(stat -c %s "$input") bytes):"
-      head -c 512 "$input" | od -A d -c | head -n 20
-      echo "   run it again: $fuzzer $input"
-    done
+    return
   fi
+  failed+=("$target")
+  echo "== fuzz_$target FAILED (exit $2); the end of its log ($log):"
+  tail -n 60 "$log"
+  for input in "$build_dir/fuzz-artifacts/$target/"*; do
+    [ -f "$input" ] || continue
+    echo "-- reproducer $input ($(stat -c %s "$input") bytes):"
+    head -c 512 "$input" | od -A d -c | head -n 20
+    echo "   run it again: $fuzzer $input"
+  done
+}
+
+for target in "${targets[@]}"; do
+  [ -d "tests/fuzz/corpus/$target" ] || { echo "fuzz.sh: no seed corpus tests/fuzz/corpus/$target" >&2; exit 1; }
 done
+failed=()
+declare -A running=()  # pid -> target
+wait_one() {
+  local pid status=0
+  wait -n -p pid "${!running[@]}" || status=$?
+  report "${running[$pid]}" "$status"
+  unset "running[$pid]"
+}
+for target in "${targets[@]}"; do
+  while [ ${#running[@]} -ge "$parallel" ]; do wait_one; done
+  fuzz_one "$target" &
+  running[$!]=$target
+done
+while [ ${#running[@]} -gt 0 ]; do wait_one; done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz.sh: FAILED: ${failed[*]}" >&2
   exit 1

@@ -29,6 +29,8 @@ test_pkgs=(
   # busybox and their modules (kmod: depmod, modprobe --show-depends; xz-utils: 6.12's modules are .ko.xz),
   # the guest's writable layer an ext4 image (e2fsprogs).
   qemu-system-x86 busybox-static kmod xz-utils e2fsprogs
+  # The fuzzers (scripts/fuzz.sh): clang's libFuzzer and sanitizer runtimes, which clang only recommends.
+  libclang-rt-dev
 )
 # Node.js and npm build the dashboard's UI (npm ci + esbuild, dashboard/CMakeLists.txt) and run its browser
 # tests (playwright-core driving Debian's chromium). They may already come from another repository (with

@@ -44,8 +44,8 @@ std::uint64_t stored_windows(const Daemon& daemon, const std::string& target) {
   auto [code, out] = daemon.cli({"targets", "--since", "10m", "--format", "json"});
   if (code != 0) return 0;
   const nlohmann::json doc = nlohmann::json::parse(out, nullptr, false);
-  if (!doc.is_array()) return 0;
-  for (const nlohmann::json& t : doc)
+  if (!doc.is_object() || !doc.contains("targets") || !doc["targets"].is_array()) return 0;
+  for (const nlohmann::json& t : doc["targets"])
     if (t.value("name", "") == target) return t.value("windows", std::uint64_t{0});
   return 0;
 }
