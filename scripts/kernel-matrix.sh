@@ -162,6 +162,12 @@ boot() {
   # mitigations=off: the guest runs on an emulated CPU; speculation mitigations only cost time there.
   local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off tsc=reliable km.mode=$mode"
   [ "$mode" != systemd ] || cmdline+=" systemd.unit=kernel-matrix.target systemd.show_status=false"
+  # The guest's /tmp is its own tmpfs: a checkout under the host's /tmp is shown there by name.
+  local top
+  for top in $(printf '%s\n' "$PWD" "$repo" | sed -n 's|^\(/tmp/[^/]*\).*|\1|p' | sort -u); do
+    case $top in *[[:space:]]*) die "a checkout under /tmp with a space in its name cannot be shown to the guest: $top" ;; esac
+    cmdline+=" km.tmp=$top"
+  done
   for attempt in 1 2; do
     rm -f "$out/status" "$out/started" "$work/rw.img"
     # The overlay's upper layer: sparse, formatted here, gone with the guest.

@@ -163,7 +163,10 @@ TEST_F(AlertmanagerTest, ReceivesPushedAlertsAndTheirResolution) {
   dispatcher.wake();
   const nlohmann::json after = am.alerts_when([](const nlohmann::json& a) { return a.empty(); });
   EXPECT_TRUE(after.empty()) << "resolved alerts are no longer active: " << after.dump();
-  EXPECT_EQ(count("SELECT count(*) FROM alert_outbox WHERE state = 'delivered'"), 2);
+  // The dispatcher marks a notification delivered after Alertmanager has answered: polled, not read once.
+  auto delivered = [&] { return count("SELECT count(*) FROM alert_outbox WHERE state = 'delivered'"); };
+  for (int i = 0; i < 100 && delivered() != 2; ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(delivered(), 2);
 }
 
 }  // namespace

@@ -194,9 +194,12 @@ TEST(HostileE2E, NoRequestByteReachesAResponseHeader) {
   Daemon daemon("split", "sampling: {window: 1s}\n" + dashboard_listen(port) +
                              "targets:\n  - name: x\n    match: {comm: pw-no-such-proc}\n");
   ASSERT_TRUE(daemon.started());
+  // Before perfwatchd's first window is stored the API answers 503, without the exports' headers.
+  ASSERT_TRUE(wait_until([&] { return http(port, "/api/v1/targets").status == 200; })) << daemon.log();
   for (const char* format : {"folded", "pprof", "speedscope"}) {
     const Reply r = http(port, std::string("/api/v1/targets/x%0D%0AX-Injected:%20yes/") + format + "?since=1m");
-    EXPECT_NE(r.status, 0) << r.body;
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_TRUE(r.response.has("Content-Disposition")) << format << ": the header the name goes into";
     EXPECT_FALSE(r.response.has("X-Injected")) << format << ": the request set a response header";
     for (const auto& [name, value] : r.response)
       EXPECT_EQ(value.find_first_of("\r\n"), std::string::npos) << name;
@@ -213,6 +216,8 @@ TEST(HostileE2E, DashboardAnswersOnlyItsOwnHostNames) {
                                   "alerts: {external_url: 'https://perf.example.com:8443/perfwatch'}\n"
                                   "targets:\n  - name: x\n    match: {comm: pw-no-such-proc}\n");
   ASSERT_TRUE(daemon.started());
+  // The API answers 503 until perfwatchd's first window is in the database.
+  ASSERT_TRUE(wait_until([&] { return http(port, "/api/v1/targets", "127.0.0.1:" + p).status == 200; })) << daemon.log();
   for (const std::string& host : {"evil.example:" + p, std::string("evil.example"), "127.0.0.1.evil.example:" + p,
                                  "localhost.evil.example:" + p, "127.0.0.1:" + std::to_string(port + 1)}) {
     const Reply r = http(port, "/api/v1/targets", host);
