@@ -295,8 +295,13 @@ cmd_ci() {
     summary+="kernel $release ($id): $(($(date +%s) - start)) s"$'\n'
     summary+=$(report_steps "$out")$'\n'
     [ ! -f "$out/e2e.log" ] || summary+=$(sed -n 's/^attach: /  attach: /p' "$out/e2e.log")$'\n'
-    failed+=$(failures "$release" "$out")$'\n'
-    [ "$rc" -eq 0 ] || [ -n "$(failures "$release" "$out")" ] || failed+="$release: guest-ci.sh: exit $rc"$'\n'
+    local found
+    found=$(failures "$release" "$out")
+    if [ -n "$found" ]; then
+      failed+=$found$'\n'
+    elif [ "$rc" -ne 0 ]; then
+      failed+="$release: guest-ci.sh: exit $rc"$'\n'
+    fi
   done
   echo "=== kernel-matrix: the shipped unit under systemd ($unit_kernel)"
   start=$(date +%s)
