@@ -94,13 +94,7 @@ OncpuSampler::~OncpuSampler() {
 }
 
 Result<void> OncpuSampler::attach_all_cpus(std::uint32_t frequency_hz) {
-  perf_event_attr attr{};
-  attr.size = sizeof(attr);
-  attr.type = PERF_TYPE_SOFTWARE;
-  attr.config = PERF_COUNT_SW_CPU_CLOCK;
-  attr.freq = 1;
-  attr.sample_freq = frequency_hz;
-  auto links = attach_perf_event_on_cpus(skel_->progs.oncpu_sample, attr, "oncpu: cpu-clock");
+  auto links = attach_perf_event_on_cpus(skel_->progs.oncpu_sample, cpu_clock_attr(frequency_hz), "oncpu: cpu-clock");
   if (!links) return links.error();
   links_ = std::move(*links);
   return {};

@@ -21,13 +21,6 @@ Result<int> parse_cpu(std::string_view text) {
   return cpu;
 }
 
-Result<std::vector<int>> online_cpus() {
-  std::ifstream in("/sys/devices/system/cpu/online");
-  std::string line;
-  if (!std::getline(in, line)) return make_error("cannot read /sys/devices/system/cpu/online");
-  return parse_cpu_list(line);
-}
-
 // The kernel refuses (EINVAL, without saying why) a sampling frequency above its limit, which it also
 // lowers by itself when sampling interrupts take too long.
 std::string frequency_limit(const perf_event_attr& attr, int err) {
@@ -40,6 +33,23 @@ std::string frequency_limit(const perf_event_attr& attr, int err) {
 }
 
 }  // namespace
+
+Result<std::vector<int>> online_cpus() {
+  std::ifstream in("/sys/devices/system/cpu/online");
+  std::string line;
+  if (!std::getline(in, line)) return make_error("cannot read /sys/devices/system/cpu/online");
+  return parse_cpu_list(line);
+}
+
+perf_event_attr cpu_clock_attr(std::uint32_t frequency_hz) {
+  perf_event_attr attr{};
+  attr.size = sizeof(attr);
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_CPU_CLOCK;
+  attr.freq = 1;
+  attr.sample_freq = frequency_hz;
+  return attr;
+}
 
 Result<std::vector<int>> parse_cpu_list(std::string_view text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);

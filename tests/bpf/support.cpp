@@ -103,17 +103,9 @@ constexpr std::size_t kPeerDataPages = 64;  // 256 KiB a CPU: 16-byte records, 1
 }
 
 PeerSamples::PeerSamples(std::uint32_t frequency_hz) {
-  std::ifstream online("/sys/devices/system/cpu/online");
-  std::string line;
-  std::getline(online, line);
-  auto cpus = collector::parse_cpu_list(line);
+  auto cpus = collector::online_cpus();
   if (!cpus) throw std::runtime_error("online CPUs: " + cpus.error().message);
-  perf_event_attr attr{};
-  attr.size = sizeof(attr);
-  attr.type = PERF_TYPE_SOFTWARE;
-  attr.config = PERF_COUNT_SW_CPU_CLOCK;
-  attr.freq = 1;
-  attr.sample_freq = frequency_hz;
+  perf_event_attr attr = collector::cpu_clock_attr(frequency_hz);  // as the sampler opens it
   attr.sample_type = PERF_SAMPLE_TID;
   ring_bytes_ = (1 + kPeerDataPages) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   for (int cpu : *cpus) {
